@@ -1,0 +1,97 @@
+"""The bundle file (.bpfb): a compiled program as one self-contained, versioned artifact.
+
+Layout:
+
+    MAGIC (8 bytes)  then one msgpack map, the envelope:
+      format     int    FORMAT_VERSION of the writer; readers refuse versions they do not know
+      payload    bin    msgpack map {"resources": schema.to_dict(Resources), "elf": bin}
+      sha256     bin    SHA-256 of payload: catches truncation and corruption
+      signature  nil    reserved for a signature over payload (not produced yet)
+
+`read()` checks all of this and raises `BundleError` with a one-line reason for anything that is not
+a valid bundle. Imports only the standard library, msgpack and common.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import msgpack
+
+from common.schema import Resources, SchemaError, from_dict, to_dict
+
+MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
+FORMAT_VERSION = 1
+MAX_BUNDLE_BYTES = 64 << 20
+_ELF_MAGIC = b"\x7fELF"
+_ENVELOPE_FIELDS = {"format", "payload", "sha256", "signature"}
+_PAYLOAD_FIELDS = {"resources", "elf"}
+
+
+class BundleError(ValueError):
+    """Not a valid bundle; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    resources: Resources
+    elf: bytes
+
+
+def write(bundle: Bundle) -> bytes:
+    payload = _pack({"resources": to_dict(bundle.resources), "elf": bundle.elf})
+    envelope = {
+        "format": FORMAT_VERSION,
+        "payload": payload,
+        "sha256": hashlib.sha256(payload).digest(),
+        "signature": None,
+    }
+    return MAGIC + _pack(envelope)
+
+
+def read(data: bytes) -> Bundle:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+    if not data.startswith(MAGIC):
+        raise BundleError("not a bpftc bundle (bad magic)")
+    envelope = _unpack(data[len(MAGIC) :], "envelope")
+    _expect_fields(envelope, _ENVELOPE_FIELDS, "envelope")
+    if envelope["format"] != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format {envelope['format']!r} is not supported (this bpfrun reads format {FORMAT_VERSION})"
+        )
+    payload = envelope["payload"]
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).digest() != envelope["sha256"]:
+        raise BundleError("bundle is corrupt (checksum mismatch)")
+    if envelope["signature"] is not None:
+        raise BundleError("bundle is signed, but this bpfrun cannot check signatures")
+    contents = _unpack(payload, "payload")
+    _expect_fields(contents, _PAYLOAD_FIELDS, "payload")
+    elf = contents["elf"]
+    if not isinstance(elf, bytes) or not elf.startswith(_ELF_MAGIC):
+        raise BundleError("bundle holds no ELF object")
+    try:
+        resources = from_dict(Resources, contents["resources"])
+    except SchemaError as error:
+        raise BundleError(f"bundle metadata is invalid: {error}") from None
+    return Bundle(resources, elf)
+
+
+def _pack(value: object) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(data: bytes, what: str) -> dict:
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises several unrelated exception types
+        raise BundleError(f"bundle is truncated or corrupt ({what}: {type(error).__name__})") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"bundle is corrupt ({what} is not a map)")
+    return value
+
+
+def _expect_fields(value: dict, fields: set[str], what: str) -> None:
+    if set(value) != fields:
+        raise BundleError(f"bundle is corrupt ({what} fields {sorted(map(str, value))})")
