@@ -1,0 +1,34 @@
+"""Emit: an LLVM module → a BPF ELF object (little-endian, with BTF), through llvmlite.binding.
+
+Consumes an `ir.Module`; produces the object's bytes. LLVM rejecting the module is a compiler bug.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+# v3 adds 32-bit jumps and ALU ops (kernel 5.1); v4 (kernel 6.6) would narrow which hosts can run a
+# bundle, so it is not used.
+CPU = "v3"
+
+
+@functools.cache
+def _target_machine() -> llvm.TargetMachine:
+    # llvm.initialize() raises in recent llvmlite; targets and printers are enough to emit.
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    target = llvm.Target.from_triple("bpfel")
+    return target.create_target_machine(cpu=CPU, opt=2, reloc="static", codemodel="small")
+
+
+def emit(module: ir.Module) -> bytes:
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    machine = _target_machine()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+    passes = llvm.create_pass_builder(machine, tuning)
+    passes.getModulePassManager().run(parsed, passes)
+    return machine.emit_object(parsed)

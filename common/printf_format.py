@@ -1,0 +1,52 @@
+"""How a printf format string splits into literal text and conversions.
+
+The compiler uses it to check arguments against conversions; the loader to format events. Both
+must read a format the same way, which is why it lives here. A '%' that does not start a known
+conversion is literal text, as in bpftrace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+INTEGER_CONVERSIONS = "diouxXc"
+STRING_CONVERSIONS = "s"
+
+_CONVERSION = re.compile(
+    r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d*))?(?P<length>hh|h|ll|l|j|z|t)?(?P<conversion>[diouxXcs%])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    flags: str
+    width: str  # digits, or ''
+    precision: str | None  # digits or '' after a '.', None without one
+    length: str  # '', 'hh', 'h', 'l', 'll', 'j', 'z' or 't'
+    conversion: str  # one of INTEGER_CONVERSIONS + STRING_CONVERSIONS
+
+
+def split_format(format_string: str) -> list[str | Conversion]:
+    """Literal text (with '%%' already turned into '%') and conversions, in order."""
+    pieces: list[str | Conversion] = []
+    text = []
+    position = 0
+    for match in _CONVERSION.finditer(format_string):
+        text.append(format_string[position : match.start()])
+        position = match.end()
+        if match["conversion"] == "%":
+            text.append("%")
+            continue
+        pieces.append("".join(text))
+        text = []
+        pieces.append(
+            Conversion(match["flags"], match["width"], match["precision"], match["length"] or "", match["conversion"])
+        )
+    text.append(format_string[position:])
+    pieces.append("".join(text))
+    return [piece for piece in pieces if piece != ""]
+
+
+def conversions(format_string: str) -> list[Conversion]:
+    return [piece for piece in split_format(format_string) if isinstance(piece, Conversion)]
