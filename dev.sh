@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Set up this checkout on Debian bookworm (as root) and run the demo or the test suite.
+#   ./dev.sh demo    compile examples/read_tp.bt, run it against a read() workload, print the histogram
+#   ./dev.sh test    run the whole test suite (loads BPF for real: needs root)
+# Both install what they need first, idempotently: Debian packages, then .venv with bpftc and bpfrun.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(python3 python3-venv python3-pip python3-bpfcc libbpf1 bpftool)
+
+install_packages() {
+  local missing=()
+  for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "dev.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_venv() {
+  # Debian's python: bcc's module (python3-bpfcc) only imports there.
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
+  local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+  if [ ! -e "$stamp" ] || [ ! -x .venv/bin/bpftc ]; then
+    echo "dev.sh: installing bpftc and bpfrun into .venv" >&2
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[compiler,test]'
+    rm -f .venv/.installed-* && touch "$stamp"
+  fi
+}
+
+demo() {
+  local bundle=/tmp/read_tp.bpfb
+  echo "+ bpftc examples/read_tp.bt -o $bundle"
+  .venv/bin/bpftc examples/read_tp.bt -o "$bundle"
+  echo "+ bpfrun $bundle   (stopped with SIGINT after 3 s; meanwhile dd does 20000 reads)"
+  .venv/bin/bpfrun "$bundle" &
+  local runner=$!
+  sleep 1
+  dd if=/dev/zero of=/dev/null bs=512 count=20000 status=none
+  sleep 2
+  kill -INT "$runner"
+  wait "$runner"
+}
+
+run_tests() {
+  set +e
+  .venv/bin/python -m pytest -q "$@"
+  local status=$?
+  set -e
+  if [ $status -eq 5 ]; then
+    echo "dev.sh: pytest collected no tests: the suite is broken" >&2
+  fi
+  return $status
+}
+
+main() {
+  [ "$(id -u)" = 0 ] || { echo "dev.sh: run as root (it installs packages and loads BPF)" >&2; exit 1; }
+  local command=${1:-}
+  [ $# -gt 0 ] && shift
+  case "$command" in
+    demo) install_packages; install_venv; demo ;;
+    test) install_packages; install_venv; run_tests "$@" ;;
+    *) echo "usage: ./dev.sh demo | ./dev.sh test [pytest arguments]" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
