@@ -47,8 +47,7 @@ class Function:
 
 FUNCTIONS: dict[str, Function] = {
     "count": Function(0, 0, map_value=True),
-    # bpftrace's hist() also takes a second argument (linear steps per power of 2): not supported yet.
-    "hist": Function(1, 1, map_value=True),
+    "hist": Function(1, 2, map_value=True),
     "delete": Function(1, 1),
     "exit": Function(0, 1),
     "printf": Function(1, 64),

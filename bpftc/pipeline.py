@@ -19,6 +19,7 @@ from bpftc.passes.desugar import desugar
 from bpftc.passes.probes import resolve_probes
 from bpftc.passes.resolve import resolve
 from bpftc.passes.resources import plan_resources
+from bpftc.printer import print_ast
 from bpftc.source import Source
 
 STAGES = ("parse", "desugar", "probes", "resolve", "check", "resources", "generate", "emit", "bundle")
@@ -38,10 +39,10 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None)
     program = parse(source, diagnostics)
     if program is None:
         return result
-    program = desugar(program)
-    if dump in ("parse", "desugar"):
-        result.dump = repr(program)
+    if dump == "parse":
+        result.dump = print_ast(program)
         return result
+    program = desugar(program)
     targets = resolve_probes(program, diagnostics)
     if diagnostics.has_errors:
         return result

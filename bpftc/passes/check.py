@@ -52,8 +52,14 @@ class _Checker(ast.Visitor):
     def visit_AssignMap(self, node: ast.AssignMap) -> None:
         self._check_map_access(node.map)
         value = node.value
-        if isinstance(value, ast.Call) and value.name in FUNCTIONS and FUNCTIONS[value.name].map_value:
+        if _is_aggregation(value):
             self._check_call(value)
+        elif isinstance(value, ast.Map) and self.maps[value.name].value.kind in (COUNT, HIST):
+            self._check_map_access(value)
+            aggregation = self.maps[value.name].value.kind
+            self.error(node, f"Map value '{aggregation}_t' cannot be assigned from one map to another. The function "
+                       f"that returns this type must be called directly e.g. `{_AGGREGATION_EXAMPLES[aggregation]}`.")
+            return
         else:
             self.visit(value)
         self._check_assigned_value(node)
@@ -73,7 +79,7 @@ class _Checker(ast.Visitor):
     def visit_Map(self, node: ast.Map) -> None:
         self._check_map_access(node)
         value = self.maps[node.name].value
-        if value is not None and value.kind in (COUNT, HIST):
+        if value.kind in (COUNT, HIST):
             self.error(node, f"Reading the value of a {type_name(value)} map is not supported yet")
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -124,6 +130,8 @@ class _Checker(ast.Visitor):
 
     def _check_hist_arguments(self, node: ast.Call) -> None:
         self._expect_int_argument(node)
+        if len(node.args) == 2:
+            self.error(node.args[1], "hist() with a second argument (linear steps per power of 2) is not supported yet")
 
     def _check_exit_arguments(self, node: ast.Call) -> None:
         if node.args:
@@ -179,16 +187,20 @@ class _Checker(ast.Visitor):
     def _check_assigned_value(self, node: ast.AssignMap) -> None:
         value = self.types[node.value]
         info: MapInfo = self.maps[node.map.name]
-        if isinstance(node.value, ast.Map) and value.kind in (COUNT, HIST):
-            return  # reported by visit_Map
         if value.kind == NONE:
             # Unknown names were reported where they are; calls that return nothing are reported here.
             if isinstance(node.value, ast.Call) and node.value.name in FUNCTIONS:
                 self.error(node, f"{node.value.name}() returns no value to assign to {node.map.name}")
             return
-        if info.value is not None and not _same_kinds((value,), (info.value,)):
-            self.error(node, f"Type mismatch for {node.map.name}: trying to assign value of type "
+        if not _same_kinds((value,), (info.value,)):
+            # bpftrace points at an aggregation call itself, at other values the whole assignment.
+            where = node.value if _is_aggregation(node.value) else node
+            self.error(where, f"Type mismatch for {node.map.name}: trying to assign value of type "
                        f"'{type_name(value)}' when map already has a type '{type_name(info.value)}'")
+
+
+def _is_aggregation(node: ast.Node) -> bool:
+    return isinstance(node, ast.Call) and node.name in FUNCTIONS and FUNCTIONS[node.name].map_value
 
 
 def _keyed_mismatch(node: ast.Map) -> str:

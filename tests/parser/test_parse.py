@@ -1,0 +1,142 @@
+"""The parser: source in, AST text (bpftc.printer) out; spans and syntax errors."""
+
+from textwrap import dedent
+
+from bpftc.diagnostics import Diagnostics
+from bpftc.parse import parse
+from bpftc.source import Source, Span
+from tests.compile import diagnostics_text, dump
+
+
+def ast_text(program: str) -> str:
+    return dump(program, "parse")
+
+
+def test_seed_readme_program_parses_with_its_2017_spellings():
+    program = dedent("""\
+        kprobe:sys_read
+        {
+          @start[tid] = nsecs;
+        }
+
+        kretprobe:sys_read / @start[tid] /
+        {
+          @times = quantize(nsecs - @start[tid]);
+          @start[tid] = delete();
+        }
+    """)
+    assert ast_text(program) == dedent("""\
+        Program
+         Probe
+          AttachPoint kprobe:sys_read
+          AssignMap
+           Map @start
+            Builtin tid
+           Builtin nsecs
+         Probe
+          AttachPoint kretprobe:sys_read
+          Predicate
+           Map @start
+            Builtin tid
+          AssignMap
+           Map @times
+           Call quantize()
+            Binop -
+             Builtin nsecs
+             Map @start
+              Builtin tid
+          AssignMap
+           Map @start
+            Builtin tid
+           Call delete()
+    """)
+
+
+def test_operator_precedence_follows_c():
+    assert ast_text("BEGIN { @x = 1 + 2 * -3 == 4 && !5 | 6; }") == dedent("""\
+        Program
+         Probe
+          AttachPoint BEGIN
+          AssignMap
+           Map @x
+           Binop &&
+            Binop ==
+             Binop +
+              Integer 1
+              Binop *
+               Integer 2
+               Unop -
+                Integer 3
+             Integer 4
+            Binop |
+             Unop !
+              Integer 5
+             Integer 6
+    """)
+
+
+def test_predicate_may_divide_and_end_with_slash_before_brace():
+    text = ast_text("interval:s:1 / 10 / 2 == 5 /{ exit(); }")
+    assert "  Predicate\n   Binop ==\n    Binop /\n" in text
+
+
+def test_comments_several_attach_points_and_keys():
+    program = dedent("""\
+        // a line comment
+        BEGIN, END /* a block
+        comment */ { @[pid, comm] = count(); printf("%d\\n", 0x10); ; }
+    """)
+    assert ast_text(program) == dedent("""\
+        Program
+         Probe
+          AttachPoint BEGIN
+          AttachPoint END
+          AssignMap
+           Map @
+            Builtin pid
+            Builtin comm
+           Call count()
+          ExprStatement
+           Call printf()
+            String '%d\\n'
+            Integer 16
+    """)
+
+
+def test_nodes_carry_their_source_spans():
+    diagnostics = Diagnostics()
+    program = parse(Source("t.bt", "BEGIN\n{\n  @x[tid] = nsecs;\n}\n"), diagnostics)
+    statement = program.probes[0].body[0]
+    assert statement.span == Span(3, 3, 3, 18)
+    assert statement.map.span == Span(3, 3, 3, 10)
+    assert statement.map.keys[0].span == Span(3, 6, 3, 9)
+    assert program.probes[0].attach_points[0].span == Span(1, 1, 1, 6)
+
+
+# Syntax errors; where bpftrace 0.27 has the same error the text is what it prints.
+
+
+def test_missing_expression_is_reported_at_the_token():
+    assert diagnostics_text("BEGIN { @x = 1 + ; }") == dedent("""\
+        stdin:1:18-19: ERROR: syntax: expected expression
+        BEGIN { @x = 1 + ; }
+                         ~
+    """)
+
+
+def test_missing_closing_brace_is_reported_at_the_end():
+    # bpftrace prints an empty marker line here too (a zero-width span).
+    assert diagnostics_text("BEGIN { @x = 1;") == "stdin:1:16-16: ERROR: syntax: expected '}'\nBEGIN { @x = 1;\n" + " " * 15 + "\n"
+
+
+def test_unclosed_call_and_bad_character_name_the_location():
+    assert diagnostics_text('BEGIN { printf("x" }', "f.bt") == dedent("""\
+        f.bt:1:20-21: ERROR: syntax: expected ')'
+        BEGIN { printf("x" }
+                           ~
+    """)
+    assert diagnostics_text("BEGIN {\n  @x = 1 # 2;\n}") == dedent("""\
+        stdin:2:10-11: ERROR: syntax: unexpected character '#'
+          @x = 1 # 2;
+                 ~
+    """)
