@@ -1,0 +1,73 @@
+"""bpfrun: attach and run a bundle compiled by bpftc (the privileged half of bpftrace).
+
+    bpfrun [-v] BUNDLE        BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log
+
+The steps, one module each: read → verify → load → run (BEGIN, attach, poll events, END) →
+maps → output. Exit status: the program's exit() code (0 without one); 1 for a user error, printed
+as one line `bpfrun: ERROR: ...` on stderr; 2 for a bug in bpfrun, printed as `BUG: ...`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+import click
+
+from bpfrun.errors import UserError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
+@click.argument("bundle_path", metavar="BUNDLE")
+def cli(verbose: bool, bundle_path: str) -> None:
+    """Run the bpftrace program compiled into BUNDLE until it exits or is interrupted."""
+    sys.exit(_main(bundle_path, verbose))
+
+
+def main() -> None:
+    cli()
+
+
+def _main(path: str, verbose: bool) -> int:
+    try:
+        return _run(path, verbose)
+    except UserError as error:
+        print(f"bpfrun: ERROR: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # only before the stop flag's handlers are installed
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`bpfrun x | head`): stop quietly, and keep Python's
+        # final flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:  # noqa: BLE001 (a bug: one line, never a traceback)
+        print(f"BUG: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(path: str, verbose: bool) -> int:
+    # Imported here so that even a missing libbpf.so.1 is reported as one line.
+    from bpfrun import libbpf
+    from bpfrun.load import load
+    from bpfrun.read import read_bundle
+    from bpfrun.run import StopFlag, run
+    from bpfrun.verify import verify
+
+    stop = StopFlag()
+    stop.install()
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    log = libbpf.capture_log(verbose)
+    bundle = read_bundle(path)
+    verify(bundle.resources)
+    with contextlib.ExitStack() as stack:
+        loaded = load(bundle, stack, log)
+        return run(loaded, bundle.resources, stack, stop, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

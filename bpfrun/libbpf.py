@@ -1,0 +1,171 @@
+"""Every foreign call bpfrun makes: libbpf (system libbpf.so.1, 1.1) and a few libc functions.
+
+This module holds the ctypes prototypes (argtypes and restype of every function we call), the
+structures passed to them, and libbpf's log hook. It has no policy: callers check results and turn
+failures into errors. Error convention of libbpf 1.x: functions returning a pointer return NULL
+and set errno; functions returning int return a negative errno.
+
+The libbpf log is captured by `capture_log()`: every message is kept (load.py summarises the
+verifier's complaint from them) and, with -v, also written to the `bpfrun.libbpf` logger.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_long,
+    c_size_t,
+    c_uint,
+    c_uint32,
+    c_uint64,
+    c_ulong,
+    c_void_p,
+)
+
+from bpfrun.errors import UserError
+
+_log = logging.getLogger("bpfrun.libbpf")
+
+try:
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+except OSError as error:
+    raise UserError(f"cannot load libbpf: {error}") from None
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+class bpf_test_run_opts(Structure):  # noqa: N801 (libbpf's name)
+    _fields_ = [
+        ("sz", c_size_t),
+        ("data_in", c_void_p),
+        ("data_out", c_void_p),
+        ("data_size_in", c_uint32),
+        ("data_size_out", c_uint32),
+        ("ctx_in", c_void_p),
+        ("ctx_out", c_void_p),
+        ("ctx_size_in", c_uint32),
+        ("ctx_size_out", c_uint32),
+        ("retval", c_uint32),
+        ("repeat", c_int),
+        ("duration", c_uint32),
+        ("flags", c_uint32),
+        ("cpu", c_uint32),
+        ("batch_size", c_uint32),
+    ]
+
+
+class perf_event_attr(Structure):  # noqa: N801 (the kernel's name)
+    """The first PERF_ATTR_SIZE_VER1 (72) bytes of struct perf_event_attr; the kernel accepts
+    any published size and treats the fields we leave out as zero."""
+
+    _fields_ = [
+        ("type", c_uint32),
+        ("size", c_uint32),
+        ("config", c_uint64),
+        ("sample_period", c_uint64),  # union with sample_freq
+        ("sample_type", c_uint64),
+        ("read_format", c_uint64),
+        ("flags", c_uint64),  # bit field: disabled:1, inherit:1, ... freq is bit 10
+        ("wakeup_events", c_uint32),
+        ("bp_type", c_uint32),
+        ("config1", c_uint64),
+        ("config2", c_uint64),
+    ]
+
+
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_CPU_CLOCK = 0
+SYS_PERF_EVENT_OPEN = 298  # x86_64; verify.py refuses bundles for other architectures
+
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_HASH = 9
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+BPF_MAP_TYPE_RINGBUF = 27
+
+# int (*)(enum libbpf_print_level level, const char *format, va_list args)
+# va_list is an array type on x86_64, so it arrives as a pointer that vsnprintf accepts as is.
+_VA_LIST_SIZE = 24  # sizeof(va_list) on x86_64
+PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+# int (*)(void *ctx, void *data, size_t size)
+RING_BUFFER_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+
+
+def _prototype(library: ctypes.CDLL, name: str, restype: object, *argtypes: object) -> None:
+    function = getattr(library, name)
+    function.restype = restype
+    function.argtypes = list(argtypes)
+
+
+_prototype(lib, "libbpf_get_error", c_long, c_void_p)
+_prototype(lib, "libbpf_set_print", c_void_p, PRINT_FN)
+_prototype(lib, "libbpf_num_possible_cpus", c_int)
+_prototype(lib, "bpf_object__open_mem", c_void_p, c_void_p, c_size_t, c_void_p)
+_prototype(lib, "bpf_object__load", c_int, c_void_p)
+_prototype(lib, "bpf_object__close", None, c_void_p)
+_prototype(lib, "bpf_object__find_program_by_name", c_void_p, c_void_p, c_char_p)
+_prototype(lib, "bpf_object__find_map_by_name", c_void_p, c_void_p, c_char_p)
+_prototype(lib, "bpf_program__fd", c_int, c_void_p)
+_prototype(lib, "bpf_program__attach_tracepoint", c_void_p, c_void_p, c_char_p, c_char_p)
+_prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char_p)
+_prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
+_prototype(lib, "bpf_link__destroy", c_int, c_void_p)
+_prototype(lib, "bpf_map__fd", c_int, c_void_p)
+_prototype(lib, "bpf_map__type", c_int, c_void_p)
+_prototype(lib, "bpf_map__key_size", c_uint32, c_void_p)
+_prototype(lib, "bpf_map__value_size", c_uint32, c_void_p)
+_prototype(lib, "bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
+_prototype(lib, "bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
+_prototype(lib, "bpf_prog_test_run_opts", c_int, c_int, POINTER(bpf_test_run_opts))
+_prototype(lib, "ring_buffer__new", c_void_p, c_int, RING_BUFFER_SAMPLE_FN, c_void_p, c_void_p)
+_prototype(lib, "ring_buffer__poll", c_int, c_void_p, c_int)
+_prototype(lib, "ring_buffer__consume", c_int, c_void_p)
+_prototype(lib, "ring_buffer__free", None, c_void_p)
+
+_prototype(libc, "vsnprintf", c_int, c_char_p, c_size_t, c_char_p, c_void_p)
+_prototype(libc, "mount", c_int, c_char_p, c_char_p, c_char_p, c_ulong, c_void_p)
+# long syscall(SYS_perf_event_open, struct perf_event_attr *, pid_t, int cpu, int group_fd, ulong)
+_prototype(libc, "syscall", c_long, c_long, POINTER(perf_event_attr), c_int, c_int, c_int, c_uint)
+
+
+class LogCapture:
+    """Owns the libbpf print callback: keeps every message, echoes them with -v.
+
+    The ctypes callback object must outlive every libbpf call, so this object holds it and is
+    kept alive by the caller for the whole run.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        self.lines: list[str] = []
+        self._verbose = verbose
+        self._callback = PRINT_FN(self._print)
+        lib.libbpf_set_print(self._callback)
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+    def _print(self, level: int, fmt: bytes, args: int) -> int:
+        # The first vsnprintf only measures; it consumes its va_list, so it gets a copy. On x86_64
+        # va_list is one 24-byte struct and va_copy is a plain copy of it.
+        args_copy = ctypes.create_string_buffer(_VA_LIST_SIZE)
+        ctypes.memmove(args_copy, args, _VA_LIST_SIZE)
+        size = libc.vsnprintf(None, 0, fmt, ctypes.addressof(args_copy))
+        buffer = ctypes.create_string_buffer(max(size, 0) + 1)
+        libc.vsnprintf(buffer, len(buffer), fmt, args)
+        text = buffer.value.decode("utf-8", "replace")
+        self.lines.extend(text.splitlines())
+        if self._verbose:
+            _log.info("%s", text.rstrip("\n"))
+        return 0
+
+
+def capture_log(verbose: bool) -> LogCapture:
+    return LogCapture(verbose)

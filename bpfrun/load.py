@@ -1,0 +1,145 @@
+"""Step 3: open the bundle's ELF object with libbpf, check it against the Resources, load it.
+
+Consumes a verified `Bundle`; produces a `LoadedObject` whose kernel objects are owned by the
+caller's `ExitStack` (bpf_object__close frees programs and maps). Before anything reaches the
+kernel, every probe's program and every map must exist in the ELF with the key and value sizes
+the storage rules of `common.types` give, per-CPU exactly when `common.schema.is_per_cpu`, and
+the event map must be a ring buffer.
+
+Errors (`UserError`, one line): an ELF libbpf cannot open, a program or map that does not match,
+and a load the kernel refuses, summarised by the last meaningful line of the verifier's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bpfrun.errors import UserError
+from bpfrun.libbpf import (
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    BPF_MAP_TYPE_RINGBUF,
+    LogCapture,
+    lib,
+)
+from common.bundle import Bundle
+from common.schema import MapSpec, Resources, is_per_cpu, kernel_key_fields
+from common.types import record_offsets, stored_size
+
+_PER_CPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
+# Verifier log lines that come after the complaint and say nothing about it.
+_LIBBPF_SUMMARIES = re.compile(r"failed to load object|failed to load: -\d+$")
+_LOG_TRAILERS = re.compile(r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|\s*$)")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedObject:
+    handle: int  # struct bpf_object *
+    programs: Mapping[str, int]  # ELF function name → struct bpf_program *
+    map_fds: Mapping[str, int]  # ELF map name → map fd (the script's maps and the event map)
+    elf: ctypes.Array  # the ELF bytes libbpf parsed; kept alive as long as the object
+
+
+def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture) -> LoadedObject:
+    resources = bundle.resources
+    elf = ctypes.create_string_buffer(bundle.elf, len(bundle.elf))
+    log.clear()
+    handle = lib.bpf_object__open_mem(elf, len(bundle.elf), None)
+    if not handle:
+        error = ctypes.get_errno()
+        raise UserError(f"cannot open the bundle's BPF object: {_last_line(log) or os.strerror(error)}")
+    stack.callback(lib.bpf_object__close, handle)
+    programs = _find_programs(handle, resources)
+    maps = _find_maps(handle, resources)
+    log.clear()
+    error = lib.bpf_object__load(handle)
+    if error:
+        raise UserError(_load_failure(resources, log, -error))
+    map_fds = {name: lib.bpf_map__fd(pointer) for name, pointer in maps.items()}
+    return LoadedObject(handle, programs, map_fds, elf)
+
+
+def _find_programs(handle: int, resources: Resources) -> dict[str, int]:
+    programs = {}
+    for probe in resources.probes:
+        program = lib.bpf_object__find_program_by_name(handle, probe.program.encode())
+        if not program:
+            raise UserError(f"bundle's BPF object has no program {probe.program!r} for probe {probe.attach_point}")
+        programs[probe.program] = program
+    return programs
+
+
+def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
+    maps = {spec.elf_name: _find_map(handle, spec.elf_name, spec.name) for spec in resources.maps}
+    for spec in resources.maps:
+        _check_map(maps[spec.elf_name], spec)
+    if resources.event_map:
+        ring_buffer = _find_map(handle, resources.event_map, "events")
+        if lib.bpf_map__type(ring_buffer) != BPF_MAP_TYPE_RINGBUF:
+            raise UserError(f"bundle's event map {resources.event_map!r} is not a ring buffer")
+        maps[resources.event_map] = ring_buffer
+    return maps
+
+
+def _find_map(handle: int, elf_name: str, purpose: str) -> int:
+    pointer = lib.bpf_object__find_map_by_name(handle, elf_name.encode())
+    if not pointer:
+        raise UserError(f"bundle's BPF object has no map {elf_name!r} (for {purpose})")
+    return pointer
+
+
+def _check_map(pointer: int, spec: MapSpec) -> None:
+    _, key_size = record_offsets(kernel_key_fields(spec))
+    value_size = stored_size(spec.value)
+    found = (lib.bpf_map__key_size(pointer), lib.bpf_map__value_size(pointer))
+    if found != (key_size, value_size):
+        raise UserError(
+            f"map {spec.name} ({spec.elf_name!r}) has key/value sizes {found[0]}/{found[1]} in the BPF object, "
+            f"but {key_size}/{value_size} in the bundle's metadata"
+        )
+    per_cpu = lib.bpf_map__type(pointer) in _PER_CPU_MAP_TYPES
+    if per_cpu != is_per_cpu(spec):
+        expected = "a per-CPU map" if is_per_cpu(spec) else "a map shared by all CPUs"
+        raise UserError(f"map {spec.name} ({spec.elf_name!r}) should be {expected}")
+
+
+def _load_failure(resources: Resources, log: LogCapture, error: int) -> str:
+    """One line: which probe the kernel refused and the verifier's last word about it."""
+    program, complaint = _verifier_complaint(log.lines)
+    probes = {probe.program: probe.attach_point for probe in resources.probes}
+    what = probes.get(program or "", "the BPF programs")
+    reason = complaint or _last_line(log) or os.strerror(error)
+    return f"cannot load {what}: {reason}"
+
+
+def _verifier_complaint(lines: list[str]) -> tuple[str | None, str | None]:
+    """The program named by libbpf's last PROG LOAD LOG and that log's last meaningful line."""
+    program = complaint = None
+    inside = False
+    for line in lines:
+        begin = re.search(r"prog '([^']*)': -- BEGIN PROG LOAD LOG --", line)
+        if begin:
+            program, complaint, inside = begin.group(1), None, True
+        elif "-- END PROG LOAD LOG --" in line:
+            before = line.partition("-- END PROG LOAD LOG --")[0]
+            if inside and not _LOG_TRAILERS.match(before):
+                complaint = before.strip()
+            inside = False
+        elif inside and not _LOG_TRAILERS.match(line):
+            complaint = line.strip()
+    return program, complaint
+
+
+def _last_line(log: LogCapture) -> str | None:
+    """libbpf's last message, skipping its closing 'failed to load object' summaries."""
+    for line in reversed(log.lines):
+        text = line.removeprefix("libbpf: ").strip()
+        if text and not _LIBBPF_SUMMARIES.search(text):
+            return text
+    return None

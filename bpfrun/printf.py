@@ -1,0 +1,128 @@
+"""C printf semantics for bpftrace's printf(): format argument values the way glibc would.
+
+Consumes a format string (escapes already resolved by the compiler), split into text and
+conversions by `common.printf_format` exactly as the compiler split it (a '%' that starts no known
+conversion is literal text), and argument values: ints (the 64-bit stored value, sign- or
+zero-extended by its type) and bytes (string arguments, already cut at their NUL). Produces
+bytes, as glibc's printf prints them when each argument is passed with the C type its conversion
+names:
+
+- no length modifier: `int` / `unsigned int` (32 bits), so `%d` of 5000000000 is 705032704;
+  `hh` 8 bits, `h` 16 bits, `l`, `ll`, `j`, `z`, `t` 64 bits;
+- d, i signed; u, o, x, X unsigned; c one byte; s a string (length modifiers of c and s are
+  ignored: bpftrace has no wide characters);
+- flags `-+ #0` in any order, a width, a precision; `%%`.
+
+bpftrace 0.27 formats with C++ streams and differs from C in places (`%05d` of -42, `% d`,
+precision of integers and strings, `%#05x`); we follow C, see tests/test_bpfrun_printf.py.
+Reports nothing: verify.py checks beforehand that conversions and arguments match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common import printf_format
+
+INTEGER_CONVERSIONS = printf_format.INTEGER_CONVERSIONS
+STRING_CONVERSIONS = printf_format.STRING_CONVERSIONS
+_SIGNED = "di"
+_LENGTH_BITS = {"": 32, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
+_BASES = {"d": 10, "i": 10, "u": 10, "o": 8, "x": 16, "X": 16}
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    flags: str  # any of '-', '+', ' ', '#', '0'
+    width: int | None
+    precision: int | None
+    length: str  # '' or one of 'hh', 'h', 'l', 'll', 'j', 'z', 't'
+    conversion: str  # one of INTEGER_CONVERSIONS + STRING_CONVERSIONS
+
+
+Piece = bytes | Conversion  # literal text, or one conversion that takes one argument
+
+
+def parse(fmt: str) -> tuple[Piece, ...]:
+    """Split a format the way the compiler does (common.printf_format): unknown '%...' is text."""
+    return tuple(_piece(piece) for piece in printf_format.split_format(fmt))
+
+
+def conversions(pieces: Sequence[Piece]) -> tuple[Conversion, ...]:
+    return tuple(piece for piece in pieces if isinstance(piece, Conversion))
+
+
+def format(pieces: Sequence[Piece], args: Sequence[int | bytes]) -> bytes:  # noqa: A001
+    out = bytearray()
+    values = iter(args)
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            out += piece
+        else:
+            out += _format_one(piece, next(values))
+    return bytes(out)
+
+
+def _piece(piece: str | printf_format.Conversion) -> Piece:
+    if isinstance(piece, str):
+        return piece.encode()
+    return Conversion(
+        piece.flags,
+        int(piece.width) if piece.width else None,
+        None if piece.precision is None else int(piece.precision or "0"),
+        piece.length,
+        piece.conversion,
+    )
+
+
+def _format_one(spec: Conversion, value: int | bytes) -> bytes:
+    if spec.conversion == "s":
+        assert isinstance(value, bytes), f"%s of {value!r}"
+        text = value if spec.precision is None else value[: spec.precision]
+        return _pad(spec, text)
+    assert isinstance(value, int), f"%{spec.conversion} of {value!r}"
+    if spec.conversion == "c":
+        return _pad(spec, bytes([value & 0xFF]))
+    return _format_integer(spec, value)
+
+
+def _format_integer(spec: Conversion, value: int) -> bytes:
+    bits = _LENGTH_BITS[spec.length]
+    value &= (1 << bits) - 1
+    if spec.conversion in _SIGNED and value >> (bits - 1):
+        value -= 1 << bits
+    digits = _digits(abs(value), _BASES[spec.conversion])
+    if spec.conversion == "X":
+        digits = digits.upper()
+    if spec.precision == 0 and value == 0:
+        digits = ""  # C: "The result of converting zero with an explicit precision of zero shall be no characters"
+    if spec.precision is not None:
+        digits = digits.rjust(spec.precision, "0")
+    prefix = ""
+    alternate = "#" in spec.flags
+    if alternate and spec.conversion == "o" and not digits.startswith("0"):
+        digits = "0" + digits
+    elif alternate and spec.conversion in "xX" and value != 0:
+        prefix = "0X" if spec.conversion == "X" else "0x"
+    if spec.conversion in _SIGNED:
+        prefix = ("-" if value < 0 else "+" if "+" in spec.flags else " " if " " in spec.flags else "") + prefix
+    if spec.width and "0" in spec.flags and "-" not in spec.flags and spec.precision is None:
+        digits = digits.rjust(spec.width - len(prefix), "0")
+    return _pad(spec, (prefix + digits).encode())
+
+
+def _digits(magnitude: int, base: int) -> str:
+    if base == 8:
+        return f"{magnitude:o}"
+    if base == 16:
+        return f"{magnitude:x}"
+    return str(magnitude)
+
+
+def _pad(spec: Conversion, text: bytes) -> bytes:
+    if spec.width is None or len(text) >= spec.width:
+        return text
+    if "-" in spec.flags:
+        return text.ljust(spec.width)
+    return text.rjust(spec.width)

@@ -1,0 +1,152 @@
+"""Step 5: the life of a loaded program, in bpftrace 0.27's order.
+
+1. run the BEGIN programs (bpf_prog_test_run_opts, in bpfrun's own process context);
+2. attach the other probes (attach.py) and print "Attached N probes" on stderr;
+3. poll the ring buffer until SIGINT, SIGTERM or an exit event (a program with only BEGIN and
+   END probes stops as soon as the ring buffer is empty, as bpftrace does);
+4. detach the probes, run the END programs, drain the ring buffer;
+5. print "\\n\\n" and the maps (maps.py, output.py).
+
+Events that arrive after an exit event or a signal are dropped until END runs, as bpftrace drops
+them. Returns the exit status: the exit event's code modulo 256, else 0. Every kernel object is
+owned by the caller's `ExitStack`; signal handlers only set `StopFlag.requested`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+from bpfrun import attach, maps, output
+from bpfrun.errors import UserError
+from bpfrun.events import EventHandler
+from bpfrun.libbpf import RING_BUFFER_SAMPLE_FN, bpf_test_run_opts, lib
+from bpfrun.load import LoadedObject
+from common.schema import BEGIN, END, ProbeSpec, Resources
+
+POLL_TIMEOUT_MS = 100
+
+
+class StopFlag:
+    """Whether to stop polling; set by SIGINT/SIGTERM (install()) and by exit events."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def run(loaded: LoadedObject, resources: Resources, stack: contextlib.ExitStack, stop: StopFlag, out: BinaryIO) -> int:
+    dispatcher = _Dispatcher(EventHandler(resources.events, out), stop)
+    ring = None
+    if resources.event_map:
+        ring = stack.enter_context(_RingBuffer(loaded.map_fds[resources.event_map], dispatcher))
+    _run_programs(loaded, resources.probes, BEGIN)
+    links = attach.attach_probes(loaded, resources.probes, stack)
+    print(attach.attached_message(resources.probes), file=sys.stderr, flush=True)
+    if any(probe.provider not in (BEGIN, END) for probe in resources.probes):
+        _poll_until_stopped(ring, stop)
+    elif ring:
+        ring.consume()
+    links.close()  # bpftrace detaches before END: the maps END and the printout see are final
+    dispatcher.start_end_phase()
+    _run_programs(loaded, resources.probes, END)
+    if ring:
+        ring.consume()
+    values = maps.read_maps(resources.maps, loaded.map_fds)
+    out.write(output.encode_text(output.render_exit(values)))
+    out.flush()
+    return dispatcher.exit_code & 0xFF
+
+
+class _Dispatcher:
+    """Hands ring buffer records to events.py; drops them after an exit event or a signal."""
+
+    def __init__(self, handler: EventHandler, stop: StopFlag) -> None:
+        self._handler = handler
+        self._stop = stop
+        self._dropping = False
+        self.exit_code = 0
+
+    def start_end_phase(self) -> None:
+        self._dropping = False
+
+    def __call__(self, record: bytes) -> None:
+        if self._dropping or self._stop.requested:
+            self._dropping = True
+            return
+        code = self._handler.handle(record)
+        if code is not None:
+            self.exit_code = code
+            self._dropping = True
+            self._stop.requested = True
+
+
+class _RingBuffer:
+    """Owns a libbpf ring_buffer and its ctypes callback (which must outlive it)."""
+
+    def __init__(self, map_fd: int, on_record: Callable[[bytes], None]) -> None:
+        self._on_record = on_record
+        self._error: BaseException | None = None
+        self._callback = RING_BUFFER_SAMPLE_FN(self._sample)
+        self._handle = lib.ring_buffer__new(map_fd, self._callback, None, None)
+        if not self._handle:
+            raise UserError(f"cannot open the event ring buffer: {os.strerror(ctypes.get_errno())}")
+
+    def __enter__(self) -> _RingBuffer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        lib.ring_buffer__free(self._handle)
+
+    def poll(self, timeout_ms: int) -> None:
+        self._check(lib.ring_buffer__poll(self._handle, timeout_ms))
+
+    def consume(self) -> None:
+        self._check(lib.ring_buffer__consume(self._handle))
+
+    def _sample(self, context: int, data: int, size: int) -> int:
+        # An exception must not cross back into C: keep it, make libbpf stop, re-raise in _check.
+        try:
+            self._on_record(ctypes.string_at(data, size))
+        except BaseException as error:  # noqa: BLE001 (re-raised by _check)
+            self._error = error
+            return -1
+        return 0
+
+    def _check(self, result: int) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if result < 0 and result != -errno.EINTR:
+            raise UserError(f"cannot read the event ring buffer: {os.strerror(-result)}")
+
+
+def _poll_until_stopped(ring: _RingBuffer | None, stop: StopFlag) -> None:
+    while not stop.requested:
+        if ring:
+            ring.poll(POLL_TIMEOUT_MS)
+        else:
+            time.sleep(POLL_TIMEOUT_MS / 1000)
+
+
+def _run_programs(loaded: LoadedObject, probes: tuple[ProbeSpec, ...], provider: str) -> None:
+    for probe in probes:
+        if probe.provider != provider:
+            continue
+        options = bpf_test_run_opts(sz=ctypes.sizeof(bpf_test_run_opts))
+        result = lib.bpf_prog_test_run_opts(lib.bpf_program__fd(loaded.programs[probe.program]), ctypes.byref(options))
+        if result < 0:
+            raise UserError(f"cannot run {probe.attach_point}: {os.strerror(-result)}")
