@@ -17,12 +17,26 @@ from bpftc.pipeline import compile_source
 from bpftc.source import Source
 
 
+def main() -> None:
+    """Run the command line; usage errors are user errors (exit 1), like script errors."""
+    try:
+        compile_command.main(standalone_mode=False)
+    except _FileProblem as error:
+        click.echo(f"bpftc: ERROR: {error}", err=True)
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(1)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("script", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-e", "program", metavar="PROGRAM", help="Compile PROGRAM instead of a script file.")
 @click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
 @click.option("--dump", type=click.Choice(["parse", "resources", "generate"]), help="Print a stage's result and stop.")
-def main(script: str | None, program: str | None, output: str | None, dump: str | None) -> None:
+def compile_command(script: str | None, program: str | None, output: str | None, dump: str | None) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
     try:
@@ -39,6 +53,10 @@ def main(script: str | None, program: str | None, output: str | None, dump: str 
     _write_bundle(result.bundle, output or _default_output(script))
 
 
+class _FileProblem(Exception):
+    """A file that cannot be read or written: one line for the user."""
+
+
 def _read_source(script: str | None, program: str | None) -> Source:
     if (script is None) == (program is None):
         raise click.UsageError("give either a SCRIPT file or -e PROGRAM")
@@ -49,8 +67,10 @@ def _read_source(script: str | None, program: str | None) -> Source:
     try:
         with open(script, encoding="utf-8") as file:
             return Source(script, file.read())
-    except (OSError, UnicodeDecodeError) as error:
-        raise click.FileError(script, hint=str(error)) from None
+    except OSError as error:
+        raise _FileProblem(f"cannot read {script}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise _FileProblem(f"cannot read {script}: it is not UTF-8 text") from None
 
 
 def _default_output(script: str | None) -> str:
@@ -69,7 +89,7 @@ def _write_bundle(data: bytes, output: str) -> None:
         with open(output, "wb") as file:
             file.write(data)
     except OSError as error:
-        raise click.FileError(output, hint=error.strerror) from None
+        raise _FileProblem(f"cannot write {output}: {error.strerror}") from None
 
 
 if __name__ == "__main__":

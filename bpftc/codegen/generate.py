@@ -188,6 +188,8 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Binop(self, node: ast.Binop) -> ir.Value:
         left, right = self.visit(node.left), self.visit(node.right)
+        if self.types[node.left].kind == STRING:
+            return self._strings_compare(node.op, left, right, self.types[node.left], self.types[node.right])
         signed = _signed_operation(node, self.types)
         op = node.op
         if op in ("&&", "||"):
@@ -208,6 +210,17 @@ class _ProbeGenerator(ast.Visitor):
         return simple[op](left, right, name="result")
 
     # Pieces
+
+    def _strings_compare(self, op: str, left: ir.Value, right: ir.Value, left_type: Type, right_type: Type) -> ir.Value:
+        """== and != on strings: both buffers are NUL-padded, so compare them 8 bytes at a time, the
+        shorter one reading as zeros past its end."""
+        left_size, right_size = stored_size(left_type), stored_size(right_type)
+        equal = ir.Constant(ir.IntType(1), 1)
+        for offset in range(0, max(left_size, right_size), 8):
+            left_chunk = self.bpf.load_i64(left, offset, name="chunk") if offset < left_size else I64(0)
+            right_chunk = self.bpf.load_i64(right, offset, name="chunk") if offset < right_size else I64(0)
+            equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
+        return self._bool(equal if op == "==" else self.ir.not_(equal))
 
     def _bool(self, bit: ir.Value) -> ir.Value:
         return self.ir.zext(bit, I64, name="bool")

@@ -102,8 +102,8 @@ class _Checker(ast.Visitor):
         if NONE in (left.kind, right.kind):
             return  # already reported where the operand is
         if left.kind == right.kind == STRING and node.op in ("==", "!="):
-            self.error(node, "Comparing strings is not supported yet")
-        elif left.kind not in (INT, BOOL) or right.kind not in (INT, BOOL):
+            return
+        if left.kind not in (INT, BOOL) or right.kind not in (INT, BOOL):
             context = (
                 Context(node.left.span, f"left ({type_name(left)})"),
                 Context(node.right.span, f"right ({type_name(right)})"),

@@ -126,8 +126,10 @@ def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, 
                 if compiled.returncode != 0:
                     return case, Run("", compiled.stderr, compiled.returncode)
                 command = [*tracer, str(bundle)]
-            else:
+            elif case.program:
                 command = [*tracer, "-e", case.program]
+            else:
+                command = tracer  # it names its own bundle or script
             return case, _trace(case, command, workload)
     finally:
         if workload is not None and workload.poll() is None:

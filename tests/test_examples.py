@@ -1,0 +1,96 @@
+"""Every example compiles, without privileges; the two README examples run for real."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.harness import BIN, ROOT, kernel_has_kprobes, run_case, Case
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.bt"))
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="loads BPF programs: needs root")
+
+
+def test_there_are_examples():
+    assert {path.name for path in EXAMPLES} >= {"read.bt", "read_tp.bt"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_example_compiles(example, tmp_path):
+    out = tmp_path / "out.bpfb"
+    result = subprocess.run([BIN / "bpftc", example, "-o", out], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"BPFB"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_example_compiles_as_an_unprivileged_user(example):
+    if os.geteuid() != 0:
+        command = [BIN / "bpftc", "-", "-o", "-"]
+    elif subprocess.run([*NOBODY, "test", "-x", BIN / "bpftc", "-a", "-r", example]).returncode == 0:
+        command = [*NOBODY, BIN / "bpftc", "-", "-o", "-"]
+    else:
+        pytest.skip("the checkout is not readable by user nobody")
+    result = subprocess.run(command, stdin=example.open("rb"), capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout[:4] == b"BPFB"
+
+
+@root_only
+def test_read_bt_fails_to_attach_without_kprobes_and_leaves_nothing(tmp_path):
+    if kernel_has_kprobes():
+        pytest.skip("this kernel has kprobes")
+    bundle = tmp_path / "read.bpfb"
+    subprocess.run([BIN / "bpftc", ROOT / "examples" / "read.bt", "-o", bundle], check=True)
+    before = _loaded_programs()
+    result = subprocess.run([BIN / "bpfrun", bundle], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert re.fullmatch(r"bpfrun: ERROR: .*kprobe:sys_read.*kprobes are not available on this kernel.*\n", result.stderr)
+    assert _loaded_programs() == before
+
+
+@root_only
+def test_read_tp_histogram_counts_every_read_while_it_ran(tmp_path):
+    bundle = tmp_path / "read_tp.bpfb"
+    subprocess.run([BIN / "bpftc", ROOT / "examples" / "read_tp.bt", "-o", bundle], check=True)
+    case = Case("read_tp", workload=500, stop="sigint", timeout=30)
+    _, run = run_case(case, [str(BIN / "bpfrun"), str(bundle)], compile_first=False)
+    assert run.exit_code == 0, run.stderr
+    histogram = re.search(r"^@times:\n((?:.+\n)+)\n", run.stdout, re.MULTILINE)
+    assert histogram, run.stdout
+    rows = histogram.group(1).splitlines()
+    for row in rows:
+        assert re.fullmatch(r"(\[\d+[KMG]?, \d+[KMG]?\)|\[\d\]) +\d+ \|[@ ]{52}\|", row), row
+        assert len(row) == 79
+    total = sum(int(row[16:24]) for row in rows)
+    # Other processes read too while it runs: at least the workload's 500 reads were measured.
+    assert total >= 500
+
+
+@root_only
+def test_running_bpfrun_maps_no_llvm(tmp_path):
+    bundle = tmp_path / "wait.bpfb"
+    subprocess.run([BIN / "bpftc", "-e", "interval:s:30 { exit(); }", "-o", bundle], check=True)
+    runner = subprocess.Popen([BIN / "bpfrun", bundle], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert runner.stderr.readline().startswith("Attached ")
+        maps = Path(f"/proc/{runner.pid}/maps").read_text()
+        assert "libbpf" in maps  # it is the loader that is running
+        assert not re.search(r"llvmlite|libLLVM|lark", maps, re.IGNORECASE)
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(timeout=10)
+
+
+def _loaded_programs() -> str:
+    time.sleep(0.1)
+    listing = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
+    return "\n".join(line for line in listing.splitlines() if re.match(r"\d+: (tracepoint|kprobe|perf_event|raw_tracepoint)", line))
