@@ -60,7 +60,7 @@ def _run(path: str, verbose: bool) -> int:
     stop = StopFlag()
     stop.install()
     if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = libbpf.capture_log(verbose)
     bundle = read_bundle(path)
     verify(bundle.resources)

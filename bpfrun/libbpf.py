@@ -167,5 +167,10 @@ class LogCapture:
         return 0
 
 
+_capture: LogCapture | None = None  # libbpf keeps calling the newest callback: keep it alive
+
+
 def capture_log(verbose: bool) -> LogCapture:
-    return LogCapture(verbose)
+    global _capture
+    _capture = LogCapture(verbose)
+    return _capture

@@ -72,20 +72,25 @@ def run(loaded: LoadedObject, resources: Resources, stack: contextlib.ExitStack,
 
 
 class _Dispatcher:
-    """Hands ring buffer records to events.py; drops them after an exit event or a signal."""
+    """Hands ring buffer records to events.py; drops them once stopping, until END runs.
+
+    As bpftrace: after an exit event or a signal the rest of the main phase's records are
+    dropped; END's records are handled up to END's own exit event, if any.
+    """
 
     def __init__(self, handler: EventHandler, stop: StopFlag) -> None:
         self._handler = handler
         self._stop = stop
+        self._in_end = False
         self._dropping = False
         self.exit_code = 0
 
     def start_end_phase(self) -> None:
+        self._in_end = True
         self._dropping = False
 
     def __call__(self, record: bytes) -> None:
-        if self._dropping or self._stop.requested:
-            self._dropping = True
+        if self._dropping or (self._stop.requested and not self._in_end):
             return
         code = self._handler.handle(record)
         if code is not None:

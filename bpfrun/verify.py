@@ -40,7 +40,8 @@ from common.schema import (
 from common.types import BOOL, COUNT, HIST, INT, STRING, Type, type_name
 
 SUPPORTED_ARCHES = ("x86_64",)
-_TARGET_PARTS = {BEGIN: 0, END: 0, KPROBE: 1, KRETPROBE: 1, TRACEPOINT: 2, INTERVAL: 1}
+# Parts of the target each provider's attach needs; None: attach does not read the target.
+_TARGET_PARTS = {BEGIN: None, END: None, KPROBE: 1, KRETPROBE: 1, TRACEPOINT: 2, INTERVAL: None}
 _KEY_KINDS = (INT, BOOL, STRING)
 _VALUE_KINDS = (INT, BOOL, STRING, COUNT, HIST)
 
@@ -72,7 +73,8 @@ def _verify_probes(probes: tuple[ProbeSpec, ...]) -> None:
             raise UserError(f"probe {probe.attach_point!r} has no program name")
         if probe.provider not in _TARGET_PARTS:
             raise UserError(f"probe {probe.attach_point!r}: provider {probe.provider!r} is not supported by bpfrun")
-        if len(probe.target) != _TARGET_PARTS[probe.provider] or not all(probe.target):
+        parts = _TARGET_PARTS[probe.provider]
+        if parts is not None and (len(probe.target) != parts or not all(probe.target)):
             raise UserError(f"probe {probe.attach_point!r}: invalid {probe.provider} target {':'.join(probe.target)!r}")
         if probe.provider == INTERVAL and probe.period_ns <= 0:
             raise UserError(f"probe {probe.attach_point!r}: interval period must be positive, not {probe.period_ns}")
