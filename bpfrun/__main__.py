@@ -22,13 +22,21 @@ from bpfrun.errors import UserError
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
 @click.argument("bundle_path", metavar="BUNDLE")
-def cli(verbose: bool, bundle_path: str) -> None:
+def cli(verbose: bool, bundle_path: str) -> int:
     """Run the bpftrace program compiled into BUNDLE until it exits or is interrupted."""
-    sys.exit(_main(bundle_path, verbose))
+    return _main(bundle_path, verbose)
 
 
 def main() -> None:
-    cli()
+    """The console script; usage errors are user errors too: one line, exit 1."""
+    try:
+        status = cli.main(standalone_mode=False)
+    except click.ClickException as error:
+        print(f"bpfrun: ERROR: {error.format_message()}", file=sys.stderr)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    sys.exit(status)
 
 
 def _main(path: str, verbose: bool) -> int:

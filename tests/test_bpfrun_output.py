@@ -7,6 +7,7 @@ stdout must be what bpftrace printed for the same program.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -397,3 +398,17 @@ def test_interval_exit_end_and_sigterm(tmp_path: Path) -> None:
     stdout, _ = runner.communicate(timeout=10)
     assert runner.returncode == 0
     assert stdout.startswith(b"\n\n")
+
+
+@needs_bpf
+def test_tracefs_is_mounted_when_missing(tmp_path: Path) -> None:
+    # In a private mount namespace without tracefs, bpfrun mounts it to find the tracepoint.
+    bundle = compile_program("tracepoint:syscalls:sys_enter_read { @x = count(); exit(); }", tmp_path / "t.bpfb")
+    script = (
+        "umount /sys/kernel/tracing 2>/dev/null; test ! -e /sys/kernel/tracing/events || exit 99; "
+        f"(sleep 0.5; head -c1 /dev/zero >/dev/null) & {' '.join(bpfrun_command(bundle))}; "
+        "status=$?; test -e /sys/kernel/tracing/events || exit 98; exit $status"
+    )
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, timeout=20)
+    assert (result.returncode, result.stderr) == (0, b"Attached 1 probe\n")
+    assert re.fullmatch(rb"\n\n@x: [1-9][0-9]*\n", result.stdout)  # other processes may read before exit() stops it

@@ -256,3 +256,18 @@ def test_load_and_attach_failures_leave_nothing_behind(tmp_path: Path, capsys: p
     assert wait_unloaded(programs) == set()
     assert links_attached() - links == set()
     assert attach.attached_message(bundle.read(path.read_bytes()).resources.probes) == "Attached 2 probes"
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    assert_one_error_line(run_bpfrun(), "bpfrun: ERROR: Missing argument 'BUNDLE'.")
+    assert_one_error_line(run_bpfrun("--bogus", tmp_path), "bpfrun: ERROR: No such option '--bogus'")
+
+
+def test_a_bug_is_one_line_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_verify(resources: Resources) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr("bpfrun.verify.verify", broken_verify)
+    path = tmp_path / "good.bpfb"
+    path.write_bytes(GOOD)
+    assert run_in_process(path, capsys) == (2, "BUG: KeyError: 'oops'\n")
