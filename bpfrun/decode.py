@@ -8,7 +8,7 @@ bpftrace (its `str_trunc_trailer`), we append "..". Used by events.py and maps.p
 
 from __future__ import annotations
 
-from common.types import BOOL, INT, SLOT, STRING, Type, record_offsets, stored_size
+from common.types import BOOL, INT, STRING, Type, record_offsets, stored_size
 
 TRUNCATION_TRAILER = b".."
 
@@ -17,10 +17,11 @@ Scalar = int | bool | bytes
 
 def decode_value(t: Type, data: bytes) -> Scalar:
     """One stored value of type `t` at the start of `data`."""
+    # Stored ints are extended to 8 bytes; like bpftrace, read only the bytes of the type.
     if t.kind == INT:
-        return int.from_bytes(data[:SLOT], "little", signed=t.signed)
+        return int.from_bytes(data[: t.size], "little", signed=t.signed)
     if t.kind == BOOL:
-        return int.from_bytes(data[:SLOT], "little") != 0
+        return int.from_bytes(data[: t.size], "little") != 0
     if t.kind == STRING:
         return decode_string(t, data)
     raise AssertionError(f"no decoder for a stored {t.kind}")

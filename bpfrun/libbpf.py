@@ -2,7 +2,8 @@
 
 This module holds the ctypes prototypes (argtypes and restype of every function we call), the
 structures passed to them, and libbpf's log hook. It has no policy: callers check results and turn
-failures into errors. Error convention of libbpf 1.x: functions returning a pointer return NULL
+failures into errors (the one exception: a missing libbpf.so.1 is a `UserError` at import time,
+so that bpfrun reports it in one line). Error convention of libbpf 1.x: functions returning a pointer return NULL
 and set errno; functions returning int return a negative errno.
 
 The libbpf log is captured by `capture_log()`: every message is kept (load.py summarises the
