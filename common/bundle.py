@@ -57,7 +57,7 @@ def read(data: bytes) -> Bundle:
         raise BundleError("not a bpftc bundle (bad magic)")
     envelope = _unpack(data[len(MAGIC) :], "envelope")
     _expect_fields(envelope, _ENVELOPE_FIELDS, "envelope")
-    if envelope["format"] != FORMAT_VERSION:
+    if type(envelope["format"]) is not int or envelope["format"] != FORMAT_VERSION:  # True == 1 in Python
         raise BundleError(
             f"bundle format {envelope['format']!r} is not supported (this bpfrun reads format {FORMAT_VERSION})"
         )

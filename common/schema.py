@@ -64,7 +64,7 @@ class MapSpec:
 class EventSpec:
     id: int
     kind: str  # one of EVENT_KINDS
-    format: str = ""  # printf only
+    format: str = ""  # printf only; escapes (\n, \t...) already turned into their characters
     args: tuple[Type, ...] = ()  # printf: its arguments; exit: the exit code
 
 

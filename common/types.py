@@ -6,7 +6,8 @@ loader's decoders:
 
 - every scalar (int*, uint*, bool) is stored as 8 bytes, little-endian, sign- or zero-extended
   according to `signed` (bpftrace likewise widens map values and printf arguments to 64 bits);
-- a string of `size` bytes is stored as `size` bytes, NUL-padded, rounded up to 8 bytes;
+- a string of `size` bytes is stored as `size` bytes, NUL-padded, rounded up to 8 bytes; one that
+  fills all `size` bytes without a NUL was cut short (the loader prints it with a ".." trailer);
 - a record (map key, event) is its fields one after the other, each at an offset aligned to 8.
 
 This module imports nothing but the standard library.
@@ -21,7 +22,9 @@ INT = "int"
 BOOL = "bool"
 STRING = "string"
 COUNT = "count"  # per-CPU u64, summed by the loader
-HIST = "hist"  # log2 histogram: one per-CPU u64 per bucket, summed by the loader
+# log2 histogram: one per-CPU u64 per bucket, summed by the loader. Bucket 0 counts negative values,
+# bucket 1 the value 0, bucket i >= 2 the values in [2^(i-2), 2^(i-1)).
+HIST = "hist"
 NONE = "none"  # the type of an expression that has no value (a call to exit(), an error)
 
 KINDS = (INT, BOOL, STRING, COUNT, HIST, NONE)

@@ -8,10 +8,10 @@ generation follows. One id space for all asynchronous events. Reports nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common.schema import EXIT, PRINTF, EventSpec, MapSpec, ProbeSpec, Requirements, Resources
-from common.types import INT64, Type
+from common.types import INT, INT64, Type
 
 from bpftc import ast
 from bpftc.arch import Arch
@@ -71,7 +71,14 @@ def _identifier(text: str) -> str:
 
 
 def _map_spec(name: str, key: tuple[Type, ...], value: Type) -> MapSpec:
-    return MapSpec(name, "AT_" + name[1:], key, value, MAX_MAP_ENTRIES)
+    key = tuple(_widened(field) for field in key)
+    return MapSpec(name, "AT_" + name[1:], key, _widened(value), MAX_MAP_ENTRIES)
+
+
+def _widened(type_: Type) -> Type:
+    """Map keys and values hold 64-bit integers, as in bpftrace: `@x = 1; @x = 1000` stores 1000,
+    although messages call the map's type 'int8' after its first assignment."""
+    return replace(type_, size=8) if type_.kind == INT else type_
 
 
 def _events(program: ast.Program, resolution: Resolution) -> tuple[list[EventSpec], dict[ast.Call, int]]:
