@@ -20,8 +20,9 @@ from bpftc.source import Source, Span
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 # Closing tokens the parser may be waiting for, as the message names them.
-_CLOSERS = {"RBRACE": "'}'", "RPAR": "')'", "RSQB": "']'", "ENDPRED": "'/'"}
-_EXPRESSION_STARTS = {"INTEGER", "STRING", "IDENTIFIER", "MAP_NAME", "LPAR", "MINUS", "BANG", "TILDE"}
+_CLOSERS = {"RBRACE": "'}'", "RPAR": "')'", "RSQB": "']'", "ENDPRED": "'/' to close predicate"}
+# Tokens that start an expression and cannot follow one (unlike "-" or "(").
+_EXPRESSION_STARTS = {"INTEGER", "STRING", "IDENTIFIER", "MAP_NAME"}
 
 
 @functools.cache
@@ -127,6 +128,9 @@ def _integer_value(text: str) -> int:
 
 
 def _error_span(source: Source, error: UnexpectedInput) -> Span:
+    if isinstance(error, UnexpectedCharacters) and error.char == '"':
+        end = len(source.text.split("\n")[error.line - 1]) + 1
+        return Span(error.line, end, error.line, end)  # where the closing quote is missing
     token = getattr(error, "token", None)
     if isinstance(token, Token) and token.type != "$END" and token.end_column is not None:
         return _span(token)
@@ -143,13 +147,19 @@ def _end_of_text(source: Source) -> Span:
 
 def _syntax_message(error: UnexpectedInput) -> str:
     if isinstance(error, UnexpectedCharacters):
+        if error.char == '"':
+            return "syntax: unterminated string"
         return f"syntax: unexpected character {error.char!r}"
     expected = set(getattr(error, "accepts", None) or getattr(error, "expected", None) or ())
+    if expected & _EXPRESSION_STARTS and "RBRACE" in expected:
+        return "syntax: expected '}'"  # between statements
+    if expected & _EXPRESSION_STARTS:
+        return "syntax: expected expression"
+    if "SEMICOLON" in expected:
+        return "syntax: expected ';'"  # after a statement
     closers = sorted(_CLOSERS[name] for name in expected if name in _CLOSERS)
     if closers:
         return f"syntax: expected {' or '.join(closers)}"
-    if expected & _EXPRESSION_STARTS:
-        return "syntax: expected expression"
     if "LBRACE" in expected:
         return "syntax: expected '{'"
     token = getattr(error, "token", None)

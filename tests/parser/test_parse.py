@@ -2,6 +2,8 @@
 
 from textwrap import dedent
 
+import pytest
+
 from bpftc.diagnostics import Diagnostics
 from bpftc.parse import parse
 from bpftc.source import Source, Span
@@ -140,3 +142,25 @@ def test_unclosed_call_and_bad_character_name_the_location():
           @x = 1 # 2;
                  ~
     """)
+
+
+SYNTAX_ERRORS_SAME_AS_BPFTRACE = [
+    ("BEGIN { @x = 1 @y = 2 }", "stdin:1:16-18: ERROR: syntax: expected ';'", "               ~~"),
+    ("kprobe:f / pid { }", "stdin:1:16-17: ERROR: syntax: expected '/' to close predicate", "               ~"),
+    ("BEGIN { @x[1 = 2; }", "stdin:1:14-15: ERROR: syntax: expected ']'", "             ~"),
+    ("BEGIN  @x = 1; }", "stdin:1:8-10: ERROR: syntax: expected '{'", "       ~~"),
+    ("BEGIN { @x = (1 + 2; }", "stdin:1:20-21: ERROR: syntax: expected ')'", "                   ~"),
+    ("BEGIN { @x = -; }", "stdin:1:15-16: ERROR: syntax: expected expression", "              ~"),
+]
+
+
+@pytest.mark.parametrize("program, first_line, marker", SYNTAX_ERRORS_SAME_AS_BPFTRACE)
+def test_syntax_error_matches_bpftrace(program, first_line, marker):
+    assert diagnostics_text(program) == f"{first_line}\n{program}\n{marker}\n"
+
+
+def test_unterminated_string_points_past_the_line():
+    # bpftrace adds a second error at the same place ("expected ';'"); one is enough.
+    assert diagnostics_text('BEGIN { @x = "abc; }') == (
+        'stdin:1:21-21: ERROR: syntax: unterminated string\nBEGIN { @x = "abc; }\n' + " " * 20 + "\n"
+    )
