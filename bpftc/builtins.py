@@ -31,10 +31,7 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "nsecs": BuiltinVariable(UINT64),
     "comm": BuiltinVariable(string_type(COMM_SIZE)),
     "retval": BuiltinVariable(UINT64, (KRETPROBE,), _RETVAL_ERROR),
-    **{
-        f"arg{index}": BuiltinVariable(UINT64, (KPROBE,), _ARGS_ERROR.format(name=f"arg{index}"))
-        for index in range(6)
-    },
+    **{f"arg{index}": BuiltinVariable(UINT64, (KPROBE,), _ARGS_ERROR.format(name=f"arg{index}")) for index in range(6)},
 }
 
 

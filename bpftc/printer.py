@@ -1,11 +1,11 @@
 """The AST as canonical text, one node per line, indented by depth: for `--dump parse` and tests.
 
-    Probe
-     AttachPoint tracepoint:syscalls:sys_enter_read
-     AssignMap
-      Map @start
-       Builtin tid
-      Builtin nsecs
+Probe
+ AttachPoint tracepoint:syscalls:sys_enter_read
+ AssignMap
+  Map @start
+   Builtin tid
+  Builtin nsecs
 """
 
 from __future__ import annotations

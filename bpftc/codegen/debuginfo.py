@@ -73,7 +73,9 @@ class DebugInfo:
             is_distinct=True,
         )
         self.module.add_named_metadata("llvm.dbg.cu", unit)
-        self.module.add_named_metadata("llvm.module.flags", self.module.add_metadata([_I32(7), "Dwarf Version", _I32(4)]))
+        self.module.add_named_metadata(
+            "llvm.module.flags", self.module.add_metadata([_I32(7), "Dwarf Version", _I32(4)])
+        )
         self.module.add_named_metadata(
             "llvm.module.flags", self.module.add_metadata([_I32(2), "Debug Info Version", _I32(3)])
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from common.schema import MapSpec, is_per_cpu, kernel_key_fields
-from common.types import BOOL, COUNT, HIST, INT, STRING, UINT64, Type, record_offsets, stored_size
+from common.types import BOOL, INT, STRING, UINT64, Type, record_offsets, stored_size
 
 from bpftc import ast
 from bpftc.arch import Arch
@@ -204,8 +204,14 @@ class _ProbeGenerator(ast.Visitor):
         if op in ("/", "%"):
             return self._divide(op, left, right, signed)
         simple = {
-            "+": self.ir.add, "-": self.ir.sub, "*": self.ir.mul, "&": self.ir.and_, "|": self.ir.or_,
-            "^": self.ir.xor, "<<": self.ir.shl, ">>": self.ir.ashr if signed else self.ir.lshr,
+            "+": self.ir.add,
+            "-": self.ir.sub,
+            "*": self.ir.mul,
+            "&": self.ir.and_,
+            "|": self.ir.or_,
+            "^": self.ir.xor,
+            "<<": self.ir.shl,
+            ">>": self.ir.ashr if signed else self.ir.lshr,
         }
         return simple[op](left, right, name="result")
 

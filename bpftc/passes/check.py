@@ -57,8 +57,11 @@ class _Checker(ast.Visitor):
         elif isinstance(value, ast.Map) and self.maps[value.name].value.kind in (COUNT, HIST):
             self._check_map_access(value)
             aggregation = self.maps[value.name].value.kind
-            self.error(node, f"Map value '{aggregation}_t' cannot be assigned from one map to another. The function "
-                       f"that returns this type must be called directly e.g. `{_AGGREGATION_EXAMPLES[aggregation]}`.")
+            self.error(
+                node,
+                f"Map value '{aggregation}_t' cannot be assigned from one map to another. The function "
+                f"that returns this type must be called directly e.g. `{_AGGREGATION_EXAMPLES[aggregation]}`.",
+            )
             return
         else:
             self.visit(value)
@@ -178,8 +181,11 @@ class _Checker(ast.Visitor):
             return
         key = tuple(self.types[key] for key in node.keys)
         if node.keys and not _same_kinds(key, info.key):
-            self.error(node, f"Argument mismatch for {node.name}: trying to access with arguments: "
-                       f"'{_key_name(key)}' when map expects arguments: '{_key_name(info.key)}'")
+            self.error(
+                node,
+                f"Argument mismatch for {node.name}: trying to access with arguments: "
+                f"'{_key_name(key)}' when map expects arguments: '{_key_name(info.key)}'",
+            )
         for key_node, key_type in zip(node.keys, key):
             if key_type.kind not in (INT, BOOL, STRING, NONE):
                 self.error(key_node, f"{type_name(key_type)} cannot be used as a map key")
@@ -195,8 +201,11 @@ class _Checker(ast.Visitor):
         if not _same_kinds((value,), (info.value,)):
             # bpftrace points at an aggregation call itself, at other values the whole assignment.
             where = node.value if _is_aggregation(node.value) else node
-            self.error(where, f"Type mismatch for {node.map.name}: trying to assign value of type "
-                       f"'{type_name(value)}' when map already has a type '{type_name(info.value)}'")
+            self.error(
+                where,
+                f"Type mismatch for {node.map.name}: trying to assign value of type "
+                f"'{type_name(value)}' when map already has a type '{type_name(info.value)}'",
+            )
 
 
 def _is_aggregation(node: ast.Node) -> bool:
@@ -205,10 +214,14 @@ def _is_aggregation(node: ast.Node) -> bool:
 
 def _keyed_mismatch(node: ast.Map) -> str:
     if node.keys:
-        return (f"{node.name} used as a map with an explicit key (non-scalar map), "
-                "previously used without an explicit key (scalar map)")
-    return (f"{node.name} used as a map without an explicit key (scalar map), "
-            "previously used with an explicit key (non-scalar map)")
+        return (
+            f"{node.name} used as a map with an explicit key (non-scalar map), "
+            "previously used without an explicit key (scalar map)"
+        )
+    return (
+        f"{node.name} used as a map without an explicit key (scalar map), "
+        "previously used with an explicit key (non-scalar map)"
+    )
 
 
 def _same_kinds(a: tuple[Type, ...], b: tuple[Type, ...] | None) -> bool:

@@ -220,6 +220,4 @@ def _merge_keys(known: tuple[Type, ...] | None, key: tuple[Type, ...]) -> tuple[
         return key
     if len(known) != len(key) or any(a.kind != b.kind for a, b in zip(known, key)):
         return known  # a mismatch: the checker reports it
-    return tuple(
-        replace(a, size=max(a.size, b.size)) if a.kind == STRING else a for a, b in zip(known, key)
-    )
+    return tuple(replace(a, size=max(a.size, b.size)) if a.kind == STRING else a for a, b in zip(known, key))

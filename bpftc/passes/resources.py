@@ -42,7 +42,9 @@ def plan_resources(
     program: ast.Program, targets: ProbeTargets, resolution: Resolution, source_name: str, arch: Arch
 ) -> Plan:
     programs = _programs(program, targets)
-    maps = {name: _map_spec(name, info.key or (), info.value or INT64) for name, info in sorted(resolution.maps.items())}
+    maps = {
+        name: _map_spec(name, info.key or (), info.value or INT64) for name, info in sorted(resolution.maps.items())
+    }
     events, event_ids = _events(program, resolution)
     resources = Resources(
         source_name=source_name,
