@@ -2,8 +2,8 @@
 
     bpfrun [-v] BUNDLE        BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log
 
-The steps, one module each: read → verify → load → run (BEGIN, attach, poll events, END) →
-maps → output. Exit status: the program's exit() code (0 without one); 1 for a user error, printed
+The steps, one module each: read → verify → load → attach → run → print (with maps.py reading
+the maps for output.py). Exit status: the program's exit() code (0 without one); 1 for a user error, printed
 as one line `bpfrun: ERROR: ...` on stderr; 2 for a bug in bpfrun, printed as `BUG: ...`.
 """
 
@@ -60,9 +60,12 @@ def _main(path: str, verbose: bool) -> int:
 def _run(path: str, verbose: bool) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
+    from bpfrun.attach import attach_probes, attached_message
     from bpfrun.load import load
+    from bpfrun.maps import read_maps
+    from bpfrun.output import print_maps
     from bpfrun.read import read_bundle
-    from bpfrun.run import StopFlag, run
+    from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
 
     stop = StopFlag()
@@ -71,10 +74,20 @@ def _run(path: str, verbose: bool) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = libbpf.capture_log(verbose)
     bundle = read_bundle(path)
-    verify(bundle.resources)
+    resources = bundle.resources
+    verify(resources)
+    out = sys.stdout.buffer
     with contextlib.ExitStack() as stack:
         loaded = load(bundle, stack, log)
-        return run(loaded, bundle.resources, stack, stop, sys.stdout.buffer)
+        events = Events(loaded, resources, stack, stop, out)
+        run_begin(loaded, resources)
+        links = attach_probes(loaded, resources.probes, stack)
+        print(attached_message(resources.probes), file=sys.stderr, flush=True)
+        run_until_stopped(events, resources, stop)
+        links.close()  # bpftrace detaches before END: END and the printout see final maps
+        run_end(loaded, resources, events)
+        print_maps(read_maps(resources.maps, loaded.map_fds), out)
+        return events.exit_code
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
 
 
-def attach_probes(loaded: LoadedObject, probes: Sequence[ProbeSpec], stack: contextlib.ExitStack) -> contextlib.ExitStack:
+def attach_probes(
+    loaded: LoadedObject, probes: Sequence[ProbeSpec], stack: contextlib.ExitStack
+) -> contextlib.ExitStack:
     for probe in probes:
         _CHECKS[probe.provider](probe)
     links = stack.enter_context(contextlib.ExitStack())

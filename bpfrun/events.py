@@ -29,7 +29,9 @@ class EventHandler:
     def __init__(self, events: Iterable[EventSpec], out: BinaryIO) -> None:
         self._events = {event.id: event for event in events}
         # verify.py has parsed every format once already; parsing cannot fail here.
-        self._formats = {event.id: printf.parse(event.format) for event in self._events.values() if event.kind == PRINTF}
+        self._formats = {
+            event.id: printf.parse(event.format) for event in self._events.values() if event.kind == PRINTF
+        }
         self._out = out
 
     def handle(self, record: bytes) -> int | None:

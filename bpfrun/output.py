@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from bpfrun.maps import Histogram, Key, MapValues, Value
 
@@ -27,6 +28,11 @@ _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
 def render_exit(maps: Sequence[MapValues]) -> str:
     """What bpftrace prints when it stops: two newlines, then the maps."""
     return "\n\n" + "".join(render_map(values) for values in maps)
+
+
+def print_maps(maps: Sequence[MapValues], out: BinaryIO) -> None:
+    out.write(encode_text(render_exit(maps)))
+    out.flush()
 
 
 def render_map(values: MapValues) -> str:

@@ -1,15 +1,10 @@
-"""Step 5: the life of a loaded program, in bpftrace 0.27's order.
-
-1. run the BEGIN programs (bpf_prog_test_run_opts, in bpfrun's own process context);
-2. attach the other probes (attach.py) and print "Attached N probes" on stderr;
-3. poll the ring buffer until SIGINT, SIGTERM or an exit event (a program with only BEGIN and
-   END probes stops as soon as the ring buffer is empty, as bpftrace does);
-4. detach the probes, run the END programs, drain the ring buffer;
-5. print "\\n\\n" and the maps (maps.py, output.py).
+"""Step 5: run a loaded program: BEGIN, the events until it stops, END. __main__ calls, in
+bpftrace 0.27's order: `run_begin` (bpf_prog_test_run_opts, in bpfrun's own process context),
+attach (attach.py), `run_until_stopped`, detach, `run_end`, then prints the maps.
 
 Events that arrive after an exit event or a signal are dropped until END runs, as bpftrace drops
-them. Returns the exit status: the exit event's code modulo 256, else 0. Every kernel object is
-owned by the caller's `ExitStack`; signal handlers only set `StopFlag.requested`.
+them. Every kernel object is owned by the caller's `ExitStack`; signal handlers only set
+`StopFlag.requested`.
 """
 
 from __future__ import annotations
@@ -19,12 +14,10 @@ import ctypes
 import errno
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-from bpfrun import attach, maps, output
 from bpfrun.errors import UserError
 from bpfrun.events import EventHandler
 from bpfrun.libbpf import RING_BUFFER_SAMPLE_FN, bpf_test_run_opts, lib
@@ -48,27 +41,50 @@ class StopFlag:
         self.requested = True
 
 
-def run(loaded: LoadedObject, resources: Resources, stack: contextlib.ExitStack, stop: StopFlag, out: BinaryIO) -> int:
-    dispatcher = _Dispatcher(EventHandler(resources.events, out), stop)
-    ring = None
-    if resources.event_map:
-        ring = stack.enter_context(_RingBuffer(loaded.map_fds[resources.event_map], dispatcher))
+class Events:
+    """The ring buffer and what handles its records, for the whole run (None without events)."""
+
+    def __init__(
+        self, loaded: LoadedObject, resources: Resources, stack: contextlib.ExitStack, stop: StopFlag, out: BinaryIO
+    ) -> None:
+        self.dispatcher = _Dispatcher(EventHandler(resources.events, out), stop)
+        self.ring = None
+        if resources.event_map:
+            self.ring = stack.enter_context(_RingBuffer(loaded.map_fds[resources.event_map], self.dispatcher))
+
+    @property
+    def exit_code(self) -> int:
+        """The exit event's code modulo 256, else 0: bpfrun's exit status."""
+        return self.dispatcher.exit_code & 0xFF
+
+    def drain(self) -> None:
+        if self.ring:
+            self.ring.consume()
+
+
+def run_begin(loaded: LoadedObject, resources: Resources) -> None:
+    """Run the BEGIN programs, before the other probes are attached (bpftrace's order)."""
     _run_programs(loaded, resources.probes, BEGIN)
-    links = attach.attach_probes(loaded, resources.probes, stack)
-    print(attach.attached_message(resources.probes), file=sys.stderr, flush=True)
-    if any(probe.provider not in (BEGIN, END) for probe in resources.probes):
-        _poll_until_stopped(ring, stop)
-    elif ring:
-        ring.consume()
-    links.close()  # bpftrace detaches before END: the maps END and the printout see are final
-    dispatcher.start_end_phase()
+
+
+def run_until_stopped(events: Events, resources: Resources, stop: StopFlag) -> None:
+    """Handle events until SIGINT, SIGTERM or exit(); with only BEGIN and END probes there is
+    nothing to wait for, so stop once the ring buffer is empty, as bpftrace does."""
+    if not any(probe.provider not in (BEGIN, END) for probe in resources.probes):
+        events.drain()
+        return
+    while not stop.requested:
+        if events.ring:
+            events.ring.poll(POLL_TIMEOUT_MS)
+        else:
+            time.sleep(POLL_TIMEOUT_MS / 1000)
+
+
+def run_end(loaded: LoadedObject, resources: Resources, events: Events) -> None:
+    """Run the END programs (after the probes are detached) and handle their events."""
+    events.dispatcher.start_end_phase()
     _run_programs(loaded, resources.probes, END)
-    if ring:
-        ring.consume()
-    values = maps.read_maps(resources.maps, loaded.map_fds)
-    out.write(output.encode_text(output.render_exit(values)))
-    out.flush()
-    return dispatcher.exit_code & 0xFF
+    events.drain()
 
 
 class _Dispatcher:
@@ -137,14 +153,6 @@ class _RingBuffer:
             raise error
         if result < 0 and result != -errno.EINTR:
             raise UserError(f"cannot read the event ring buffer: {os.strerror(-result)}")
-
-
-def _poll_until_stopped(ring: _RingBuffer | None, stop: StopFlag) -> None:
-    while not stop.requested:
-        if ring:
-            ring.poll(POLL_TIMEOUT_MS)
-        else:
-            time.sleep(POLL_TIMEOUT_MS / 1000)
 
 
 def _run_programs(loaded: LoadedObject, probes: tuple[ProbeSpec, ...], provider: str) -> None:
