@@ -1,7 +1,7 @@
 """The compiler's stages, in order. Each stage does one thing; the pipeline stops after the first
 stage that reported an error.
 
-    parse → desugar → probes → resolve → check → resources → generate → emit → bundle
+    parse → desugar → probes → resolve → check → resources → generate (and its stack check) → emit → bundle
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bpftc.arch import X86_64, Arch
 from bpftc.bundle import write_bundle
-from bpftc.codegen.generate import generate
+from bpftc.codegen.generate import check_stack, generate
 from bpftc.diagnostics import Diagnostics
 from bpftc.emit import emit
 from bpftc.parse import parse
@@ -54,9 +54,12 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None)
     if dump == "resources":
         result.dump = repr(plan.resources)
         return result
-    module = generate(program, resolution, plan, arch, source.name)
-    if dump == "generate":
-        result.dump = str(module)
+    generated = generate(program, resolution, plan, arch, source.name)
+    check_stack(generated, diagnostics)
+    if diagnostics.has_errors:
         return result
-    result.bundle = write_bundle(plan.resources, emit(module))
+    if dump == "generate":
+        result.dump = str(generated.module)
+        return result
+    result.bundle = write_bundle(plan.resources, emit(generated.module))
     return result

@@ -34,6 +34,7 @@ MAP_TYPE_PERCPU_HASH = 5
 MAP_TYPE_RINGBUF = 27
 
 BPF_ANY = 0
+STACK_LIMIT = 512  # bytes of stack a BPF program may use (MAX_BPF_STACK)
 
 
 def define_map(module: ir.Module, debug_info: DebugInfo, name: str, attributes: dict[str, int]) -> ir.GlobalVariable:
@@ -63,6 +64,9 @@ class BpfBuilder:
         self.entry = function.append_basic_block("entry")
         self.ir = ir.IRBuilder(function.append_basic_block("body"))
         self._allocas = ir.IRBuilder(self.entry)
+        # Without lifetime markers LLVM gives every alloca its own stack slot, so their sum is what
+        # the program needs; more than STACK_LIMIT makes LLVM abort the whole process.
+        self.stack_bytes = 0
 
     @property
     def context(self) -> ir.Argument:
@@ -83,6 +87,7 @@ class BpfBuilder:
         in a map key take part in the hash lookup.
         """
         assert size % 8 == 0, size
+        self.stack_bytes += size
         slot = self._allocas.alloca(ir.ArrayType(I64, size // 8), name=name)
         slot.align = 8
         # llvmlite still gives an alloca a typed pointer type and checks loads and stores against

@@ -9,6 +9,8 @@ pointers to zeroed 8-byte-aligned stack buffers of `stored_size(type)` bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from llvmlite import ir
 
 from common.schema import MapSpec, is_per_cpu, kernel_key_fields
@@ -27,11 +29,13 @@ from bpftc.codegen.builder import (
     MAP_TYPE_PERCPU_HASH,
     MAP_TYPE_RINGBUF,
     PTR,
+    STACK_LIMIT,
     BpfBuilder,
     define_license,
     define_map,
 )
 from bpftc.codegen.debuginfo import DebugInfo
+from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import Resolution, constant_value
 from bpftc.passes.resources import Plan, ProgramPlan
 
@@ -40,7 +44,13 @@ DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 RING_BUFFER_BYTES = 1 << 20  # a power of 2 and a multiple of the page size, as the kernel requires
 
 
-def generate(program: ast.Program, resolution: Resolution, plan: Plan, arch: Arch, file_name: str) -> ir.Module:
+@dataclass
+class Generated:
+    module: ir.Module
+    stack_bytes: dict[ProgramPlan, int]  # stack each program needs
+
+
+def generate(program: ast.Program, resolution: Resolution, plan: Plan, arch: Arch, file_name: str) -> Generated:
     module = ir.Module(name=file_name)
     module.triple = TARGET_TRIPLE
     module.data_layout = DATA_LAYOUT
@@ -51,10 +61,24 @@ def generate(program: ast.Program, resolution: Resolution, plan: Plan, arch: Arc
         attributes = {"type": MAP_TYPE_RINGBUF, "max_entries": RING_BUFFER_BYTES}
         ring_buffer = define_map(module, debug_info, plan.resources.event_map, attributes)
     define_license(module)
+    stack_bytes = {}
     for program_plan in plan.programs:
-        _ProbeGenerator(module, program_plan, resolution, plan, maps, ring_buffer, arch).generate()
+        generator = _ProbeGenerator(module, program_plan, resolution, plan, maps, ring_buffer, arch)
+        stack_bytes[program_plan] = generator.generate()
     debug_info.finish()
-    return module
+    return Generated(module, stack_bytes)
+
+
+def check_stack(generated: Generated, diagnostics: Diagnostics) -> None:
+    """Report programs that need more stack than BPF allows, before LLVM sees them."""
+    for program_plan, size in generated.stack_bytes.items():
+        if size > STACK_LIMIT:
+            attach_point = program_plan.probe.attach_points[0]
+            diagnostics.error(
+                attach_point.span,
+                f"this probe needs {size} bytes of BPF stack, more than the {STACK_LIMIT} the kernel allows "
+                "(strings in printf() arguments and map keys take the most)",
+            )
 
 
 def _define_script_map(module: ir.Module, debug_info: DebugInfo, spec: MapSpec) -> ir.GlobalVariable:
@@ -85,13 +109,15 @@ class _ProbeGenerator(ast.Visitor):
         self.bpf = BpfBuilder(function)
         self.ir = self.bpf.ir
 
-    def generate(self) -> None:
+    def generate(self) -> int:
+        """Generate the function; return the bytes of stack it needs."""
         probe = self.program_plan.probe
         if probe.predicate is not None:
             self.bpf.return_if_zero(self.visit(probe.predicate))
         for statement in probe.body:
             self.visit(statement)
         self.bpf.finish()
+        return self.bpf.stack_bytes
 
     # Statements
 

@@ -306,3 +306,14 @@ def test_locations_count_lines_and_columns_in_files():
           @x = comm;
           ~~~~~~~~~
     """)
+
+
+def test_programs_over_the_bpf_stack_limit_are_refused_before_llvm():
+    # LLVM's BPF backend would abort the whole process on this program ("Looks like the BPF stack
+    # limit is exceeded"); bpftc reports it instead. 20 comm buffers + the event record: 648 bytes.
+    program = 'BEGIN { printf("' + "%s" * 20 + '", ' + ", ".join(["comm"] * 20) + "); }"
+    first_line = diagnostics_text(program).splitlines()[0]
+    assert first_line == (
+        "stdin:1:1-6: ERROR: this probe needs 648 bytes of BPF stack, more than the 512 the kernel allows "
+        "(strings in printf() arguments and map keys take the most)"
+    )
