@@ -41,6 +41,8 @@ def compile_command(script: str | None, program: str | None, output: str | None,
     source = _read_source(script, program)
     try:
         result = compile_source(source, dump=dump)
+    except RecursionError:  # the passes recurse over the tree: thousands of nested operators
+        raise _FileProblem(f"{source.name}: expressions are nested too deeply") from None
     except Exception as error:  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(error).__name__}: {error}", err=True)
         sys.exit(2)
