@@ -21,7 +21,7 @@ def main() -> None:
     """Run the command line; usage errors are user errors (exit 1), like script errors."""
     try:
         compile_command.main(standalone_mode=False)
-    except _FileProblem as error:
+    except _UserError as error:
         click.echo(f"bpftc: ERROR: {error}", err=True)
         sys.exit(1)
     except click.ClickException as error:
@@ -42,7 +42,7 @@ def compile_command(script: str | None, program: str | None, output: str | None,
     try:
         result = compile_source(source, dump=dump)
     except RecursionError:  # the passes recurse over the tree: thousands of nested operators
-        raise _FileProblem(f"{source.name}: expressions are nested too deeply") from None
+        raise _UserError(f"{source.name}: expressions are nested too deeply") from None
     except Exception as error:  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(error).__name__}: {error}", err=True)
         sys.exit(2)
@@ -55,8 +55,8 @@ def compile_command(script: str | None, program: str | None, output: str | None,
     _write_bundle(result.bundle, output or _default_output(script))
 
 
-class _FileProblem(Exception):
-    """A file that cannot be read or written: one line for the user."""
+class _UserError(Exception):
+    """A problem outside the script's text (a file, a limit): one line for the user."""
 
 
 def _read_source(script: str | None, program: str | None) -> Source:
@@ -70,9 +70,9 @@ def _read_source(script: str | None, program: str | None) -> Source:
         with open(script, encoding="utf-8") as file:
             return Source(script, file.read())
     except OSError as error:
-        raise _FileProblem(f"cannot read {script}: {error.strerror}") from None
+        raise _UserError(f"cannot read {script}: {error.strerror}") from None
     except UnicodeDecodeError:
-        raise _FileProblem(f"cannot read {script}: it is not UTF-8 text") from None
+        raise _UserError(f"cannot read {script}: it is not UTF-8 text") from None
 
 
 def _default_output(script: str | None) -> str:
@@ -91,7 +91,7 @@ def _write_bundle(data: bytes, output: str) -> None:
         with open(output, "wb") as file:
             file.write(data)
     except OSError as error:
-        raise _FileProblem(f"cannot write {output}: {error.strerror}") from None
+        raise _UserError(f"cannot write {output}: {error.strerror}") from None
 
 
 if __name__ == "__main__":
