@@ -21,24 +21,15 @@ Reports nothing: verify.py checks beforehand that conversions and arguments matc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from common import printf_format
+from common.printf_format import Conversion
 
 INTEGER_CONVERSIONS = printf_format.INTEGER_CONVERSIONS
 STRING_CONVERSIONS = printf_format.STRING_CONVERSIONS
 _SIGNED = "di"
 _LENGTH_BITS = {"": 32, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
 _BASES = {"d": 10, "i": 10, "u": 10, "o": 8, "x": 16, "X": 16}
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    flags: str  # any of '-', '+', ' ', '#', '0'
-    width: int | None
-    precision: int | None
-    length: str  # '' or one of 'hh', 'h', 'l', 'll', 'j', 'z', 't'
-    conversion: str  # one of INTEGER_CONVERSIONS + STRING_CONVERSIONS
 
 
 Piece = bytes | Conversion  # literal text, or one conversion that takes one argument
@@ -64,16 +55,8 @@ def format(pieces: Sequence[Piece], args: Sequence[int | bytes]) -> bytes:  # no
     return bytes(out)
 
 
-def _piece(piece: str | printf_format.Conversion) -> Piece:
-    if isinstance(piece, str):
-        return piece.encode()
-    return Conversion(
-        piece.flags,
-        int(piece.width) if piece.width else None,
-        None if piece.precision is None else int(piece.precision or "0"),
-        piece.length,
-        piece.conversion,
-    )
+def _piece(piece: str | Conversion) -> Piece:
+    return piece.encode() if isinstance(piece, str) else piece
 
 
 def _format_one(spec: Conversion, value: int | bytes) -> bytes:

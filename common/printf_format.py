@@ -20,9 +20,9 @@ _CONVERSION = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
-    flags: str
-    width: str  # digits, or ''
-    precision: str | None  # digits or '' after a '.', None without one
+    flags: str  # any of '-', '+', ' ', '#', '0'
+    width: int | None
+    precision: int | None  # '%.d' has precision 0, as in C
     length: str  # '', 'hh', 'h', 'l', 'll', 'j', 'z' or 't'
     conversion: str  # one of INTEGER_CONVERSIONS + STRING_CONVERSIONS
 
@@ -40,9 +40,9 @@ def split_format(format_string: str) -> list[str | Conversion]:
             continue
         pieces.append("".join(text))
         text = []
-        pieces.append(
-            Conversion(match["flags"], match["width"], match["precision"], match["length"] or "", match["conversion"])
-        )
+        width = int(match["width"]) if match["width"] else None
+        precision = None if match["precision"] is None else int(match["precision"] or "0")
+        pieces.append(Conversion(match["flags"], width, precision, match["length"] or "", match["conversion"]))
     text.append(format_string[position:])
     pieces.append("".join(text))
     return [piece for piece in pieces if piece != ""]
