@@ -60,7 +60,7 @@ def _main(path: str, verbose: bool) -> int:
 def _run(path: str, verbose: bool) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
-    from bpfrun.attach import attach_probes, attached_message
+    from bpfrun.attach import attach_probes, attached_message, check_attach_points
     from bpfrun.load import load
     from bpfrun.maps import read_maps
     from bpfrun.output import print_maps
@@ -79,6 +79,7 @@ def _run(path: str, verbose: bool) -> int:
     out = sys.stdout.buffer
     with contextlib.ExitStack() as stack:
         loaded = load(bundle, stack, log)
+        check_attach_points(resources.probes)
         events = Events(loaded, resources, stack, stop, out)
         run_begin(loaded, resources)
         links = attach_probes(loaded, resources.probes, stack)

@@ -5,8 +5,8 @@ Consumes a `LoadedObject` and the bundle's probes; returns an `ExitStack` that o
 can close it first to detach the probes before END runs). A link or perf event fd is registered
 the moment it exists, so when one attach fails, unwinding destroys everything already attached.
 
-First every probe is checked against the kernel (tracefs, kprobe support), so that a missing
-attach point is reported before anything is attached. One function per provider; BEGIN and END
+`check_attach_points` checks every probe against the kernel first (tracefs, kprobe support), so
+that a missing attach point is reported before BEGIN runs and anything is attached. One function per provider; BEGIN and END
 are not attached (run.py runs them). Errors: `UserError` naming the attach point.
 """
 
@@ -35,11 +35,15 @@ _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
 
 
+def check_attach_points(probes: Sequence[ProbeSpec]) -> None:
+    """Refuse, before anything runs, attach points this kernel does not have."""
+    for probe in probes:
+        _CHECKS[probe.provider](probe)
+
+
 def attach_probes(
     loaded: LoadedObject, probes: Sequence[ProbeSpec], stack: contextlib.ExitStack
 ) -> contextlib.ExitStack:
-    for probe in probes:
-        _CHECKS[probe.provider](probe)
     links = stack.enter_context(contextlib.ExitStack())
     for probe in _attach_order(probes):
         _ATTACHERS[probe.provider](loaded.programs[probe.program], probe, links)
