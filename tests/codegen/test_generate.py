@@ -68,8 +68,8 @@ def test_each_attach_point_gets_its_program_and_section():
 
 
 def test_interval_period_and_begin_end_sections():
-    resources = compiled("interval:ms:250 { } interval:s:2 { } BEGIN { } END { }").resources
-    assert [probe.period_ns for probe in resources.probes] == [250_000_000, 2_000_000_000, 0, 0]
+    resources = compiled("interval:ms:250 { } interval:s:2 { } i:us:500 { } interval:hz:99 { } BEGIN { } END { }").resources
+    assert [probe.period_ns for probe in resources.probes] == [250_000_000, 2_000_000_000, 500_000, 10_101_010, 0, 0]
     assert {"perf_event", "raw_tp"} <= set(section_names(compiled("interval:s:1 { } BEGIN { }").elf))
 
 
