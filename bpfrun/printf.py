@@ -61,13 +61,22 @@ def _piece(piece: str | Conversion) -> Piece:
 
 def _format_one(spec: Conversion, value: int | bytes) -> bytes:
     if spec.conversion == "s":
-        assert isinstance(value, bytes), f"%s of {value!r}"
-        text = value if spec.precision is None else value[: spec.precision]
+        text = _text(value)
+        text = text if spec.precision is None else text[: spec.precision]
         return _pad(spec, text)
     assert isinstance(value, int), f"%{spec.conversion} of {value!r}"
     if spec.conversion == "c":
         return _pad(spec, bytes([value & 0xFF]))
     return _format_integer(spec, value)
+
+
+def _text(value: int | bool | bytes) -> bytes:
+    """What %s prints: a string as it is, a number in decimal, a bool as true/false (as bpftrace)."""
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, int):
+        return str(value).encode()
+    return value
 
 
 def _format_integer(spec: Conversion, value: int) -> bytes:

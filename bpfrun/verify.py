@@ -110,7 +110,8 @@ def _verify_printf(event: EventSpec) -> None:
     if len(conversions) != len(event.args):
         raise UserError(f"{where}: {len(conversions)} conversions for {len(event.args)} arguments")
     for position, (spec, arg) in enumerate(zip(conversions, event.args), 1):
-        wanted = (STRING,) if spec.conversion in printf.STRING_CONVERSIONS else (INT, BOOL)
+        # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.
+        wanted = (STRING, INT, BOOL) if spec.conversion in printf.STRING_CONVERSIONS else (INT, BOOL)
         if arg.kind not in wanted:
             raise UserError(f"{where}: %{spec.conversion} cannot print argument {position} of type {type_name(arg)}")
 

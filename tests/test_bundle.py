@@ -157,8 +157,8 @@ INCONSISTENT = {
         "printf event 0 ('%d %d\\n'): 2 conversions for 1 arguments",
     ),
     "printf types": (
-        resources(events=(EventSpec(0, PRINTF, "%s\n", (INT64,)),)),
-        "printf event 0 ('%s\\n'): %s cannot print argument 1 of type int64",
+        resources(events=(EventSpec(0, PRINTF, "%d\n", (string_type(16),)),)),
+        "printf event 0 ('%d\\n'): %d cannot print argument 1 of type string[16]",
     ),
     "exit code": (resources(events=(EventSpec(0, EXIT, "", ()),)), "exit event 0 must have one integer argument"),
 }
