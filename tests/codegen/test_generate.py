@@ -103,3 +103,11 @@ def test_printf_and_exit_share_one_event_id_space():
 def test_program_without_events_has_no_ring_buffer():
     resources = compiled("BEGIN { @x = 1; }").resources
     assert resources.events == () and resources.event_map == ""
+
+
+@pytest.mark.parametrize("program", CONSTRUCTS)
+def test_loader_accepts_what_the_compiler_emits(program):
+    # bpfrun's checks of a bundle (verify.py) must let through everything bpftc produces.
+    from bpfrun.verify import verify
+
+    verify(compiled(program).resources)
