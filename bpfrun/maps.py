@@ -74,7 +74,7 @@ def possible_cpus() -> int:
 def value_size(spec: MapSpec, ncpus: int) -> int:
     """Bytes that one lookup of this map returns."""
     if is_per_cpu(spec):
-        return ncpus * _round_up(stored_size(spec.value))
+        return ncpus * stored_size(spec.value)  # each CPU's value is a stored value, 8-byte aligned
     return stored_size(spec.value)
 
 
@@ -179,7 +179,3 @@ def _model_value(value: Scalar | Histogram) -> Value:
 def _text(data: bytes) -> str:
     # surrogateescape keeps bytes that are not UTF-8: output.py writes them back unchanged.
     return data.decode("utf-8", "surrogateescape")
-
-
-def _round_up(size: int) -> int:
-    return (size + SLOT - 1) // SLOT * SLOT
