@@ -4,10 +4,14 @@ A case file holds one or more cases separated by blank lines before NAME:
 
     NAME count reads of one process
     PROG tracepoint:syscalls:sys_enter_read /pid == {{WORKLOAD_PID}}/ { @[pid] = count(); }
+    ARGS 42 foo                  positional parameters, after the bundle (or bpftrace's -e PROGRAM)
     WORKLOAD 25                  a process doing exactly 25 read() calls once the probes are attached
     STOP sigint                  how the run ends: sigint / sigterm (after the workload) or exit (default
                                  without WORKLOAD: the program exits by itself)
     EXPECT_STDOUT <<END          the whole standard output, up to a line END
+    ...
+    END
+    EXPECT_JSON <<END            the whole standard output of a second run with `-f json`
     ...
     END
     EXPECT line                  a line that must be in standard output
@@ -46,9 +50,11 @@ ORACLE = ROOT.parent / "shared" / "tools" / "bpftrace-oracle"
 class Case:
     name: str
     program: str = ""
+    args: list[str] = field(default_factory=list)
     workload: int | None = None
     stop: str = ""
     stdout: str | None = None
+    json: str | None = None  # EXPECT_JSON: the case runs a second time, with -f json
     expect_lines: list[str] = field(default_factory=list)
     expect_regexes: list[str] = field(default_factory=list)
     stderr_regexes: list[str] = field(default_factory=list)
@@ -79,18 +85,16 @@ def parse_cases(path: Path) -> list[Case]:
         case = cases[-1]
         if directive == "PROG":
             case.program = value
+        elif directive == "ARGS":
+            case.args = value.split()
         elif directive == "WORKLOAD":
             case.workload = int(value)
         elif directive == "STOP":
             case.stop = value
         elif directive == "EXPECT_STDOUT":
-            terminator = value.removeprefix("<<")
-            block = []
-            for block_line in lines:
-                if block_line == terminator:
-                    break
-                block.append(block_line)
-            case.stdout = "".join(block_line + "\n" for block_line in block)
+            case.stdout = _block(lines, value.removeprefix("<<"))
+        elif directive == "EXPECT_JSON":
+            case.json = _block(lines, value.removeprefix("<<"))
         elif directive == "EXPECT":
             case.expect_lines.append(value)
         elif directive == "EXPECT_REGEX":
@@ -110,10 +114,31 @@ def parse_cases(path: Path) -> list[Case]:
     return cases
 
 
+def _block(lines, terminator: str) -> str:
+    block = []
+    for line in lines:
+        if line == terminator:
+            break
+        block.append(line)
+    return "".join(line + "\n" for line in block)
+
+
+def json_variant(case: Case) -> Case | None:
+    """The case's JSON run: the same program under `-f json`, expecting EXPECT_JSON as stdout."""
+    if case.json is None:
+        return None
+    fields = dict(vars(case), stdout=case.json, json=None, expect_lines=[], expect_regexes=[])
+    fields["origin"] = case.origin + " (json)"
+    return Case(**fields)
+
+
 def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, Run]:
-    """Run `case` with the tracer command (bpfrun, or bpftrace through the oracle).
+    """Run `case` with the tracer command (bpfrun, or bpftrace through the oracle); a case from
+    `json_variant` runs with `-f json`.
 
     Returns the case with {{WORKLOAD_PID}} filled in, and what the tracer printed."""
+    if case.origin.endswith(" (json)"):
+        tracer = [*tracer, "-f", "json"]
     workload = _start_workload(case.workload) if case.workload is not None else None
     try:
         case = _substitute(case, str(workload.pid) if workload else "")
@@ -125,9 +150,9 @@ def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, 
                 )
                 if compiled.returncode != 0:
                     return case, Run("", compiled.stderr, compiled.returncode)
-                command = [*tracer, str(bundle)]
+                command = [*tracer, str(bundle), *case.args]
             elif case.program:
-                command = [*tracer, "-e", case.program]
+                command = [*tracer, "-e", case.program, *case.args]
             else:
                 command = tracer  # it names its own bundle or script
             return case, _trace(case, command, workload)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.runtime.harness import ORACLE, case_files, mismatches, parse_cases, run_case
+from tests.runtime.harness import ORACLE, case_files, json_variant, mismatches, parse_cases, run_case
 
 
 def main() -> int:
     paths = [Path(arg) for arg in sys.argv[1:]] or case_files()
     failed = 0
     for path in paths:
-        for case in parse_cases(path):
+        text_cases = parse_cases(path)
+        for case in text_cases + [json for json in map(json_variant, text_cases) if json is not None]:
             filled, run = run_case(case, [str(ORACLE)], compile_first=False)
             # bpftrace prints warnings about this VM (no available_filter_functions, RLIMIT_MEMLOCK).
             run.stderr = "".join(line for line in run.stderr.splitlines(True) if not line.startswith("WARNING"))

@@ -6,9 +6,18 @@ import os
 
 import pytest
 
-from tests.runtime.harness import BIN, case_files, kernel_has_kprobes, mismatches, parse_cases, run_case
+from tests.runtime.harness import (
+    BIN,
+    case_files,
+    json_variant,
+    kernel_has_kprobes,
+    mismatches,
+    parse_cases,
+    run_case,
+)
 
-CASES = [case for path in case_files() for case in parse_cases(path)]
+TEXT_CASES = [case for path in case_files() for case in parse_cases(path)]
+CASES = TEXT_CASES + [json for json in map(json_variant, TEXT_CASES) if json is not None]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loads BPF programs: needs root")
 
