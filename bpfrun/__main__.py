@@ -1,10 +1,11 @@
 """bpfrun: attach and run a bundle compiled by bpftc (the privileged half of bpftrace).
 
-    bpfrun [-v] BUNDLE        BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log
+    bpfrun [-v] [-f text|json] BUNDLE     BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log
 
-The steps, one module each: read → verify → load → attach → run → print (with maps.py reading
-the maps for output.py). Exit status: the program's exit() code (0 without one); 1 for a user error, printed
-as one line `bpfrun: ERROR: ...` on stderr; 2 for a bug in bpfrun, printed as `BUG: ...`.
+The steps, one module each: read → verify → load → attach → run → print (maps.py reads the maps
+into the value model of values.py, output.py renders it). Exit status: the program's exit() code
+(0 without one); 1 for a user error, printed as one line `bpfrun: ERROR: ...` on stderr; 2 for a
+bug in bpfrun, printed as `BUG: ...`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from bpfrun.errors import UserError
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
+@click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
 @click.argument("bundle_path", metavar="BUNDLE")
-def cli(verbose: bool, bundle_path: str) -> int:
+def cli(verbose: bool, output_format: str, bundle_path: str) -> int:
     """Run the bpftrace program compiled into BUNDLE until it exits or is interrupted."""
-    return _main(bundle_path, verbose)
+    return _main(bundle_path, verbose, output_format)
 
 
 def main() -> None:
@@ -39,9 +41,9 @@ def main() -> None:
     sys.exit(status)
 
 
-def _main(path: str, verbose: bool) -> int:
+def _main(path: str, verbose: bool, output_format: str) -> int:
     try:
-        return _run(path, verbose)
+        return _run(path, verbose, output_format)
     except UserError as error:
         print(f"bpfrun: ERROR: {error}", file=sys.stderr)
         return 1
@@ -57,13 +59,14 @@ def _main(path: str, verbose: bool) -> int:
         return 2
 
 
-def _run(path: str, verbose: bool) -> int:
+def _run(path: str, verbose: bool, output_format: str) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
-    from bpfrun.attach import attach_probes, attached_message, check_attach_points
+    from bpfrun.attach import attach_probes, check_attach_points
+    from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
-    from bpfrun.maps import read_maps
-    from bpfrun.output import print_maps
+    from bpfrun.maps import possible_cpus, read_all
+    from bpfrun.output import Output
     from bpfrun.read import read_bundle
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
@@ -76,18 +79,23 @@ def _run(path: str, verbose: bool) -> int:
     bundle = read_bundle(path)
     resources = bundle.resources
     verify(resources)
-    out = sys.stdout.buffer
+    output = Output(output_format, sys.stdout.buffer, sys.stderr.buffer)
+    ncpus = possible_cpus()
     with contextlib.ExitStack() as stack:
         loaded = load(bundle, stack, log)
         check_attach_points(resources.probes)
-        events = Events(loaded, resources, stack, stop, out)
+        context = Context({spec.name: spec for spec in resources.maps}, loaded.map_fds, ncpus)
+        handler = EventHandler(resources.events, context, output)
+        events = Events(loaded, resources, handler, output, stack, stop)
         run_begin(loaded, resources)
         links = attach_probes(loaded, resources.probes, stack)
-        print(attached_message(resources.probes), file=sys.stderr, flush=True)
+        output.attached(len(resources.probes))
         run_until_stopped(events, resources, stop)
         links.close()  # bpftrace detaches before END: END and the printout see final maps
         run_end(loaded, resources, events)
-        print_maps(read_maps(resources.maps, loaded.map_fds), out)
+        if resources.print_maps_on_exit:
+            output.maps_at_exit(read_all(resources.maps, loaded.map_fds, ncpus))
+        output.flush()
         return events.exit_code
 
 

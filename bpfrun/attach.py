@@ -1,13 +1,16 @@
 """Step 4: attach every probe of the bundle, all or nothing.
 
+One `Provider` per probe kind holds bpfrun's half of it (bpftc/probes.py holds the compiler's):
+what a valid target looks like, how to check that this kernel has it, how to attach it. BEGIN
+and END are not attached (run.py runs them).
+
 Consumes a `LoadedObject` and the bundle's probes; returns an `ExitStack` that owns every link
 (it is itself registered in the caller's stack, so it is closed with everything else, and run.py
 can close it first to detach the probes before END runs). A link or perf event fd is registered
 the moment it exists, so when one attach fails, unwinding destroys everything already attached.
-
 `check_attach_points` checks every probe against the kernel first (tracefs, kprobe support), so
-that a missing attach point is reported before BEGIN runs and anything is attached. One function per provider; BEGIN and END
-are not attached (run.py runs them). Errors: `UserError` naming the attach point.
+that a missing attach point is reported before BEGIN runs. Errors: `UserError` naming the
+attach point.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from bpfrun import tracefs
 from bpfrun.errors import UserError
@@ -30,15 +35,26 @@ from bpfrun.libbpf import (
 from bpfrun.load import LoadedObject
 from common.schema import BEGIN, END, INTERVAL, KPROBE, KRETPROBE, TRACEPOINT, ProbeSpec
 
-_REVERSED = (KPROBE,)
 _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
+
+
+MAX_PERIOD_NS = (1 << 63) - 1
+_TRACEPOINT_NAME = re.compile(r"[A-Za-z0-9_]+")
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    problem: Callable[[ProbeSpec], str | None]  # what is wrong with a probe's target, or None
+    check: Callable[[ProbeSpec], None]  # raises UserError when this kernel cannot attach it
+    attach: Callable[[int, ProbeSpec, contextlib.ExitStack], None]  # (bpf_program *, probe, links)
 
 
 def check_attach_points(probes: Sequence[ProbeSpec]) -> None:
     """Refuse, before anything runs, attach points this kernel does not have."""
     for probe in probes:
-        _CHECKS[probe.provider](probe)
+        PROVIDERS[probe.provider].check(probe)
 
 
 def attach_probes(
@@ -46,31 +62,57 @@ def attach_probes(
 ) -> contextlib.ExitStack:
     links = stack.enter_context(contextlib.ExitStack())
     for probe in _attach_order(probes):
-        _ATTACHERS[probe.provider](loaded.programs[probe.program], probe, links)
+        PROVIDERS[probe.provider].attach(loaded.programs[probe.program], probe, links)
     return links
-
-
-def attached_message(probes: Sequence[ProbeSpec]) -> str:
-    """bpftrace's line on stderr; it counts every probe, BEGIN and END included."""
-    count = len(probes)
-    return f"Attached {count} probe" if count == 1 else f"Attached {count} probes"
 
 
 def _attach_order(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
     # As bpftrace: the kernel runs the kprobes of one function newest first and the other probe
     # kinds oldest first, so kprobes are attached in reverse to fire in the script's order.
-    forward = [probe for probe in probes if probe.provider not in _REVERSED]
-    return forward + [probe for probe in reversed(probes) if probe.provider in _REVERSED]
+    forward = [probe for probe in probes if probe.provider != KPROBE]
+    return forward + [probe for probe in reversed(probes) if probe.provider == KPROBE]
 
 
-def _check_nothing(probe: ProbeSpec) -> None:
+# BEGIN and END
+
+
+def _no_target(probe: ProbeSpec) -> str | None:
+    return f"{probe.provider} takes no target" if probe.target or probe.period else None
+
+
+def _nothing(*args: object) -> None:
     pass
+
+
+# Tracepoints
+
+
+def _tracepoint_problem(probe: ProbeSpec) -> str | None:
+    # The names become a tracefs path: only the characters tracepoint names are made of.
+    if len(probe.target) != 2 or not all(_TRACEPOINT_NAME.fullmatch(part) for part in probe.target):
+        return f"invalid tracepoint target {':'.join(probe.target)!r}"
+    return None
 
 
 def _check_tracepoint(probe: ProbeSpec) -> None:
     category, name = probe.target
     if not tracefs.tracepoint_exists(category, name):
         raise UserError(f"cannot attach {probe.attach_point}: no such tracepoint")
+
+
+def _attach_tracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    category, name = probe.target
+    link = lib.bpf_program__attach_tracepoint(program, category.encode(), name.encode())
+    _register(link, probe, links)
+
+
+# kprobes
+
+
+def _kprobe_problem(probe: ProbeSpec) -> str | None:
+    if len(probe.target) != 1 or not _FUNCTION_NAME.fullmatch(probe.target[0]):
+        return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
+    return None
 
 
 def _check_kprobe(probe: ProbeSpec) -> None:
@@ -80,20 +122,19 @@ def _check_kprobe(probe: ProbeSpec) -> None:
         )
 
 
-def _attach_nothing(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
-    pass
-
-
-def _attach_tracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
-    category, name = probe.target
-    link = lib.bpf_program__attach_tracepoint(program, category.encode(), name.encode())
-    _register(link, probe, links)
-
-
 def _attach_kprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
     (function,) = probe.target
     link = lib.bpf_program__attach_kprobe(program, probe.provider == KRETPROBE, function.encode())
     _register(link, probe, links)
+
+
+# interval
+
+
+def _interval_problem(probe: ProbeSpec) -> str | None:
+    if probe.target or not 0 < probe.period <= MAX_PERIOD_NS:
+        return f"an interval needs a period between 1 and {MAX_PERIOD_NS} ns, not {probe.period}"
+    return None
 
 
 def _attach_interval(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
@@ -101,7 +142,7 @@ def _attach_interval(program: int, probe: ProbeSpec, links: contextlib.ExitStack
         type=PERF_TYPE_SOFTWARE,
         size=ctypes.sizeof(perf_event_attr),
         config=PERF_COUNT_SW_CPU_CLOCK,
-        sample_period=probe.period_ns,
+        sample_period=probe.period,
         flags=_PERF_ATTR_DISABLED,
     )
     # One CPU (cpu 0, any process): bpftrace's interval fires once per period, not once per CPU.
@@ -121,19 +162,11 @@ def _register(link: int | None, probe: ProbeSpec, links: contextlib.ExitStack) -
     links.callback(lib.bpf_link__destroy, link)
 
 
-_CHECKS: dict[str, Callable[[ProbeSpec], None]] = {
-    BEGIN: _check_nothing,
-    END: _check_nothing,
-    TRACEPOINT: _check_tracepoint,
-    KPROBE: _check_kprobe,
-    KRETPROBE: _check_kprobe,
-    INTERVAL: _check_nothing,
-}
-_ATTACHERS: dict[str, Callable[[int, ProbeSpec, contextlib.ExitStack], None]] = {
-    BEGIN: _attach_nothing,
-    END: _attach_nothing,
-    TRACEPOINT: _attach_tracepoint,
-    KPROBE: _attach_kprobe,
-    KRETPROBE: _attach_kprobe,
-    INTERVAL: _attach_interval,
+PROVIDERS: dict[str, Provider] = {
+    BEGIN: Provider(_no_target, _nothing, _nothing),
+    END: Provider(_no_target, _nothing, _nothing),
+    TRACEPOINT: Provider(_tracepoint_problem, _check_tracepoint, _attach_tracepoint),
+    KPROBE: Provider(_kprobe_problem, _check_kprobe, _attach_kprobe),
+    KRETPROBE: Provider(_kprobe_problem, _check_kprobe, _attach_kprobe),
+    INTERVAL: Provider(_interval_problem, _nothing, _attach_interval),
 }

@@ -2,9 +2,9 @@
 
 Consumes a verified `Bundle`; produces a `LoadedObject` whose kernel objects are owned by the
 caller's `ExitStack` (bpf_object__close frees programs and maps). Before anything reaches the
-kernel, every probe's program and every map must exist in the ELF with the key and value sizes
-the storage rules of `common.types` give, per-CPU exactly when `common.schema.is_per_cpu`, and
-the event map must be a ring buffer.
+kernel, every probe's program and every map must exist in the ELF with the kernel type and the
+key and value sizes common/schema.py gives, the event map must be a ring buffer and the
+lost-events map a per-CPU array of one u64.
 
 Errors (`UserError`, one line): an ELF libbpf cannot open, a program or map that does not match,
 and a load the kernel refuses, summarised by the last meaningful line of the verifier's log.
@@ -21,18 +21,22 @@ from dataclasses import dataclass
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
-    BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    BPF_MAP_TYPE_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
     BPF_MAP_TYPE_PERCPU_HASH,
     BPF_MAP_TYPE_RINGBUF,
     LogCapture,
     lib,
 )
+from common import schema
 from common.bundle import Bundle
-from common.schema import MapSpec, Resources, is_per_cpu, kernel_key_fields
-from common.types import record_offsets, stored_size
+from common.schema import MapSpec, Resources
 
-_PER_CPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
+_MAP_TYPES = {
+    schema.HASH: BPF_MAP_TYPE_HASH,
+    schema.PERCPU_HASH: BPF_MAP_TYPE_PERCPU_HASH,
+    schema.PERCPU_ARRAY: BPF_MAP_TYPE_PERCPU_ARRAY,
+}
 # Verifier log lines that come after the complaint and say nothing about it.
 _LIBBPF_SUMMARIES = re.compile(r"failed to load object|failed to load: -\d+$")
 _LOG_TRAILERS = re.compile(r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|\s*$)")
@@ -84,6 +88,12 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
         if lib.bpf_map__type(ring_buffer) != BPF_MAP_TYPE_RINGBUF:
             raise UserError(f"bundle's event map {resources.event_map!r} is not a ring buffer")
         maps[resources.event_map] = ring_buffer
+    if resources.lost_map:
+        lost = _find_map(handle, resources.lost_map, "lost events")
+        found = (lib.bpf_map__type(lost), lib.bpf_map__key_size(lost), lib.bpf_map__value_size(lost))
+        if found != (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8):
+            raise UserError(f"bundle's lost-events map {resources.lost_map!r} is not a per-CPU array of one u64")
+        maps[resources.lost_map] = lost
     return maps
 
 
@@ -95,18 +105,13 @@ def _find_map(handle: int, elf_name: str, purpose: str) -> int:
 
 
 def _check_map(pointer: int, spec: MapSpec) -> None:
-    _, key_size = record_offsets(kernel_key_fields(spec))
-    value_size = stored_size(spec.value)
-    found = (lib.bpf_map__key_size(pointer), lib.bpf_map__value_size(pointer))
-    if found != (key_size, value_size):
+    expected = (_MAP_TYPES[spec.kernel_type], schema.key_size(spec), schema.element_size(spec))
+    found = (lib.bpf_map__type(pointer), lib.bpf_map__key_size(pointer), lib.bpf_map__value_size(pointer))
+    if found != expected:
         raise UserError(
-            f"map {spec.name} ({spec.elf_name!r}) has key/value sizes {found[0]}/{found[1]} in the BPF object, "
-            f"but {key_size}/{value_size} in the bundle's metadata"
+            f"map {spec.name} ({spec.elf_name!r}) has type/key/value sizes {found} in the BPF object, "
+            f"but {expected} in the bundle's metadata"
         )
-    per_cpu = lib.bpf_map__type(pointer) in _PER_CPU_MAP_TYPES
-    if per_cpu != is_per_cpu(spec):
-        expected = "a per-CPU map" if is_per_cpu(spec) else "a map shared by all CPUs"
-        raise UserError(f"map {spec.name} ({spec.elf_name!r}) should be {expected}")
 
 
 def _load_failure(resources: Resources, log: LogCapture, error: int) -> str:

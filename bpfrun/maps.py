@@ -1,19 +1,17 @@
-"""Step 7: read the script's maps from the kernel into one value model, in bpftrace's print order.
+"""Read the script's maps from the kernel into the value model, in bpftrace's print order.
 
-Consumes the `MapSpec`s of the bundle and the fd of each map; produces one `MapValues` per map,
-ordered by map name, each with its entries in the order bpftrace 0.27 prints them:
+Consumes a `MapSpec` (common/schema.py says how its keys and elements are laid out and how per-CPU
+elements reduce) and the map's fd; produces a `values.MapValue`. Also clears and zeroes maps for
+clear() and zero(), which run here, in user space, as in bpftrace.
 
-- int and count values ascending by value (bpftrace 0.27 leaves maps of 32-bit ints in hash order;
-  we sort them too), histograms ascending by their total count, other values by key;
-- ties (bpftrace: hash order) by key; keys compare field by field, ints as bpftrace compares them
-  (the signed value of their size), strings by bytes, false before true.
+Print order (bpftrace 0.27's, src/types_format.cpp): plain integer, count and sum maps ascending by
+value (bpftrace leaves maps of 32-bit ints in hash order; we sort them too); min and max by value
+read as unsigned; avg and stats by average; hist and lhist by their total count; other maps by key.
+Ties (bpftrace: hash order) by key. Keys compare field by field: integers as signed 64-bit values,
+strings by bytes.
 
-Per-CPU maps (`common.schema.is_per_cpu`) hold one value per possible CPU, each rounded up to 8
-bytes: they are summed (modulo 2**64, as u64 counters wrap). A histogram's kernel key is the
-script's key plus a u64 bucket index; its value model is the counts by bucket index. The model is
-independent of rendering (output.py renders text; a JSON renderer can use the same model).
-
-Errors: a map that cannot be read is a `UserError`.
+Every value the kernel hands back is checked against the layout before use: a record that does not
+fit is a `UserError`.
 """
 
 from __future__ import annotations
@@ -21,47 +19,18 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-from bpfrun.decode import Scalar, decode_record, decode_value
 from bpfrun.errors import UserError
 from bpfrun.libbpf import lib
-from common.schema import MapSpec, is_per_cpu, kernel_key_fields
-from common.types import BOOL, COUNT, HIST, INT, SLOT, STRING, Type, record_offsets, stored_size
+from bpfrun.values import Histogram, HistogramRow, MapValue, Primitive, Record, Tuple, decode
+from common import layout, schema
+from common.schema import MapSpec
 
 U64_MASK = (1 << 64) - 1
+_SUFFIXES = "\0KMGTPE"
 
-KeyPart = int | bool | str
-Key = tuple[KeyPart, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram:
-    counts: tuple[int, ...]  # count of bucket index i at position i (0: negative values, 1: [0], ...)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts)
-
-
-Value = int | bool | str | Histogram
-
-
-@dataclass(frozen=True, slots=True)
-class MapValues:
-    name: str  # as in the script: '@x', '@'
-    keyed: bool  # False for a map without key: printed as '@x: value'
-    entries: tuple[tuple[Key, Value], ...]  # in print order; () for an empty map
-
-
-def read_maps(specs: Iterable[MapSpec], map_fds: Mapping[str, int]) -> tuple[MapValues, ...]:
-    """Every map of the bundle, ordered by name as bpftrace prints them."""
-    ncpus = possible_cpus()
-    return tuple(
-        build_map(spec, read_entries(map_fds[spec.elf_name], spec, ncpus), ncpus)
-        for spec in sorted(specs, key=lambda spec: spec.name.encode())
-    )
+Entries = list[tuple[bytes, bytes]]  # (kernel key, kernel value) byte strings
 
 
 def possible_cpus() -> int:
@@ -71,19 +40,19 @@ def possible_cpus() -> int:
     return count
 
 
-def value_size(spec: MapSpec, ncpus: int) -> int:
-    """Bytes that one lookup of this map returns."""
-    if is_per_cpu(spec):
-        return ncpus * stored_size(spec.value)  # each CPU's value is a stored value, 8-byte aligned
-    return stored_size(spec.value)
+def read_map(spec: MapSpec, map_fd: int, ncpus: int, top: int = 0, div: int = 0) -> MapValue:
+    """The map's current contents; `top` keeps only the last (largest) entries, `div` divides
+    the values (print(@m, top, div))."""
+    entries = read_entries(spec, map_fd, ncpus)
+    return build(spec, entries, ncpus, top, div)
 
 
-def read_entries(map_fd: int, spec: MapSpec, ncpus: int) -> list[tuple[bytes, bytes]]:
-    """All (key, value) byte strings of one kernel map."""
-    _, key_size = record_offsets(kernel_key_fields(spec))
+def read_entries(spec: MapSpec, map_fd: int, ncpus: int) -> Entries:
+    """All (key, value) byte strings of one kernel map; a per-CPU value holds every CPU's element."""
+    key_size = schema.key_size(spec)
     key = ctypes.create_string_buffer(key_size)
     next_key = ctypes.create_string_buffer(key_size)
-    value = ctypes.create_string_buffer(value_size(spec, ncpus))
+    value = ctypes.create_string_buffer(_value_bytes(spec, ncpus))
     entries: dict[bytes, bytes] = {}
     previous = None  # NULL asks for the first key
     while True:
@@ -99,83 +68,261 @@ def read_entries(map_fd: int, spec: MapSpec, ncpus: int) -> list[tuple[bytes, by
             raise UserError(f"cannot read map {spec.name}: {os.strerror(-error)}")
         ctypes.memmove(key, next_key, key_size)
         previous = key
+        if len(entries) > spec.max_entries:
+            raise UserError(f"map {spec.name} returned more than its {spec.max_entries} entries")
     return list(entries.items())
 
 
-def build_map(spec: MapSpec, entries: Iterable[tuple[bytes, bytes]], ncpus: int) -> MapValues:
-    """The value model of one map from its raw kernel entries."""
-    if spec.value.kind == HIST:
+def clear_map(spec: MapSpec, map_fd: int, ncpus: int) -> None:
+    """clear(@m): delete every element (a per-CPU array's elements cannot be deleted: zeroed)."""
+    if spec.kernel_type == schema.PERCPU_ARRAY:
+        zero_map(spec, map_fd, ncpus)
+        return
+    for key, _ in read_entries(spec, map_fd, ncpus):
+        lib.bpf_map_delete_elem(map_fd, key)
+
+
+def zero_map(spec: MapSpec, map_fd: int, ncpus: int) -> None:
+    """zero(@m): set every element of every CPU to zero, keeping the keys."""
+    zeros = bytes(_value_bytes(spec, ncpus))
+    for key, _ in read_entries(spec, map_fd, ncpus):
+        lib.bpf_map_update_elem(map_fd, key, zeros, 0)
+
+
+def _value_bytes(spec: MapSpec, ncpus: int) -> int:
+    """Bytes one lookup returns: the element, once per possible CPU for per-CPU maps."""
+    return schema.element_size(spec) * (ncpus if schema.is_per_cpu(spec) else 1)
+
+
+# The value model
+
+
+def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 0) -> MapValue:
+    if schema.is_histogram(spec):
         values = _histograms(spec, entries, ncpus)
     else:
-        values = [(_decode_key(spec, key), _decode_map_value(spec, value, ncpus)) for key, value in entries]
-    ordered = sorted(values, key=lambda entry: _print_order(spec, entry))
-    return MapValues(spec.name, bool(spec.key), tuple((_model_key(key), _model_value(value)) for key, value in ordered))
+        values = [(_key(spec, key), _reduce(spec, value, ncpus)) for key, value in entries]
+        values = [(key, value) for key, value in values if value is not _UNSET]
+    values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0])))
+    if top and len(values) > top:
+        values = values[len(values) - top :]
+    stats = spec.aggregate in ("avg", "stats")
+    entries_out = tuple((key if spec.key is not None else None, _finish(spec, value, div)) for key, value in values)
+    return MapValue(spec.name, spec.key is not None, entries_out, stats)
 
 
-def _histograms(spec: MapSpec, entries: Iterable[tuple[bytes, bytes]], ncpus: int) -> list[tuple[tuple, Histogram]]:
-    bucket_field = len(kernel_key_fields(spec)) - 1
-    buckets: dict[tuple, dict[int, int]] = {}
+_UNSET = object()  # a per-CPU element no CPU has written (a min() never called...)
+
+
+def _key(spec: MapSpec, kernel_key: bytes) -> Primitive:
+    if spec.key is None:
+        return None
+    return _decoded(spec.key, kernel_key, spec.name)
+
+
+def _decoded(spec_layout: layout.Layout, data: bytes, name: str) -> Primitive:
+    try:
+        return decode(spec_layout, data)
+    except ValueError as error:
+        raise UserError(f"map {name} holds a malformed element: {error}") from None
+
+
+def _per_cpu(spec: MapSpec, value: bytes, ncpus: int) -> list[bytes]:
+    size = schema.element_size(spec)
+    copies = ncpus if schema.is_per_cpu(spec) else 1
+    if len(value) < size * copies:
+        raise UserError(f"map {spec.name} returned {len(value)} bytes for an element of {size * copies}")
+    return [value[cpu * size : (cpu + 1) * size] for cpu in range(copies)]
+
+
+def _word(data: bytes, offset: int, signed: bool = False) -> int:
+    return int.from_bytes(data[offset : offset + 8], "little", signed=signed)
+
+
+def _reduce(spec: MapSpec, value: bytes, ncpus: int):
+    """One element's value: a plain value decoded; per-CPU aggregates reduced (schema.py's table).
+
+    The element of a map without keys (a per-CPU array) always exists: it is _UNSET until some
+    CPU wrote it (a count above 0, a set flag, a count of values), and then is not printed."""
+    copies = _per_cpu(spec, value, ncpus)
+    signed = spec.value.kind == layout.INT
+    kind = spec.aggregate
+    always_there = spec.kernel_type == schema.PERCPU_ARRAY
+    if kind == schema.PLAIN:
+        return _decoded(spec.value, copies[0], spec.name)
+    if kind == "count":
+        count = sum(_word(copy, 0) for copy in copies) & U64_MASK
+        return _UNSET if always_there and count == 0 else count
+    if kind in ("min", "max"):
+        values = [_word(copy, 0, signed) for copy in copies if _word(copy, 8)]
+        if not values:
+            return _UNSET if always_there else 0
+        return min(values) if kind == "min" else max(values)
+    total = _wrap(sum(_word(copy, 0, signed) for copy in copies), signed)
+    count = sum(_word(copy, 8) for copy in copies) & U64_MASK
+    if count == 0 and always_there:
+        return _UNSET
+    if kind == "sum":
+        return total
+    return (count, total)  # avg and stats: finished by _finish
+
+
+def _wrap(value: int, signed: bool) -> int:
+    value &= U64_MASK
+    return value - (1 << 64) if signed and value >> 63 else value
+
+
+def _truncating_division(total: int, count: int) -> int:
+    """C's integer division, which truncates toward zero (0 when dividing by 0)."""
+    if count == 0:
+        return 0
+    quotient = abs(total) // abs(count)
+    return -quotient if (total < 0) != (count < 0) else quotient
+
+
+def _value_order(spec: MapSpec, value) -> int:
+    kind = spec.aggregate
+    if kind in ("hist", "lhist"):
+        return sum(value.values())
+    if kind in ("avg", "stats"):
+        count, total = value
+        return _truncating_division(total, count)
+    if kind in ("min", "max"):
+        return value & U64_MASK  # bpftrace compares them as unsigned
+    if kind in ("count", "sum") or (kind == schema.PLAIN and spec.value.kind in (layout.INT, layout.UINT)):
+        return value
+    return 0  # other values print by key
+
+
+def _key_order(key: Primitive) -> tuple:
+    if key is None:
+        return ()
+    if isinstance(key, bool):
+        return (0, int(key))
+    if isinstance(key, int):
+        return (0, _wrap(key, True))  # the stored 64 bits, compared as signed (as bpftrace)
+    if isinstance(key, str):
+        return (1, key.encode("utf-8", "surrogateescape"))
+    if isinstance(key, Tuple):
+        return (2, tuple(_key_order(item) for item in key.items))
+    if isinstance(key, Record):
+        return (3, tuple(_key_order(item) for _, item in key.fields))
+    return (4,)
+
+
+def _finish(spec: MapSpec, value, div: int):
+    """The printed value: divided by `div` (print's third argument); avg and stats from their
+    (count, total) pair; histograms as rows."""
+    divisor = div or 1
+    kind = spec.aggregate
+    if kind == "hist":
+        return _log2_histogram(value, spec.params[0], divisor)
+    if kind == "lhist":
+        return _linear_histogram(value, *spec.params)
+    if kind in ("avg", "stats"):
+        count, total = value
+        average = _truncating_division(_truncating_division(total, count), divisor)
+        if kind == "avg":
+            return average
+        return Record((("count", count), ("average", average), ("total", total)))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _truncating_division(value, divisor)
+    return value
+
+
+# Histograms
+
+
+def _histograms(spec: MapSpec, entries: Entries, ncpus: int) -> list[tuple[Primitive, dict[int, int]]]:
+    """Counts by bucket for each script key. The bucket is the last member of the kernel key (for a
+    per-CPU array, the key itself)."""
+    buckets = schema.histogram_buckets(spec)
+    kernel_key = schema.kernel_key(spec)
+    by_key: dict[bytes, tuple[Primitive, dict[int, int]]] = {}
     for key, value in entries:
-        fields = decode_record(kernel_key_fields(spec), key)
-        script_key, bucket = fields[:bucket_field], fields[bucket_field]
-        buckets.setdefault(script_key, {})[bucket] = _sum_per_cpu(value, ncpus)
-    return [(key, _histogram(counts)) for key, counts in buckets.items()]
+        if spec.kernel_type == schema.PERCPU_ARRAY:
+            script_key, bucket_bytes = b"", key[:4]
+        else:
+            bucket_field = kernel_key.fields[-1]
+            script_key, bucket_bytes = key[: bucket_field.offset], key[bucket_field.offset : bucket_field.offset + 8]
+        bucket = int.from_bytes(bucket_bytes, "little")
+        if bucket >= buckets:
+            raise UserError(f"map {spec.name} holds bucket {bucket} of a histogram of {buckets}")
+        count = sum(_word(copy, 0) for copy in _per_cpu(spec, value, ncpus)) & U64_MASK
+        if count == 0:
+            continue
+        entry = by_key.setdefault(script_key, (_key(spec, key) if spec.key is not None else None, {}))
+        entry[1][bucket] = count
+    return list(by_key.values())
 
 
-def _histogram(counts_by_bucket: dict[int, int]) -> Histogram:
-    size = max(counts_by_bucket) + 1
-    return Histogram(tuple(counts_by_bucket.get(index, 0) for index in range(size)))
+def _log2_histogram(counts: dict[int, int], bits: int, divisor: int) -> Histogram:
+    """hist(n, k)'s rows. Bucket 0 holds negative values; bucket b <= 2^(k+1) the value b - 1;
+    above, bucket b ends before `_log2_bound(b)`. Labels as bpftrace's: plain numbers up to
+    2^(k+1), then powers of 1024 as K, M, G..."""
+    if not counts:
+        return Histogram(())
+    rows = []
+    for bucket in range(min(counts), max(counts) + 1):
+        count = counts.get(bucket, 0) // divisor
+        if bucket == 0:
+            rows.append(HistogramRow("(..., 0)", None, -1, count))
+            continue
+        low_text, low = _log2_bound(bucket - 1, bits)
+        high_text, high = _log2_bound(bucket, bits)
+        plain = bucket <= 2 << bits  # bpftrace prints "[v]" only between two plain numbers
+        label = f"[{low_text}]" if plain and high == low + 1 else f"[{low_text}, {high_text})"
+        rows.append(HistogramRow(label, low, high - 1, count))
+    return Histogram(tuple(rows))
 
 
-def _decode_key(spec: MapSpec, key: bytes) -> tuple[Scalar, ...]:
-    if not spec.key:
-        return ()  # the kernel key is a u64 that is always 0
-    return decode_record(spec.key, key)
+def _log2_bound(bucket: int, bits: int) -> tuple[str, int]:
+    """The exclusive upper bound of a hist(n, k) bucket, as text and as a number."""
+    if bucket <= 2 << bits:
+        return str(bucket), bucket
+    size = 1 << bits
+    power = (bucket >> bits) - 1
+    value = (1 << power) * (size + (bucket & (size - 1)))
+    decade = power // 10
+    text = f"{(1 << (power - 10 * decade)) * (size + (bucket & (size - 1)))}{_SUFFIXES[decade].strip(chr(0))}"
+    return text, value
 
 
-def _decode_map_value(spec: MapSpec, value: bytes, ncpus: int) -> int | bool | bytes:
-    if spec.value.kind == COUNT:
-        return _sum_per_cpu(value, ncpus)
-    return decode_value(spec.value, value)
+def _linear_histogram(counts: dict[int, int], low: int, high: int, step: int) -> Histogram:
+    """lhist(n, min, max, step)'s rows: bucket 0 below min, bucket b in [min + (b-1)*step,
+    min + b*step), the last one at or above max."""
+    if not counts:
+        return Histogram(())
+    last = (high - low) // step + 1
+    rows = []
+    for bucket in range(min(counts), max(counts) + 1):
+        count = counts.get(bucket, 0)
+        upper = low + bucket * step
+        if bucket == 0:
+            rows.append(HistogramRow(f"(..., {_linear_label(low, step)})", None, low - 1, count))
+        elif bucket == last or upper > high:
+            lower = low + (bucket - 1) * step
+            rows.append(HistogramRow(f"[{_linear_label(lower, step)}, ...)", lower, None, count))
+        else:
+            lower = upper - step
+            label = f"[{_linear_label(lower, step)}]" if step == 1 and step % 1024 else None
+            label = label or f"[{_linear_label(lower, step)}, {_linear_label(upper, step)})"
+            rows.append(HistogramRow(label, lower, upper - 1, count))
+    return Histogram(tuple(rows))
 
 
-def _sum_per_cpu(value: bytes, ncpus: int) -> int:
-    total = sum(int.from_bytes(value[cpu * SLOT : (cpu + 1) * SLOT], "little") for cpu in range(ncpus))
-    return total & U64_MASK
+def _linear_label(number: int, step: int) -> str:
+    """bpftrace writes lhist bounds with K or M only when the step is a multiple of 1024."""
+    if step % 1024 or number == 0:
+        return str(number)
+    if number % (1024 * 1024) == 0:
+        return f"{number // (1024 * 1024)}M"
+    if number % 1024 == 0:
+        return f"{number // 1024}K"
+    return str(number)
 
 
-def _print_order(spec: MapSpec, entry: tuple[tuple[Scalar, ...], object]) -> tuple:
-    key, value = entry
-    key_order = tuple(_key_part_order(t, part) for t, part in zip(spec.key, key))
-    if spec.value.kind in (INT, COUNT):
-        return (value, key_order)
-    if spec.value.kind == HIST:
-        assert isinstance(value, Histogram)
-        return (value.total, key_order)
-    return (key_order,)
-
-
-def _key_part_order(t: Type, part: Scalar) -> int | bytes:
-    """bpftrace compares int keys as the signed integer of their size, strings by bytes."""
-    if t.kind == INT:
-        assert isinstance(part, int)
-        bits = 8 * t.size
-        low = part & ((1 << bits) - 1)
-        return low - (1 << bits) if low >> (bits - 1) else low
-    if t.kind == BOOL:
-        return int(part)
-    assert t.kind == STRING and isinstance(part, bytes)
-    return part
-
-
-def _model_key(key: tuple[Scalar, ...]) -> Key:
-    return tuple(_text(part) if isinstance(part, bytes) else part for part in key)
-
-
-def _model_value(value: Scalar | Histogram) -> Value:
-    return _text(value) if isinstance(value, bytes) else value
-
-
-def _text(data: bytes) -> str:
-    # surrogateescape keeps bytes that are not UTF-8: output.py writes them back unchanged.
-    return data.decode("utf-8", "surrogateescape")
+def read_all(specs: Iterable[MapSpec], map_fds: dict[str, int], ncpus: int) -> list[MapValue]:
+    """Every map of the bundle, ordered by name as bpftrace prints them at exit."""
+    ordered = sorted(specs, key=lambda spec: spec.name.encode())
+    return [read_map(spec, map_fds[spec.elf_name], ncpus) for spec in ordered]

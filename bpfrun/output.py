@@ -1,16 +1,14 @@
-"""Step 8: render the value model of maps.py exactly like bpftrace 0.27's text output.
+"""The one place bpfrun's results leave through: text or JSON, exactly as bpftrace 0.27 prints them.
 
-Consumes `MapValues` (entries already in print order); produces text. The rules, as observed with
-bpftrace 0.27 (tests/test_bpfrun_output.py holds its output):
+`Output` is made once per run with a format ('text' or 'json') and the standard streams; the other
+steps hand it values (values.py) and never write to stdout or stderr themselves. Writes are
+buffered and go out at `flush()` (once per batch of events, and at the end).
 
-- at exit bpftrace prints "\\n\\n", then every map in name order; an empty map prints nothing;
-- `@x: 3`, `@x[1, abc]: 3` (keys joined by ", "; bools as true/false); a histogram prints
-  `@x:` or `@x[key]:`, its rows, then an empty line;
-- a histogram row: label left-justified in 16 columns, count right-justified in 8, ` |`, a bar of
-  '@' 52 wide, `|`; rows run from the first to the last non-empty bucket.
-
-Strings in the model may carry bytes that are not UTF-8 as surrogate escapes: write the text
-with `encode_text`.
+Text (bpftrace's TextOutput): the attached-probes line and lost events on stderr; printf text as
+it is; maps as `@x: 1`, `@x[k1, k2]: 1` (a tuple key's parentheses stripped), histograms as rows
+under `@x:` then a blank line; maps at exit after two newlines. JSON (bpftrace's JsonOutput): one
+object per line on stdout, `{"type": ..., "data": ...}`; integers that a double cannot hold are
+strings; map keys are the key's text without spaces.
 """
 
 from __future__ import annotations
@@ -19,72 +17,129 @@ import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from bpfrun.maps import Histogram, Key, MapValues, Value
+from bpfrun.values import Histogram, MapValue, Primitive, Record, Tuple, Value, encode
 
 BAR_WIDTH = 52
-_SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
+TEXT = "text"
+JSON = "json"
+FORMATS = (TEXT, JSON)
 
 
-def render_exit(maps: Sequence[MapValues]) -> str:
-    """What bpftrace prints when it stops: two newlines, then the maps."""
-    return "\n\n" + "".join(render_map(values) for values in maps)
+class Output:
+    """Renders every kind of result in one format and owns the buffered streams."""
 
+    def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO) -> None:
+        assert format_name in FORMATS, format_name
+        self.json = format_name == JSON
+        self._out = out
+        self._err = err
 
-def print_maps(maps: Sequence[MapValues], out: BinaryIO) -> None:
-    out.write(encode_text(render_exit(maps)))
-    out.flush()
+    def flush(self) -> None:
+        self._out.flush()
+        self._err.flush()
 
-
-def render_map(values: MapValues) -> str:
-    lines = []
-    for key, value in values.entries:
-        name = f"{values.name}[{_key_text(key)}]" if values.keyed else values.name
-        if isinstance(value, Histogram):
-            lines.append(f"{name}:\n{render_histogram(value)}\n")
+    def attached(self, count: int) -> None:
+        if self.json:
+            self._line(f'{{"type": "attached_probes", "count": {count}, "data": {{"probes": {count}}}}}')
         else:
-            lines.append(f"{name}: {_primitive_text(value)}\n")
+            self._err.write(encode(f"Attached {count} probe{'' if count == 1 else 's'}\n"))
+        self.flush()
+
+    def lost(self, count: int) -> None:
+        if self.json:
+            self._line(f'{{"type": "lost_events", "count": {count}, "data": {{"events": {count}}}}}')
+        else:
+            self._err.write(encode(f"Lost {count} events\n"))
+
+    def printf(self, data: bytes) -> None:
+        if self.json:
+            self._line(f'{{"type": "printf", "data": {json_string(data)}}}')
+        else:
+            self._out.write(data)
+
+    def value(self, value: Value) -> None:
+        """print(value)."""
+        if self.json:
+            self._line(f'{{"type": "value", "data": {json_value(value)}}}')
+        else:
+            self._out.write(encode(text_value(value) + "\n"))
+
+    def map(self, value: MapValue) -> None:
+        """print(@map), and each map at exit."""
+        if self.json:
+            rendered = json_map(value)
+            if rendered is not None:
+                self._line(rendered)
+        else:
+            self._out.write(encode(text_map(value)))
+
+    def maps_at_exit(self, maps: Sequence[MapValue]) -> None:
+        if not self.json:
+            self._out.write(b"\n\n")
+        for value in maps:
+            self.map(value)
+
+    def _line(self, text: str) -> None:
+        self._out.write(encode(text + "\n"))
+
+
+# Text
+
+
+def text_map(value: MapValue) -> str:
+    if not value.entries:
+        return ""
+    if not value.keyed:
+        ((_, only),) = value.entries
+        if isinstance(only, Histogram):
+            return f"{value.name}:\n{text_histogram(only)}\n"
+        return f"{value.name}: {text_value(only)}\n"
+    lines = []
+    for key, entry in value.entries:
+        name = f"{value.name}[{_strip_parentheses(text_value(key))}]"
+        if isinstance(entry, Histogram):
+            lines.append(f"{name}:\n{text_histogram(entry)}\n")
+        else:
+            lines.append(f"{name}: {text_value(entry)}\n")
     return "".join(lines)
 
 
-def render_histogram(histogram: Histogram) -> str:
-    used = [index for index, count in enumerate(histogram.counts) if count > 0]
-    if not used:
-        return ""
-    top = max(histogram.counts)
-    rows = []
-    for index in range(used[0], used[-1] + 1):
-        count = histogram.counts[index]
-        bar = "@" * _bar_width(count, top)
-        rows.append(f"{_bucket_label(index):<16}{count:>8} |{bar:<{BAR_WIDTH}}|\n")
-    return "".join(rows)
+def _strip_parentheses(text: str) -> str:
+    """bpftrace prints a key as a tuple "(a, b)" and then strips one pair of parentheses around
+    the whole key text, even from a single string key: @x["(ab)"] prints as @x[ab]."""
+    if len(text) >= 2 and text[0] == "(" and text[-1] == ")":
+        return text[1:-1]
+    return text
 
 
-def encode_text(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+def text_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Tuple):
+        return "(" + ", ".join(text_value(item) for item in value.items) + ")"
+    if isinstance(value, Record):
+        if not value.fields:
+            return "{}"
+        return "{ " + ", ".join(f".{name} = {text_value(item)}" for name, item in value.fields) + " }"
+    if isinstance(value, Histogram):
+        return text_histogram(value)
+    return str(value)
 
 
-def _bucket_label(index: int) -> str:
-    """Bucket 0 holds negative values, 1 holds 0, 2 holds 1, i >= 3 holds [2^(i-2), 2^(i-1))."""
-    if index == 0:
-        return "(..., 0)"
-    if index <= 2:
-        return f"[{index - 1}]"
-    return f"[{_bound(index - 1)}, {_bound(index)})"
-
-
-def _bound(index: int) -> str:
-    """The upper bound of a bucket, written with a K/M/G/T/P/E suffix for powers of 1024."""
-    if index <= 2:
-        return str(index)
-    power = index - 1
-    decade = power // 10
-    assert decade < len(_SUFFIXES), f"histogram bucket {index}"
-    return f"{1 << (power - 10 * decade)}{_SUFFIXES[decade]}"
+def text_histogram(histogram: Histogram) -> str:
+    top = max((row.count for row in histogram.rows), default=0)
+    return "".join(
+        f"{row.label:<16}{row.count:>8} |{'@' * _bar_width(row.count, top):<{BAR_WIDTH}}|\n" for row in histogram.rows
+    )
 
 
 def _bar_width(count: int, top: int) -> int:
     # bpftrace computes (count / (float)max) * 52 in single precision and truncates; with large
     # counts this differs from count * 52 // max (e.g. 624946893043 of 955801161138: 34, not 33).
+    if top == 0:
+        return 0
     ratio = _float32(_float32(count) / _float32(top))
     return int(_float32(ratio * BAR_WIDTH))
 
@@ -93,19 +148,73 @@ def _float32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
-def _key_text(key: Key) -> str:
-    text = ", ".join(_primitive_text(part) for part in key)
-    if len(key) > 1:
-        text = f"({text})"
-    # bpftrace prints a key as a tuple "(a, b)" and then strips one pair of parentheses around
-    # the whole key text, even from a single string key: @x["(ab)"] prints as @x[ab].
-    if len(text) >= 2 and text[0] == "(" and text[-1] == ")":
-        text = text[1:-1]
-    return text
+# JSON
 
 
-def _primitive_text(value: Value) -> str:
+def json_map(value: MapValue) -> str | None:
+    """The map's JSON line; None for a map bpftrace leaves out (no entries), except that an avg()
+    or stats() map without keys and without a value prints `{}` (as bpftrace does)."""
+    if not value.entries and not (value.stats and not value.keyed):
+        return None
+    kind = "stats" if value.stats else "map"
+    if value.entries and isinstance(value.entries[0][1], Histogram):
+        kind = "hist"
+    if not value.keyed:
+        data = json_value(value.entries[0][1]) if value.entries else "{}"
+    else:
+        items = (f"{json_string(encode(_json_key(key)))}: {json_value(entry)}" for key, entry in value.entries)
+        data = "{" + ", ".join(items) + "}"
+    return f'{{"type": "{kind}", "data": {{{json_string(encode(value.name))}: {data}}}}}'
+
+
+def _json_key(key: Primitive) -> str:
+    return _strip_parentheses(text_value(key)).replace(" ", "")
+
+
+def json_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    assert not isinstance(value, Histogram)
-    return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return json_int(value)
+    if isinstance(value, str):
+        return json_string(encode(value))
+    if isinstance(value, Tuple):
+        return "[" + ",".join(json_value(item) for item in value.items) + "]"
+    if isinstance(value, Record):
+        return "{" + ", ".join(f"{json_string(encode(name))}: {json_value(item)}" for name, item in value.fields) + "}"
+    return "[" + ",".join(_json_row(row.low, row.high, row.count) for row in value.rows) + "]"
+
+
+def _json_row(low: int | None, high: int | None, count: int) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f'"min": {json_int(low)}')
+    if high is not None:
+        parts.append(f'"max": {json_int(high)}')
+    parts.append(f'"count": {json_int(count)}')
+    return "{" + ", ".join(parts) + "}"
+
+
+def json_int(value: int) -> str:
+    """A number, or a string when a double cannot hold it exactly (RFC 8259), as bpftrace."""
+    text = str(value)
+    return text if float(value) == value else f'"{text}"'
+
+
+_JSON_ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def json_string(data: bytes) -> str:
+    """bpftrace's escaping: quotes, backslashes, \\n \\r \\t, other control bytes as \\u00XX; every
+    other byte as it is (bytes that are not UTF-8 included)."""
+    out = []
+    for byte in data:
+        if byte in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[byte])
+        elif byte < 0x20:
+            out.append(f"\\u{byte:04x}")
+        else:
+            out.append(chr(byte) if byte < 0x80 else chr(0xDC00 + byte))  # re-encoded by encode()
+    return '"' + "".join(out) + '"'

@@ -56,7 +56,7 @@ def format(pieces: Sequence[Piece], args: Sequence[int | bytes]) -> bytes:  # no
 
 
 def _piece(piece: str | Conversion) -> Piece:
-    return piece.encode() if isinstance(piece, str) else piece
+    return piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) else piece
 
 
 def _format_one(spec: Conversion, value: int | bytes) -> bytes:

@@ -3,8 +3,9 @@ bpftrace 0.27's order: `run_begin` (bpf_prog_test_run_opts, in bpfrun's own proc
 attach (attach.py), `run_until_stopped`, detach, `run_end`, then prints the maps.
 
 Events that arrive after an exit event or a signal are dropped until END runs, as bpftrace drops
-them. Every kernel object is owned by the caller's `ExitStack`; signal handlers only set
-`StopFlag.requested`.
+them. Records the programs could not reserve are counted by the BPF side (`Resources.lost_map`);
+after each batch the new losses are reported, as bpftrace reports them. Every kernel object is
+owned by the caller's `ExitStack`; signal handlers only set `StopFlag.requested`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import BinaryIO
 
 from bpfrun.errors import UserError
 from bpfrun.events import EventHandler
 from bpfrun.libbpf import RING_BUFFER_SAMPLE_FN, bpf_test_run_opts, lib
 from bpfrun.load import LoadedObject
+from bpfrun.maps import possible_cpus
+from bpfrun.output import Output
 from common.schema import BEGIN, END, ProbeSpec, Resources
 
 POLL_TIMEOUT_MS = 100
@@ -42,13 +44,21 @@ class StopFlag:
 
 
 class Events:
-    """The ring buffer and what handles its records, for the whole run (None without events)."""
+    """The ring buffer, what handles its records and the lost-record counter, for the whole run."""
 
     def __init__(
-        self, loaded: LoadedObject, resources: Resources, stack: contextlib.ExitStack, stop: StopFlag, out: BinaryIO
+        self,
+        loaded: LoadedObject,
+        resources: Resources,
+        handler: EventHandler,
+        output: Output,
+        stack: contextlib.ExitStack,
+        stop: StopFlag,
     ) -> None:
-        self.dispatcher = _Dispatcher(EventHandler(resources.events, out), stop)
+        self.dispatcher = _Dispatcher(handler, stop)
+        self.output = output
         self.ring = None
+        self.lost = _LostCounter(loaded.map_fds[resources.lost_map]) if resources.lost_map else None
         if resources.event_map:
             self.ring = stack.enter_context(_RingBuffer(loaded.map_fds[resources.event_map], self.dispatcher))
 
@@ -57,9 +67,24 @@ class Events:
         """The exit event's code modulo 256, else 0: bpfrun's exit status."""
         return self.dispatcher.exit_code & 0xFF
 
+    def poll(self) -> None:
+        if self.ring:
+            self.ring.poll(POLL_TIMEOUT_MS)
+        else:
+            time.sleep(POLL_TIMEOUT_MS / 1000)
+        self._after_batch()
+
     def drain(self) -> None:
         if self.ring:
             self.ring.consume()
+        self._after_batch()
+
+    def _after_batch(self) -> None:
+        if self.lost is not None:
+            lost = self.lost.new_losses()
+            if lost:
+                self.output.lost(lost)
+        self.output.flush()
 
 
 def run_begin(loaded: LoadedObject, resources: Resources) -> None:
@@ -74,10 +99,7 @@ def run_until_stopped(events: Events, resources: Resources, stop: StopFlag) -> N
         events.drain()
         return
     while not stop.requested:
-        if events.ring:
-            events.ring.poll(POLL_TIMEOUT_MS)
-        else:
-            time.sleep(POLL_TIMEOUT_MS / 1000)
+        events.poll()
 
 
 def run_end(loaded: LoadedObject, resources: Resources, events: Events) -> None:
@@ -113,6 +135,24 @@ class _Dispatcher:
             self.exit_code = code
             self._dropping = True
             self._stop.requested = True
+
+
+class _LostCounter:
+    """Sums the per-CPU count of records the programs could not reserve; reports what is new."""
+
+    def __init__(self, map_fd: int) -> None:
+        self._fd = map_fd
+        self._key = ctypes.c_uint32(0)
+        self._values = (ctypes.c_uint64 * possible_cpus())()
+        self._reported = 0
+
+    def new_losses(self) -> int:
+        error = lib.bpf_map_lookup_elem(self._fd, ctypes.byref(self._key), self._values)
+        if error < 0:
+            raise UserError(f"cannot read the lost-events counter: {os.strerror(-error)}")
+        total = sum(self._values)
+        new, self._reported = total - self._reported, total
+        return new
 
 
 class _RingBuffer:

@@ -5,12 +5,12 @@ Consumes `Resources`; returns nothing; raises `UserError` (one line) for the fir
 - the bundle was built for another architecture than `os.uname().machine`, or for one bpfrun
   cannot run on (its syscall numbers and va_list handling are x86_64's);
 - positional parameters, which bpfrun cannot pass yet;
-- probes: none at all, a duplicate or empty program name, a provider bpfrun cannot attach, a
-  target of the wrong shape, an interval without a positive period;
-- maps: duplicate names or ELF names, a key or value type that cannot be stored;
-- events: duplicate ids, no `event_map` although there are events, a printf format whose
-  conversions do not match its arguments, an exit event whose
-  argument is not one integer.
+- probes: none at all, a duplicate or empty program name, a provider bpfrun cannot attach (see
+  attach.PROVIDERS), a target of the wrong shape;
+- maps: duplicate names or ELF names, a layout bpfrun cannot decode, an aggregate that does not
+  match its kernel map type or its parameters;
+- events: no `event_map` or `lost_map` although there are events, a printf format whose
+  conversions do not match its arguments, an event naming a map the bundle does not have.
 
 Whether the ELF really has these programs and maps is checked by load.py after opening it.
 """
@@ -22,28 +22,15 @@ from collections import Counter
 from collections.abc import Iterable
 
 from bpfrun import printf
+from bpfrun.attach import PROVIDERS
 from bpfrun.errors import UserError
-from common.schema import (
-    BEGIN,
-    END,
-    EXIT,
-    INTERVAL,
-    KPROBE,
-    KRETPROBE,
-    PRINTF,
-    TRACEPOINT,
-    EventSpec,
-    MapSpec,
-    ProbeSpec,
-    Resources,
-)
-from common.types import BOOL, COUNT, HIST, INT, STRING, Type, type_name
+from common import layout, schema
+from common.layout import Layout
+from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
-# Parts of the target each provider's attach needs; None: attach does not read the target.
-_TARGET_PARTS = {BEGIN: None, END: None, KPROBE: 1, KRETPROBE: 1, TRACEPOINT: 2, INTERVAL: None}
-_KEY_KINDS = (INT, BOOL, STRING)
-_VALUE_KINDS = (INT, BOOL, STRING, COUNT, HIST)
+_KEY_KINDS = (layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD)
+_MAX_LHIST_BUCKETS = 1002
 
 
 def verify(resources: Resources) -> None:
@@ -51,8 +38,8 @@ def verify(resources: Resources) -> None:
     if resources.parameters:
         raise UserError("bundle takes positional parameters ($1...), which this bpfrun cannot pass yet")
     _verify_probes(resources.probes)
-    _verify_maps(resources.maps, resources.event_map)
-    _verify_events(resources.events, resources.event_map)
+    _verify_maps(resources.maps, [resources.event_map, resources.lost_map])
+    _verify_events(resources)
 
 
 def _verify_host(resources: Resources) -> None:
@@ -71,58 +58,102 @@ def _verify_probes(probes: tuple[ProbeSpec, ...]) -> None:
     for probe in probes:
         if not probe.program:
             raise UserError(f"probe {probe.attach_point!r} has no program name")
-        if probe.provider not in _TARGET_PARTS:
+        provider = PROVIDERS.get(probe.provider)
+        if provider is None:
             raise UserError(f"probe {probe.attach_point!r}: provider {probe.provider!r} is not supported by bpfrun")
-        parts = _TARGET_PARTS[probe.provider]
-        if parts is not None and (len(probe.target) != parts or not all(probe.target)):
-            raise UserError(f"probe {probe.attach_point!r}: invalid {probe.provider} target {':'.join(probe.target)!r}")
-        if probe.provider == INTERVAL and probe.period_ns <= 0:
-            raise UserError(f"probe {probe.attach_point!r}: interval period must be positive, not {probe.period_ns}")
+        problem = provider.problem(probe)
+        if problem:
+            raise UserError(f"probe {probe.attach_point!r}: {problem}")
 
 
-def _verify_maps(maps: tuple[MapSpec, ...], event_map: str) -> None:
+def _verify_maps(maps: tuple[MapSpec, ...], internal: list[str]) -> None:
     _unique((spec.name for spec in maps), "map name")
-    _unique([spec.elf_name for spec in maps] + ([event_map] if event_map else []), "map ELF name")
+    _unique([spec.elf_name for spec in maps] + [name for name in internal if name], "map ELF name")
     for spec in maps:
-        for field in spec.key:
-            _check_stored_type(field, _KEY_KINDS, f"map {spec.name} key")
-        _check_stored_type(spec.value, _VALUE_KINDS, f"map {spec.name} value")
+        _verify_map(spec)
 
 
-def _verify_events(events: tuple[EventSpec, ...], event_map: str) -> None:
-    _unique((event.id for event in events), "event id")
-    if events and not event_map:
-        raise UserError("bundle has events but no event map")
-    for event in events:
-        if not 0 <= event.id < 1 << 64:
-            raise UserError(f"event id {event.id} does not fit in 64 bits")
-        for arg in event.args:
-            _check_stored_type(arg, _KEY_KINDS, f"{event.kind} event {event.id} argument")
-        if event.kind == PRINTF:
-            _verify_printf(event)
-        elif event.kind == EXIT and (len(event.args) != 1 or event.args[0].kind != INT):
-            raise UserError(f"exit event {event.id} must have one integer argument")
+def _verify_map(spec: MapSpec) -> None:
+    where = f"map {spec.name}"
+    if spec.key is not None:
+        _check_layout(spec.key, f"{where} key", _KEY_KINDS)
+    _check_layout(spec.value, f"{where} value", _KEY_KINDS)
+    if spec.kernel_type not in schema.KERNEL_MAP_TYPES:
+        raise UserError(f"{where} has an unknown kernel map type {spec.kernel_type!r}")
+    if not 1 <= spec.max_entries <= 1 << 24:
+        raise UserError(f"{where} has an invalid max_entries {spec.max_entries}")
+    if spec.aggregate == schema.PLAIN:
+        if spec.kernel_type != schema.HASH or spec.params:
+            raise UserError(f"{where} holds plain values but is a {spec.kernel_type} map")
+        return
+    if spec.aggregate not in schema.AGGREGATES:
+        raise UserError(f"{where} has an unknown aggregate {spec.aggregate!r}")
+    if spec.kernel_type == schema.HASH or spec.value.kind not in (layout.INT, layout.UINT) or spec.value.size != 8:
+        raise UserError(f"{where}: {spec.aggregate}() needs a per-CPU map of 64-bit integers")
+    if spec.kernel_type == schema.PERCPU_ARRAY and spec.key is not None:
+        raise UserError(f"{where} has keys but is a per-CPU array")
+    _verify_parameters(spec, where)
 
 
-def _verify_printf(event: EventSpec) -> None:
-    where = f"printf event {event.id} ({event.format!r})"
+def _verify_parameters(spec: MapSpec, where: str) -> None:
+    if spec.aggregate == "hist":
+        if len(spec.params) != 1 or not 0 <= spec.params[0] <= 5:
+            raise UserError(f"{where}: hist() takes one parameter between 0 and 5, not {spec.params}")
+    elif spec.aggregate == "lhist":
+        if len(spec.params) != 3:
+            raise UserError(f"{where}: lhist() takes (min, max, step), not {spec.params}")
+        low, high, step = spec.params
+        if not (0 <= low < high and step >= 1 and (high - low) // step + 2 <= _MAX_LHIST_BUCKETS):
+            raise UserError(f"{where}: invalid lhist() parameters {spec.params}")
+    elif spec.params:
+        raise UserError(f"{where}: {spec.aggregate}() takes no parameters")
+    if spec.kernel_type == schema.PERCPU_ARRAY:
+        expected = schema.histogram_buckets(spec) if schema.is_histogram(spec) else 1
+        if spec.max_entries != expected:
+            raise UserError(f"{where} is an array of {spec.max_entries} elements, not {expected}")
+
+
+def _verify_events(resources: Resources) -> None:
+    events = resources.events
+    if events and not (resources.event_map and resources.lost_map):
+        raise UserError("bundle has events but no event map or lost-events map")
+    map_names = {spec.name for spec in resources.maps}
+    for event_id, event in enumerate(events):
+        _verify_event(event_id, event, map_names)
+
+
+def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
+    where = f"{event.KIND} event {event_id}"
+    if isinstance(event, schema.PrintfEvent):
+        _check_layout(event.args, f"{where} arguments", (layout.TUPLE,))
+        _verify_printf(event, where)
+    elif isinstance(event, schema.PrintValueEvent):
+        _check_layout(event.value, f"{where} value", _KEY_KINDS)
+    elif isinstance(event, (schema.PrintMapEvent, schema.ClearEvent, schema.ZeroEvent)):
+        if event.map not in map_names:
+            raise UserError(f"{where} names a map the bundle does not have: {event.map!r}")
+        if isinstance(event, schema.PrintMapEvent) and (event.top < 0 or event.div < 0):
+            raise UserError(f"{where}: negative top or div")
+
+
+def _verify_printf(event: schema.PrintfEvent, where: str) -> None:
     conversions = printf.conversions(printf.parse(event.format))
-    if len(conversions) != len(event.args):
-        raise UserError(f"{where}: {len(conversions)} conversions for {len(event.args)} arguments")
-    for position, (spec, arg) in enumerate(zip(conversions, event.args), 1):
+    arguments = event.args.fields
+    if len(conversions) != len(arguments):
+        raise UserError(f"{where} ({event.format!r}): {len(conversions)} conversions for {len(arguments)} arguments")
+    for position, (spec, argument) in enumerate(zip(conversions, arguments), 1):
         # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.
-        wanted = (STRING, INT, BOOL) if spec.conversion in printf.STRING_CONVERSIONS else (INT, BOOL)
-        if arg.kind not in wanted:
-            raise UserError(f"{where}: %{spec.conversion} cannot print argument {position} of type {type_name(arg)}")
+        numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL)
+        if spec.conversion not in printf.STRING_CONVERSIONS and not numeric:
+            raise UserError(f"{where}: %{spec.conversion} cannot print argument {position}, a {argument.layout.kind}")
 
 
-def _check_stored_type(t: Type, kinds: tuple[str, ...], where: str) -> None:
-    if t.kind not in kinds:
-        raise UserError(f"{where} has type {type_name(t)}, which bpfrun cannot decode")
-    if t.kind == INT and t.size not in (1, 2, 4, 8):
-        raise UserError(f"{where} is an integer of {t.size} bytes")
-    if t.kind == STRING and t.size < 1:
-        raise UserError(f"{where} is a string of {t.size} bytes")
+def _check_layout(value: Layout, where: str, kinds: tuple[str, ...]) -> None:
+    if value.kind not in kinds:
+        raise UserError(f"{where} is a {value.kind}, which bpfrun cannot use there")
+    problem = layout.problem(value)
+    if problem is not None:
+        raise UserError(f"{where} is invalid: {problem}")
 
 
 def _unique(names: Iterable[object], what: str) -> None:

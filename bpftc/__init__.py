@@ -1,7 +1,8 @@
-"""bpftc: the unprivileged bpftrace compiler. The stages are listed in bpftc/pipeline.py."""
+"""bpftc: the unprivileged bpftrace compiler. The stages are listed in bpftc/pipeline.py.
 
-import os
+Code generation uses LLVM's opaque pointers (`ptr`), which llvmlite's IR layer offers when the
+environment has LLVMLITE_ENABLE_IR_LAYER_TYPED_POINTERS=0 at its first import: the command line
+(bpftc/__main__.py) and the tests set it before anything imports llvmlite.
+"""
 
-# Code generation uses opaque pointers (LLVM 15+'s `ptr`). llvmlite's IR layer reads this once, at
-# its first import, which is why it is set here, before any bpftc module imports llvmlite.
-os.environ["LLVMLITE_ENABLE_IR_LAYER_TYPED_POINTERS"] = "0"
+OPAQUE_POINTERS = ("LLVMLITE_ENABLE_IR_LAYER_TYPED_POINTERS", "0")

@@ -1,24 +1,32 @@
 """bpftc: compile a bpftrace script into a bundle for bpfrun. Needs no privileges.
 
     bpftc FILE -o OUT        bpftc -e 'PROGRAM' -o OUT        bpftc - (script on stdin)
-    -o - writes the bundle to stdout.
+    -o - writes the bundle to stdout; --dump STAGE prints what a stage produced and stops.
 
 Exit status: 0 compiled, 1 the script has errors, 2 a bug in bpftc.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import click
 
-from bpftc.diagnostics import render
-from bpftc.pipeline import compile_source
+from bpftc import OPAQUE_POINTERS
+from bpftc.pipeline import STAGES
 from bpftc.source import Source
+
+# The passes recurse over the tree: give them room for deeply nested (but valid) programs. The
+# parser refuses nesting beyond bpftc.parse.MAX_NESTING with a diagnostic.
+_RECURSION_LIMIT = 20_000
+_THREAD_STACK_BYTES = 512 << 20
 
 
 def main() -> None:
     """Run the command line; usage errors are user errors (exit 1), like script errors."""
+    os.environ.setdefault(*OPAQUE_POINTERS)
     try:
         compile_command.main(standalone_mode=False)
     except _UserError as error:
@@ -35,24 +43,43 @@ def main() -> None:
 @click.argument("script", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-e", "program", metavar="PROGRAM", help="Compile PROGRAM instead of a script file.")
 @click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
-@click.option("--dump", type=click.Choice(["parse", "resources", "generate"]), help="Print a stage's result and stop.")
+@click.option("--dump", type=click.Choice(STAGES), help="Print a stage's result and stop.")
 def compile_command(script: str | None, program: str | None, output: str | None, dump: str | None) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
-    try:
-        result = compile_source(source, dump=dump)
-    except RecursionError:  # the passes recurse over the tree: thousands of nested operators
-        raise _UserError(f"{source.name}: expressions are nested too deeply") from None
-    except Exception as error:  # a bug: say so plainly, without a traceback
-        click.echo(f"BUG: bpftc failed on {source.name}: {type(error).__name__}: {error}", err=True)
+    result = _compile_with_room(source, dump)
+    if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
+        click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
+    from bpftc.diagnostics import render
+
     sys.stderr.write(render(source, result.diagnostics))
     if result.diagnostics.has_errors:
         sys.exit(1)
     if result.dump is not None:
-        click.echo(result.dump)
+        click.echo(result.dump, nl=False)
         return
     _write_bundle(result.bundle, output or _default_output(script))
+
+
+def _compile_with_room(source: Source, dump: str | None):
+    """compile_source in a thread with a large stack; returns its Result or the exception."""
+    from bpftc.pipeline import compile_source
+
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(compile_source(source, dump=dump))
+        except BaseException as error:  # noqa: BLE001 (handed back to the caller)
+            outcome.append(error)
+
+    sys.setrecursionlimit(_RECURSION_LIMIT)
+    threading.stack_size(_THREAD_STACK_BYTES)
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    return outcome[0]
 
 
 class _UserError(Exception):
@@ -63,10 +90,16 @@ def _read_source(script: str | None, program: str | None) -> Source:
     if (script is None) == (program is None):
         raise click.UsageError("give either a SCRIPT file or -e PROGRAM")
     if program is not None:
-        return Source("stdin", program)  # bpftrace names -e programs 'stdin' in its messages
-    if script == "-":
-        return Source("stdin", sys.stdin.read())
+        # bpftrace names -e programs 'stdin' in its messages. Bytes that are not UTF-8 reach us as
+        # surrogate escapes: refuse them here rather than echo them back.
+        try:
+            program.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _UserError("the program given with -e is not UTF-8 text") from None
+        return Source("stdin", program)
     try:
+        if script == "-":
+            return Source("stdin", sys.stdin.buffer.read().decode("utf-8"))
         with open(script, encoding="utf-8") as file:
             return Source(script, file.read())
     except OSError as error:

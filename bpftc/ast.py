@@ -1,12 +1,13 @@
 """The syntax tree. Every node carries the span of the source it came from.
 
 Nodes are compared by identity (eq=False), so passes can key side tables (types, event ids) by node.
-Class names follow the grammar's rule names.
+Class names follow the grammar's rule names. Passes never change a tree they are given: a pass that
+rewrites returns a new tree (`Transformer`), sharing the nodes it does not change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterator
 
 from bpftc.source import Span
@@ -15,6 +16,17 @@ from bpftc.source import Span
 @dataclass(eq=False, slots=True)
 class Node:
     span: Span
+
+
+# Types as written in casts, `let` declarations and sizeof.
+
+
+@dataclass(eq=False, slots=True)
+class TypeSpec(Node):
+    name: str  # 'uint8', 'string', 'task_struct'...
+    struct_kind: str = ""  # 'struct', 'union' or 'enum' before the name; '' otherwise
+    pointer_depth: int = 0
+    array_length: int | None = None  # `[N]`; 0 for `[]`; None when not an array
 
 
 # Expressions
@@ -27,7 +39,12 @@ class Integer(Node):
 
 @dataclass(eq=False, slots=True)
 class String(Node):
-    value: str
+    value: bytes  # escapes resolved; no trailing NUL
+
+
+@dataclass(eq=False, slots=True)
+class Bool(Node):
+    value: bool
 
 
 @dataclass(eq=False, slots=True)
@@ -36,9 +53,24 @@ class Builtin(Node):
 
 
 @dataclass(eq=False, slots=True)
+class Variable(Node):
+    name: str  # '$x'
+
+
+@dataclass(eq=False, slots=True)
+class Positional(Node):
+    index: int  # $1 is 1
+
+
+@dataclass(eq=False, slots=True)
+class PositionalCount(Node):
+    pass
+
+
+@dataclass(eq=False, slots=True)
 class Map(Node):
     name: str  # '@times', or '@' for the anonymous map
-    keys: list[Node]
+    keys: list[Node]  # [] for a map without keys
 
 
 @dataclass(eq=False, slots=True)
@@ -56,17 +88,95 @@ class Binop(Node):
 
 @dataclass(eq=False, slots=True)
 class Unop(Node):
-    op: str
+    op: str  # '-', '!', '~', '*' (dereference), '&' (address of)
     operand: Node
+
+
+@dataclass(eq=False, slots=True)
+class Conditional(Node):
+    condition: Node
+    then: Node
+    otherwise: Node
+
+
+@dataclass(eq=False, slots=True)
+class Cast(Node):
+    """`(type)expr` as written, or a conversion the compiler made explicit (passes/convert.py):
+    then `type` is None and the target is the cast node's type in the TypeMap."""
+
+    type: TypeSpec | None
+    operand: Node
+
+
+@dataclass(eq=False, slots=True)
+class Field(Node):
+    operand: Node
+    name: str  # '0' for a tuple element, 'a' for a record or struct field
+    arrow: bool = False  # written `->`
+
+
+@dataclass(eq=False, slots=True)
+class Index(Node):
+    operand: Node
+    index: Node
+
+
+@dataclass(eq=False, slots=True)
+class Tuple(Node):
+    elements: list[Node]
+
+
+@dataclass(eq=False, slots=True)
+class Record(Node):
+    names: list[str]
+    values: list[Node]
+
+
+@dataclass(eq=False, slots=True)
+class Increment(Node):
+    op: str  # '++' or '--'
+    prefix: bool
+    target: Node  # a Variable or a Map
+
+
+@dataclass(eq=False, slots=True)
+class Sizeof(Node):
+    operand: Node  # a TypeSpec or an expression
+
+
+@dataclass(eq=False, slots=True)
+class Offsetof(Node):
+    type: TypeSpec
+    path: list[str]
+
+
+@dataclass(eq=False, slots=True)
+class BlockExpr(Node):
+    statements: list[Node]
+    value: Node
 
 
 # Statements
 
 
 @dataclass(eq=False, slots=True)
-class AssignMap(Node):
-    map: Map
+class Assignment(Node):
+    target: Node | None  # Variable, Map, or None for `_ = expr`
     value: Node
+
+
+@dataclass(eq=False, slots=True)
+class CompoundAssignment(Node):
+    target: Node  # Variable or Map
+    op: str  # '+', '<<'... (without '=')
+    value: Node
+
+
+@dataclass(eq=False, slots=True)
+class Let(Node):
+    variable: Variable
+    type: TypeSpec | None
+    value: Node | None
 
 
 @dataclass(eq=False, slots=True)
@@ -74,7 +184,51 @@ class ExprStatement(Node):
     expr: Node
 
 
-# Probes
+@dataclass(eq=False, slots=True)
+class Jump(Node):
+    kind: str  # 'break', 'continue' or 'return'
+
+
+@dataclass(eq=False, slots=True)
+class Block(Node):
+    statements: list[Node]
+
+
+@dataclass(eq=False, slots=True)
+class If(Node):
+    condition: Node
+    then: Block
+    otherwise: Node | None  # a Block, an If (else if) or None
+
+
+@dataclass(eq=False, slots=True)
+class Unroll(Node):
+    count: Node
+    body: Block
+
+
+@dataclass(eq=False, slots=True)
+class While(Node):
+    condition: Node
+    body: Block
+
+
+@dataclass(eq=False, slots=True)
+class ForRange(Node):
+    variable: Variable
+    start: Node
+    end: Node
+    body: Block
+
+
+@dataclass(eq=False, slots=True)
+class ForMap(Node):
+    variable: Variable
+    map: Map
+    body: Block
+
+
+# Probes and the program
 
 
 @dataclass(eq=False, slots=True)
@@ -88,11 +242,18 @@ class AttachPoint(Node):
 class Probe(Node):
     attach_points: list[AttachPoint]
     predicate: Node | None
-    body: list[Node]
+    body: Block
+
+
+@dataclass(eq=False, slots=True)
+class ConfigItem(Node):
+    name: str
+    value: int | str | bool
 
 
 @dataclass(eq=False, slots=True)
 class Program(Node):
+    config: list[ConfigItem]
     probes: list[Probe]
 
 
@@ -118,3 +279,31 @@ class Visitor:
     def generic_visit(self, node: Node) -> None:
         for child in children(node):
             self.visit(child)
+
+
+class Transformer(Visitor):
+    """A visitor that returns a tree: unhandled nodes are copied only when a child changed, so an
+    unchanged subtree is shared with the input tree and keeps its identity (and its TypeMap entries)."""
+
+    def generic_visit(self, node: Node) -> Node:
+        changes = {}
+        for field in fields(node):
+            value = getattr(node, field.name)
+            if isinstance(value, Node):
+                new = self.visit(value)
+                if new is not value:
+                    changes[field.name] = new
+            elif isinstance(value, list) and any(isinstance(item, Node) for item in value):
+                new_list = [self.visit(item) if isinstance(item, Node) else item for item in value]
+                if any(new is not old for new, old in zip(new_list, value)):
+                    changes[field.name] = new_list
+        return replace(node, **changes) if changes else node
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """`node` and every node below it, parents before children, without recursion."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        pending.extend(reversed(list(children(current))))

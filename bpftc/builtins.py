@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.schema import KPROBE, KRETPROBE
-from common.types import UINT32, UINT64, Type, string_type
+from bpftc.types import BOOL, INT64, UINT32, UINT64, String, Type
 
 COMM_SIZE = 16  # TASK_COMM_LEN
+MAX_ARGS = 6  # arg0..arg5: the registers that carry call arguments on x86_64
 
 
 @dataclass(frozen=True, slots=True)
 class BuiltinVariable:
     type: Type
-    providers: tuple[str, ...] = ()  # probe providers it may be used in; () means any
-    context_error: str = ""  # message when used elsewhere
+    context: str = ""  # the provider context it needs ('args', 'retval'), see bpftc/probes.py
 
-
-_ARGS_ERROR = "The {name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"
-_RETVAL_ERROR = "The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'fentry' probes"
 
 BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "pid": BuiltinVariable(UINT32),
@@ -29,9 +25,28 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "uid": BuiltinVariable(UINT64),
     "gid": BuiltinVariable(UINT64),
     "nsecs": BuiltinVariable(UINT64),
-    "comm": BuiltinVariable(string_type(COMM_SIZE)),
-    "retval": BuiltinVariable(UINT64, (KRETPROBE,), _RETVAL_ERROR),
-    **{f"arg{index}": BuiltinVariable(UINT64, (KPROBE,), _ARGS_ERROR.format(name=f"arg{index}")) for index in range(6)},
+    "elapsed": BuiltinVariable(UINT64),
+    "cpu": BuiltinVariable(UINT64),
+    "ncpus": BuiltinVariable(UINT64),
+    "numaid": BuiltinVariable(UINT64),
+    "jiffies": BuiltinVariable(UINT64),
+    "rand": BuiltinVariable(UINT64),
+    "cgroup": BuiltinVariable(UINT64),
+    "comm": BuiltinVariable(String(COMM_SIZE)),
+    # The probe's name, a string literal in each program: its type is set by passes/resolve.py.
+    "probe": BuiltinVariable(String(1)),
+    "retval": BuiltinVariable(UINT64, "retval"),
+    **{f"arg{index}": BuiltinVariable(UINT64, "args") for index in range(MAX_ARGS)},
+}
+
+# Builtins that may also be called: `pid()`, `nsecs(boot)`. The argument of nsecs names a clock.
+CALLABLE_BUILTINS = {"pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "ncpus", "comm", "rand", "cgroup"}
+NSECS_CLOCKS = ("monotonic", "boot", "tai", "sw_tai")
+PID_NAMESPACES = ("curr_ns", "init")
+
+CONTEXT_ERRORS = {
+    "args": "The {name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes",
+    "retval": "The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'fentry' probes",
 }
 
 
@@ -39,19 +54,33 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
 class Function:
     min_args: int
     max_args: int
-    map_value: bool = False  # an aggregation: must be assigned directly to a map (count, hist)
+    aggregation: bool = False  # must be assigned directly to a map (count, hist...)
+    map_argument: bool = False  # the first argument names a map (delete, clear, print...)
+    result: Type | None = None  # a fixed result type; None: decided by passes/resolve.py
 
 
 FUNCTIONS: dict[str, Function] = {
-    "count": Function(0, 0, map_value=True),
-    "hist": Function(1, 2, map_value=True),
-    "delete": Function(1, 1),
+    "count": Function(0, 0, aggregation=True),
+    "sum": Function(1, 1, aggregation=True),
+    "min": Function(1, 1, aggregation=True),
+    "max": Function(1, 1, aggregation=True),
+    "avg": Function(1, 1, aggregation=True),
+    "stats": Function(1, 1, aggregation=True),
+    "hist": Function(1, 2, aggregation=True),
+    "lhist": Function(4, 4, aggregation=True),
+    "delete": Function(1, 2, map_argument=True, result=BOOL),
+    "has_key": Function(2, 2, map_argument=True, result=BOOL),
+    "len": Function(1, 1, map_argument=True, result=INT64),
+    "clear": Function(1, 1, map_argument=True),
+    "zero": Function(1, 1, map_argument=True),
+    "print": Function(1, 3),
     "exit": Function(0, 1),
     "printf": Function(1, 64),
 }
 
 # The 2017 spellings of the original README, rewritten by passes/desugar.py.
 LEGACY_FUNCTIONS = {"quantize": "hist"}
+HIST_MAX_BITS = 5  # hist(n, k): 0 <= k <= 5, as bpftrace
 
 
 def arity_message(name: str, function: Function, provided: int) -> str:

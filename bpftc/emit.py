@@ -1,6 +1,7 @@
 """Emit: an LLVM module → a BPF ELF object (little-endian, with BTF), through llvmlite.binding.
 
-Consumes an `ir.Module`; produces the object's bytes. LLVM rejecting the module is a compiler bug.
+Consumes an `ir.Module`; produces the object's bytes (or, for `--dump emit`, its BPF assembly).
+LLVM rejecting the module is a compiler bug.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ def _target_machine() -> llvm.TargetMachine:
     return target.create_target_machine(cpu=CPU, opt=2, reloc="static", codemodel="small")
 
 
-def emit(module: ir.Module) -> bytes:
+def _optimized(module: ir.Module) -> llvm.ModuleRef:
     parsed = llvm.parse_assembly(str(module))
     parsed.verify()
     machine = _target_machine()
     tuning = llvm.create_pipeline_tuning_options(speed_level=2)
     passes = llvm.create_pass_builder(machine, tuning)
     passes.getModulePassManager().run(parsed, passes)
-    return machine.emit_object(parsed)
+    return parsed
+
+
+def emit(module: ir.Module) -> bytes:
+    return _target_machine().emit_object(_optimized(module))
+
+
+def assembly(module: ir.Module) -> str:
+    return _target_machine().emit_assembly(_optimized(module))

@@ -1,13 +1,15 @@
 """Parse: source text → `ast.Program`, or syntax diagnostics.
 
 Lark's exceptions never leave this module: an unexpected token or character becomes one
-`Diagnostic` with the location of the offending token.
+`Diagnostic` with the location of the offending token, worded as bpftrace words it. Literals are
+decoded here (integer bases, suffixes and durations; string escapes); a literal that cannot be
+decoded is a diagnostic too. No semantics: what a name means is for the passes.
 """
 
 from __future__ import annotations
 
-import ast as python_ast
 import functools
+import re
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
@@ -22,7 +24,15 @@ _GRAMMAR = Path(__file__).with_name("grammar.lark")
 # Closing tokens the parser may be waiting for, as the message names them.
 _CLOSERS = {"RBRACE": "'}'", "RPAR": "')'", "RSQB": "']'", "ENDPRED": "'/' to close predicate"}
 # Tokens that start an expression and cannot follow one (unlike "-" or "(").
-_EXPRESSION_STARTS = {"INTEGER", "STRING", "IDENTIFIER", "MAP_NAME"}
+_EXPRESSION_STARTS = {"INTEGER", "STRING", "IDENTIFIER", "MAP_NAME", "VARIABLE", "POSITIONAL", "TRUE", "FALSE"}
+_DURATIONS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
+_DURATIONS |= {"h": 3_600_000_000_000, "d": 86_400_000_000_000}
+_INTEGER = re.compile(
+    r"(?P<digits>0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)(?:e(?P<exponent>[0-9]+))?(?P<suffix>[A-Za-z]*)"
+)
+_SIMPLE_ESCAPES = {"n": 10, "t": 9, "r": 13, "a": 7, "b": 8, "f": 12, "v": 11, "e": 27, "\\": 92, '"': 34, "'": 39}
+# Deeper nesting than this is refused with a location rather than risking the interpreter's stack.
+MAX_NESTING = 1000
 
 
 @functools.cache
@@ -34,7 +44,11 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Program | None:
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as error:
-        diagnostics.error(_error_span(source, error), _syntax_message(error))
+        diagnostics.error(_error_span(source, error), _syntax_message(source, error))
+        return None
+    too_deep = _too_deep(tree)
+    if too_deep is not None:
+        diagnostics.error(too_deep, f"expression is nested too deeply (more than {MAX_NESTING} levels)")
         return None
     try:
         return _ToAst().transform(tree)
@@ -51,16 +65,55 @@ class _BadLiteral(Exception):
         self.message = message
 
 
+def _too_deep(tree) -> Span | None:
+    """The span of the first subtree nested deeper than MAX_NESTING, found without recursion."""
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_NESTING:
+            return _span(node.meta)
+        pending.extend((child, depth + 1) for child in node.children if hasattr(child, "children"))
+    return None
+
+
 def _span(meta_or_token) -> Span:
     return Span(meta_or_token.line, meta_or_token.column, meta_or_token.end_line, meta_or_token.end_column)
+
+
+def _tokens(children) -> list:
+    """The children that are not punctuation kept by a `!` rule."""
+    return [child for child in children if not (isinstance(child, Token) and child.type not in _VALUE_TOKENS)]
+
+
+_VALUE_TOKENS = {"IDENTIFIER", "INTEGER", "TYPE_NAME", "VARIABLE", "STAR", "STRUCT"}
 
 
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Builds AST nodes from the parse tree; no semantics here."""
 
-    def start(self, meta, probes):
-        return ast.Program(_span(meta) if probes else Span(1, 1, 1, 1), probes)
+    # Program and probes
+
+    def start(self, meta, children):
+        config = children[0] if children and isinstance(children[0], list) else []
+        probes = [child for child in children if isinstance(child, ast.Probe)]
+        span = _span(meta) if children else Span(1, 1, 1, 1)
+        return ast.Program(span, config, probes)
+
+    def config(self, meta, children):
+        return [child for child in children if child is not None]
+
+    def config_item(self, meta, children):
+        name, value = children
+        if value.type == "INTEGER":
+            parsed: int | str | bool = _integer_value(value)
+        elif value.type == "STRING":
+            parsed = _string_value(value).decode("utf-8", "surrogateescape")
+        elif value.type in ("TRUE", "FALSE"):
+            parsed = value.type == "TRUE"
+        else:
+            parsed = str(value)
+        return ast.ConfigItem(_span(meta), str(name), parsed)
 
     def probe(self, meta, children):
         attach_points, *rest = children
@@ -78,30 +131,82 @@ class _ToAst(Transformer):
     def predicate(self, meta, children):
         return children[0]
 
-    def block(self, meta, children):
-        return [child for child in children if child is not None]
+    # Statements
 
-    def assign_map(self, meta, children):
-        return ast.AssignMap(_span(meta), children[0], children[1])
+    def block(self, meta, children):
+        return ast.Block(_span(meta), [child for child in children if child is not None])
+
+    def last_statement(self, meta, children):
+        return children[0]
+
+    def if_statement(self, meta, children):
+        condition, then, *otherwise = children
+        return ast.If(_span(meta), condition, then, otherwise[0] if otherwise else None)
+
+    def unroll(self, meta, children):
+        return ast.Unroll(_span(meta), children[0], children[1])
+
+    def while_loop(self, meta, children):
+        return ast.While(_span(meta), children[0], children[1])
+
+    def for_range(self, meta, children):
+        variable, start, end, body = children
+        return ast.ForRange(_span(meta), _variable(variable), start, end, body)
+
+    def for_map(self, meta, children):
+        variable, map_node, body = children
+        return ast.ForMap(_span(meta), _variable(variable), map_node, body)
+
+    def assignment(self, meta, children):
+        target, value = children
+        return ast.Assignment(_span(meta), target, value)
+
+    def compound_assignment(self, meta, children):
+        target, op, value = children
+        return ast.CompoundAssignment(_span(meta), target, str(op)[:-1], value)
+
+    def discard(self, meta, children):
+        return None
+
+    def let(self, meta, children):
+        variable, type_spec, value = children
+        return ast.Let(_span(meta), _variable(variable), type_spec, value)
 
     def expr_statement(self, meta, children):
         return ast.ExprStatement(_span(meta), children[0])
 
+    def jump(self, meta, children):
+        return ast.Jump(_span(meta), str(children[0]))
+
+    # Expressions
+
     def integer(self, meta, children):
         (token,) = children
-        return ast.Integer(_span(token), _integer_value(str(token)))
+        return ast.Integer(_span(token), _integer_value(token))
 
     def string(self, meta, children):
         (token,) = children
-        try:
-            value = python_ast.literal_eval(str(token))
-        except (ValueError, SyntaxError):
-            raise _BadLiteral(_span(token), f"invalid string literal: {token}") from None
-        return ast.String(_span(token), value)
+        return ast.String(_span(token), _string_value(token))
+
+    def true(self, meta, children):
+        return ast.Bool(_span(meta), True)
+
+    def false(self, meta, children):
+        return ast.Bool(_span(meta), False)
 
     def builtin(self, meta, children):
         (token,) = children
         return ast.Builtin(_span(token), str(token))
+
+    def variable(self, meta, children):
+        return _variable(children[0])
+
+    def positional(self, meta, children):
+        (token,) = children
+        return ast.Positional(_span(token), int(str(token)[1:]))
+
+    def positional_count(self, meta, children):
+        return ast.PositionalCount(_span(meta))
 
     def call(self, meta, children):
         name, *args = children
@@ -110,6 +215,75 @@ class _ToAst(Transformer):
     def map(self, meta, children):
         name, *keys = children
         return ast.Map(_span(meta), str(name), keys)
+
+    def block_expr(self, meta, children):
+        (block,) = children
+        *statements, last = block.statements or [None]
+        if not isinstance(last, ast.ExprStatement):
+            raise _BadLiteral(block.span, "a block used as a value must end with an expression without ';'")
+        return ast.BlockExpr(_span(meta), statements, last.expr)
+
+    def conditional(self, meta, children):
+        condition, then, otherwise = children
+        return ast.Conditional(_span(meta), condition, then, otherwise)
+
+    def elvis(self, meta, children):
+        condition, otherwise = children
+        return ast.Conditional(_span(meta), condition, condition, otherwise)
+
+    def cast(self, meta, children):
+        type_spec, operand = _tokens(children)
+        return ast.Cast(_span(meta), type_spec, operand)
+
+    def field(self, meta, children):
+        operand, name = children
+        return ast.Field(_span(meta), operand, str(name))
+
+    def arrow(self, meta, children):
+        operand, name = children
+        return ast.Field(_span(meta), operand, str(name), arrow=True)
+
+    def index(self, meta, children):
+        operand, index = children
+        return ast.Index(_span(meta), operand, index)
+
+    def pre_increment(self, meta, children):
+        op, target = children
+        return ast.Increment(_span(meta), str(op), True, target)
+
+    def post_increment(self, meta, children):
+        target, op = children
+        return ast.Increment(_span(meta), str(op), False, target)
+
+    def tuple(self, meta, children):
+        return ast.Tuple(_span(meta), list(children))
+
+    def record(self, meta, children):
+        return ast.Record(_span(meta), [name for name, _ in children], [value for _, value in children])
+
+    def record_field(self, meta, children):
+        name, value = children
+        return (str(name), value)
+
+    def sizeof(self, meta, children):
+        return ast.Sizeof(_span(meta), children[0])
+
+    def offsetof(self, meta, children):
+        type_spec, *path = children
+        return ast.Offsetof(_span(meta), type_spec, [str(name) for name in path])
+
+    def type(self, meta, children):
+        struct_kind = ""
+        tokens = list(children)
+        if tokens[0].type == "STRUCT":
+            struct_kind = str(tokens.pop(0))
+        name = str(tokens.pop(0))
+        stars = sum(1 for token in tokens if isinstance(token, Token) and token.type == "STAR")
+        lengths = [token for token in tokens if isinstance(token, int)]
+        return ast.TypeSpec(_span(meta), name, struct_kind, stars, lengths[0] if lengths else None)
+
+    def array_suffix(self, meta, children):
+        return _integer_value(children[0]) if children else 0
 
     def _binary_or_unary(self, meta, children):
         if len(children) == 2:
@@ -122,15 +296,71 @@ class _ToAst(Transformer):
     equality = relation = shift = additive = multiplicative = unary = _binary_or_unary
 
 
-def _integer_value(text: str) -> int:
-    digits = text.replace("_", "")
-    return int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 10)
+def _variable(token: Token) -> ast.Variable:
+    return ast.Variable(_span(token), str(token))
+
+
+def _integer_value(token: Token) -> int:
+    """Decimal, 0x hex, 0 octal, 0b binary, `_` separators, `1e3`, C suffixes (ignored, as bpftrace
+    ignores them), duration units (the value in nanoseconds)."""
+    match = _INTEGER.fullmatch(str(token))
+    if match is None:
+        raise _BadLiteral(_span(token), f"invalid integer literal: {token}")
+    digits = match["digits"].replace("_", "")
+    if digits[:2].lower() == "0x":
+        value = int(digits[2:], 16)
+    elif digits[:2].lower() == "0b":
+        value = int(digits[2:], 2)
+    elif len(digits) > 1 and digits[0] == "0":
+        if not set(digits) <= set("01234567"):
+            raise _BadLiteral(_span(token), f"invalid octal literal: {token}")
+        value = int(digits, 8)
+    else:
+        value = int(digits, 10)
+    if match["exponent"] is not None:
+        value *= 10 ** int(match["exponent"])
+    suffix = match["suffix"]
+    if suffix in _DURATIONS:
+        value *= _DURATIONS[suffix]
+    if value >= 1 << 64:
+        raise _BadLiteral(_span(token), f"syntax: overflow error, maximum value is {(1 << 64) - 1}: {token}")
+    return value
+
+
+def _string_value(token: Token) -> bytes:
+    """The bytes of a string literal, escapes resolved: \\n \\t \\r \\\\ \\" ..., \\NNN octal, \\xNN hex."""
+    text = str(token)[1:-1]
+    out = bytearray()
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char != "\\":
+            out += char.encode("utf-8", "surrogateescape")
+            position += 1
+            continue
+        escape = text[position + 1]
+        if escape in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[escape])
+            position += 2
+        elif escape in "01234567":
+            octal = re.match(r"[0-7]{1,3}", text[position + 1 :])[0]
+            out.append(int(octal, 8) & 0xFF)
+            position += 1 + len(octal)
+        elif escape == "x" and re.match(r"[0-9a-fA-F]", text[position + 2 : position + 3]):
+            hexa = re.match(r"[0-9a-fA-F]{1,2}", text[position + 2 :])[0]
+            out.append(int(hexa, 16))
+            position += 2 + len(hexa)
+        else:
+            raise _BadLiteral(_span(token), f"invalid escape character '\\{escape}'")
+    return bytes(out)
 
 
 def _error_span(source: Source, error: UnexpectedInput) -> Span:
     if isinstance(error, UnexpectedCharacters) and error.char == '"':
         end = len(source.text.split("\n")[error.line - 1]) + 1
         return Span(error.line, end, error.line, end)  # where the closing quote is missing
+    if _at_open_comment(source, error):
+        return Span(error.line, error.column, error.line, error.column + 2)
     token = getattr(error, "token", None)
     if isinstance(token, Token) and token.type != "$END" and token.end_column is not None:
         return _span(token)
@@ -139,13 +369,22 @@ def _error_span(source: Source, error: UnexpectedInput) -> Span:
     return Span(error.line, error.column, error.line, error.column + 1)
 
 
+def _at_open_comment(source: Source, error: UnexpectedInput) -> bool:
+    """Whether the parser stopped at a `/*` (one with no `*/` after it: the comment would be skipped)."""
+    token = getattr(error, "token", None)
+    position = token.start_pos if isinstance(token, Token) and token.start_pos is not None else error.pos_in_stream
+    return position is not None and source.text.startswith("/*", position)
+
+
 def _end_of_text(source: Source) -> Span:
     lines = source.text.rstrip("\n").split("\n")
     column = len(lines[-1]) + 1
     return Span(len(lines), column, len(lines), column)
 
 
-def _syntax_message(error: UnexpectedInput) -> str:
+def _syntax_message(source: Source, error: UnexpectedInput) -> str:
+    if _at_open_comment(source, error):
+        return "syntax: unterminated comment"
     if isinstance(error, UnexpectedCharacters):
         if error.char == '"':
             return "syntax: unterminated string"

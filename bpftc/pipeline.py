@@ -1,20 +1,22 @@
 """The compiler's stages, in order. Each stage does one thing; the pipeline stops after the first
-stage that reported an error.
+stage that reported an error. `--dump STAGE` prints what a stage produced and stops there.
 
-    parse → desugar → probes → resolve → check → resources → generate (and its stack check) → emit → bundle
+    parse → desugar → probes → resolve → check → convert → resources → generate → emit → bundle
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from common import schema
 
 from bpftc.arch import X86_64, Arch
 from bpftc.bundle import write_bundle
-from bpftc.codegen.generate import check_stack, generate
 from bpftc.diagnostics import Diagnostics
-from bpftc.emit import emit
 from bpftc.parse import parse
 from bpftc.passes.check import check
+from bpftc.passes.convert import convert
 from bpftc.passes.desugar import desugar
 from bpftc.passes.probes import resolve_probes
 from bpftc.passes.resolve import resolve
@@ -22,7 +24,7 @@ from bpftc.passes.resources import plan_resources
 from bpftc.printer import print_ast
 from bpftc.source import Source
 
-STAGES = ("parse", "desugar", "probes", "resolve", "check", "resources", "generate", "emit", "bundle")
+STAGES = ("parse", "desugar", "probes", "resolve", "check", "convert", "resources", "generate", "emit", "bundle")
 
 
 @dataclass
@@ -34,32 +36,50 @@ class Result:
 
 def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None) -> Result:
     """Run every stage on `source`; stop early on errors or after the stage named by `dump`."""
+    assert dump is None or dump in STAGES, dump
     diagnostics = Diagnostics()
     result = Result(diagnostics)
+
+    def stop_after(stage: str, text) -> bool:
+        """True when the pipeline ends here: errors were reported, or `stage` is the one to dump."""
+        if diagnostics.has_errors:
+            return True
+        if dump == stage:
+            result.dump = text()
+            return True
+        return False
+
     program = parse(source, diagnostics)
-    if program is None:
-        return result
-    if dump == "parse":
-        result.dump = print_ast(program)
+    if program is None or stop_after("parse", lambda: print_ast(program)):
         return result
     program = desugar(program)
-    targets = resolve_probes(program, diagnostics)
-    if diagnostics.has_errors:
+    if stop_after("desugar", lambda: print_ast(program)):
         return result
-    resolution = resolve(program)
+    targets = resolve_probes(program, diagnostics)
+    if stop_after("probes", lambda: "\n".join(repr(target) for target in targets.values()) + "\n"):
+        return result
+    resolution = resolve(program, targets)
+    if stop_after("resolve", lambda: print_ast(program, resolution.types)):
+        return result
     check(program, targets, resolution, diagnostics)
-    if diagnostics.has_errors:
+    if stop_after("check", lambda: print_ast(program, resolution.types)):
+        return result
+    program, resolution = convert(program, resolution)
+    if stop_after("convert", lambda: print_ast(program, resolution.types)):
         return result
     plan = plan_resources(program, targets, resolution, source.name, arch)
-    if dump == "resources":
-        result.dump = repr(plan.resources)
+    if stop_after("resources", lambda: json.dumps(schema.to_dict(plan.resources), indent=1) + "\n"):
         return result
-    generated = generate(program, resolution, plan, arch, source.name)
-    check_stack(generated, diagnostics)
-    if diagnostics.has_errors:
+    from bpftc.codegen.generate import generate  # imports llvmlite: only when the script is valid
+    from bpftc.emit import assembly, emit
+
+    module = generate(program, resolution, plan, arch, source.name, diagnostics)
+    if stop_after("generate", lambda: str(module)):
         return result
-    if dump == "generate":
-        result.dump = str(generated.module)
+    elf = emit(module)
+    if stop_after("emit", lambda: assembly(module)):
         return result
-    result.bundle = write_bundle(plan.resources, emit(generated.module))
+    result.bundle = write_bundle(plan.resources, elf)
+    if dump == "bundle":
+        result.dump = f"{len(result.bundle)} bytes\n"
     return result

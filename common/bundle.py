@@ -22,7 +22,7 @@ import msgpack
 from common.schema import Resources, SchemaError, from_dict, to_dict
 
 MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_BUNDLE_BYTES = 64 << 20
 _ELF_MAGIC = b"\x7fELF"
 _ENVELOPE_FIELDS = {"format", "payload", "sha256", "signature"}

@@ -4,11 +4,22 @@ The compiler builds one `Resources`; the loader gets it back from the bundle and
 (together with the ELF object) to attach, run and print. Conventions the ELF follows:
 
 - every probe is one BPF program, the ELF function named `ProbeSpec.program`;
-- every map is a BTF-defined map in `.maps` named `MapSpec.elf_name`; its kernel key is
-  `kernel_key_fields(map)` laid out by `common.types.record_offsets`, its value one stored
-  `MapSpec.value` (per CPU when `is_per_cpu(map)`);
-- asynchronous events (printf, exit) go through one BPF ring buffer, `Resources.event_map`; each
-  record is a u64 event id followed by the event's `args` laid out as a record.
+- every map is a BTF-defined map in `.maps` named `MapSpec.elf_name`, of kernel type
+  `MapSpec.kernel_type`, whose key is `kernel_key(map)` and whose value (per CPU for the per-CPU
+  types) is `element(map)`, both padded to `key_size(map)` and `element_size(map)` bytes;
+- asynchronous events go through one BPF ring buffer, `Resources.event_map`. A record is a u64
+  event id (an index into `Resources.events`) followed, at offset EVENT_HEADER, by the payload
+  the event's kind defines. Records the programs fail to reserve are counted per CPU in
+  `Resources.lost_map` (a per-CPU array of one u64).
+
+Aggregating maps (`MapSpec.aggregate`) keep one element per CPU, which the loader reduces:
+
+    count           u64 count                       summed
+    sum             (total, count)                  both summed; set when count > 0
+    min, max        (value, set)                    min/max over the CPUs where set != 0
+    avg, stats      (total, count)                  both summed; average = total / count
+    hist, lhist     u64 count per bucket            summed; the bucket index is the last
+                                                    member of the kernel key (see kernel_key)
 
 `to_dict`/`from_dict` turn these into plain msgpack-able data and back. `from_dict` is strict: an
 unknown or missing field or a value of the wrong type raises `SchemaError`.
@@ -20,22 +31,30 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
+from typing import ClassVar
 
-from common.types import COUNT, HIST, KINDS, UINT64, Type
+from common import layout
+from common.layout import U32, U64, Layout
 
-# Probe providers the bundle may name.
-BEGIN = "BEGIN"
-END = "END"
+# Probe providers the bundle may name (canonical names; aliases are resolved by the compiler).
+BEGIN = "begin"
+END = "end"
 KPROBE = "kprobe"
 KRETPROBE = "kretprobe"
 TRACEPOINT = "tracepoint"
 INTERVAL = "interval"
 PROVIDERS = (BEGIN, END, KPROBE, KRETPROBE, TRACEPOINT, INTERVAL)
 
-# Asynchronous event kinds.
-PRINTF = "printf"
-EXIT = "exit"
-EVENT_KINDS = (PRINTF, EXIT)
+# Kernel map types.
+HASH = "hash"
+PERCPU_HASH = "percpu_hash"
+PERCPU_ARRAY = "percpu_array"
+KERNEL_MAP_TYPES = (HASH, PERCPU_HASH, PERCPU_ARRAY)
+
+AGGREGATES = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
+PLAIN = ""  # a map whose values are assigned, not aggregated
+
+EVENT_HEADER = 8  # bytes of the event id before each record's payload
 
 
 class SchemaError(ValueError):
@@ -47,31 +66,81 @@ class ProbeSpec:
     provider: str  # one of PROVIDERS
     target: tuple[str, ...]  # the attach point's parts after the provider: ('syscalls', 'sys_enter_read')
     program: str  # ELF function of this probe
-    attach_point: str  # as bpftrace spells it, for messages: 'tracepoint:syscalls:sys_enter_read'
-    period_ns: int = 0  # interval probes only
+    attach_point: str  # bpftrace's name for it: 'tracepoint:syscalls:sys_enter_read'
+    period: int = 0  # interval: nanoseconds between runs
 
 
 @dataclass(frozen=True, slots=True)
 class MapSpec:
     name: str  # as in the script: '@times', '@'
     elf_name: str  # BTF variable in .maps
-    key: tuple[Type, ...]  # the script's key fields, () for a map without keys
-    value: Type
+    kernel_type: str  # one of KERNEL_MAP_TYPES
+    key: Layout | None  # the script's key (a tuple for several); None for a map without keys
+    value: Layout  # plain maps: the value; aggregates: the integer type of what they aggregate
     max_entries: int
+    aggregate: str = PLAIN  # PLAIN or one of AGGREGATES
+    params: tuple[int, ...] = ()  # hist: (k,); lhist: (min, max, step)
+
+
+# Events: one class per kind, each with only its own fields. `KIND` names it in the bundle.
 
 
 @dataclass(frozen=True, slots=True)
-class EventSpec:
-    id: int
-    kind: str  # one of EVENT_KINDS
-    format: str = ""  # printf only; escapes (\n, \t...) already turned into their characters
-    args: tuple[Type, ...] = ()  # printf: its arguments; exit: the exit code
+class PrintfEvent:
+    KIND: ClassVar[str] = "printf"
+    format: str  # escapes already resolved
+    args: Layout  # a tuple: the payload
+
+
+@dataclass(frozen=True, slots=True)
+class ExitEvent:
+    """exit(code): the payload is the code, an i64."""
+
+    KIND: ClassVar[str] = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class PrintMapEvent:
+    """print(@map, top, div): no payload."""
+
+    KIND: ClassVar[str] = "print_map"
+    map: str
+    top: int = 0
+    div: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrintValueEvent:
+    """print(value): the payload is the value."""
+
+    KIND: ClassVar[str] = "print_value"
+    value: Layout
+
+
+@dataclass(frozen=True, slots=True)
+class ClearEvent:
+    """clear(@map): no payload."""
+
+    KIND: ClassVar[str] = "clear"
+    map: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroEvent:
+    """zero(@map): no payload."""
+
+    KIND: ClassVar[str] = "zero"
+    map: str
+
+
+EventSpec = PrintfEvent | ExitEvent | PrintMapEvent | PrintValueEvent | ClearEvent | ZeroEvent
+EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 
 
 @dataclass(frozen=True, slots=True)
 class ParameterSpec:
     position: int  # $1 is 1
-    type: Type
+    kind: str  # 'int' or 'string'
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,34 +150,96 @@ class Requirements:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    source_name: str  # script file name, 'stdin' or '-e'
+    source_name: str  # script file name, or 'stdin'
     probes: tuple[ProbeSpec, ...]
     maps: tuple[MapSpec, ...]
-    events: tuple[EventSpec, ...]
-    event_map: str  # ring buffer's elf name; '' when the program sends no events
+    events: tuple[EventSpec, ...]  # the event id of a record is its index here
+    event_map: str  # ring buffer's ELF name; '' when the program sends no events
+    lost_map: str  # per-CPU u64 counter of records that could not be reserved; '' without events
     requirements: Requirements
     parameters: tuple[ParameterSpec, ...] = ()
+    print_maps_on_exit: bool = True
 
 
-def is_per_cpu(map_spec: MapSpec) -> bool:
-    """Counts and histograms are per-CPU maps: no atomics in BPF, the loader sums the CPUs."""
-    return map_spec.value.kind in (COUNT, HIST)
+# Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.
+
+_PAIRS = {
+    "sum": ("total", "count"),
+    "min": ("value", "set"),
+    "max": ("value", "set"),
+    "avg": ("total", "count"),
+    "stats": ("total", "count"),
+}
 
 
-def kernel_key_fields(map_spec: MapSpec) -> tuple[Type, ...]:
-    """Fields of the key as the kernel map holds it.
+def is_per_cpu(spec: MapSpec) -> bool:
+    return spec.kernel_type in (PERCPU_HASH, PERCPU_ARRAY)
 
-    A histogram appends its bucket index (u64) to the script's key. A map without any key field
-    uses one u64 that is always 0, because BPF hash maps need a key of at least one byte.
+
+def is_histogram(spec: MapSpec) -> bool:
+    return spec.aggregate in ("hist", "lhist")
+
+
+def element(spec: MapSpec) -> Layout:
+    """One CPU's element of the kernel map (the whole value for a plain map)."""
+    if spec.aggregate == PLAIN:
+        return spec.value
+    if spec.aggregate in ("count", "hist", "lhist"):
+        return U64
+    first, second = _PAIRS[spec.aggregate]
+    return layout.packed(layout.RECORD, [(first, spec.value), (second, U64)])
+
+
+def kernel_key(spec: MapSpec) -> Layout:
+    """The kernel map's key.
+
+    A per-CPU array is indexed by a u32: always 0 for a map without keys, the bucket for a
+    histogram without keys. A hash map without script keys uses a u64 that is always 0 (a hash
+    key needs at least one byte). A histogram in a hash map appends its bucket (u64) to the key.
     """
-    fields = map_spec.key + ((UINT64,) if map_spec.value.kind == HIST else ())
-    return fields or (UINT64,)
+    if spec.kernel_type == PERCPU_ARRAY:
+        return U32
+    members = [("", spec.key)] if spec.key is not None else []
+    if is_histogram(spec):
+        members.append(("", U64))
+    if not members:
+        return U64
+    return layout.packed(layout.TUPLE, members)
+
+
+def key_size(spec: MapSpec) -> int:
+    """The kernel map's key_size: the key rounded up to 8 bytes (generated code moves whole u64s;
+    the padding is zero), except an array's, which the kernel wants to be exactly a u32."""
+    if spec.kernel_type == PERCPU_ARRAY:
+        return U32.size
+    return layout.aligned(kernel_key(spec).size, layout.SLOT)
+
+
+def element_size(spec: MapSpec) -> int:
+    """The kernel map's value_size: one element rounded up to 8 bytes."""
+    return layout.aligned(element(spec).size, layout.SLOT)
+
+
+def histogram_buckets(spec: MapSpec) -> int:
+    """How many buckets a histogram has: hist(k) holds (65 - k) * 2^k + 1 (bucket 0: negative
+    values); lhist(min, max, step) one per step, plus one below min and one at or above max."""
+    if spec.aggregate == "hist":
+        (bits,) = spec.params
+        return (65 - bits) * (1 << bits) + 1
+    low, high, step = spec.params
+    return (high - low) // step + 2
+
+
+# Serialization
 
 
 def to_dict(value: object) -> object:
-    """A schema dataclass (or tuple of them) as plain dicts, lists, strings and ints."""
+    """A schema dataclass (or tuple of them) as plain dicts, lists, strings and ints; an event
+    also gets its "kind"."""
     if dataclasses.is_dataclass(value):
-        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data = {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        kind = getattr(type(value), "KIND", None)
+        return {"kind": kind, **data} if kind is not None else data
     if isinstance(value, tuple):
         return [to_dict(item) for item in value]
     return value
@@ -118,6 +249,11 @@ def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
     """Rebuild `cls` from `to_dict` output, checking every field's presence and type."""
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: expected a map, found {type(data).__name__}")
+    kind = getattr(cls, "KIND", None)
+    if kind is not None:
+        data = dict(data)
+        if data.pop("kind", None) != kind:
+            raise SchemaError(f"{where}: not a {kind} event")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields), key=str)
@@ -129,9 +265,7 @@ def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
             values[name] = _convert(hints[name], data[name], f"{where}.{name}")
         elif field.default is dataclasses.MISSING:
             raise SchemaError(f"{where}: missing field {name!r}")
-    result = cls(**values)
-    _check_values(result, where)
-    return result
+    return cls(**values)
 
 
 def _convert(hint: object, data: object, where: str) -> object:
@@ -141,25 +275,22 @@ def _convert(hint: object, data: object, where: str) -> object:
         if not isinstance(data, list):
             raise SchemaError(f"{where}: expected a list, found {type(data).__name__}")
         return tuple(_convert(item_hint, item, f"{where}[{i}]") for i, item in enumerate(data))
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if type(None) in options:
+            if data is None:
+                return None
+            (hint,) = [option for option in options if option is not type(None)]
+            return _convert(hint, data, where)
+        if not isinstance(data, dict) or data.get("kind") not in EVENT_CLASSES:
+            raise SchemaError(f"{where}: unknown event kind")
+        return from_dict(EVENT_CLASSES[data["kind"]], data, where)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, data, where)
     if hint is int and not (isinstance(data, int) and not isinstance(data, bool)):
         raise SchemaError(f"{where}: expected an integer, found {type(data).__name__}")
     if hint in (str, bool) and not isinstance(data, hint):
         raise SchemaError(f"{where}: expected {hint.__name__}, found {type(data).__name__}")
-    if hint not in (int, str, bool) and not isinstance(hint, types.GenericAlias):
+    if hint not in (int, str, bool):
         raise AssertionError(f"schema field type {hint!r} has no converter")
     return data
-
-
-def _check_values(value: object, where: str) -> None:
-    """Enumerated fields hold one of their allowed values; sizes are sane."""
-    if isinstance(value, Type):
-        if value.kind not in KINDS or not 0 <= value.size <= 4096:
-            raise SchemaError(f"{where}: invalid type {value!r}")
-    elif isinstance(value, ProbeSpec) and value.provider not in PROVIDERS:
-        raise SchemaError(f"{where}: unknown probe provider {value.provider!r}")
-    elif isinstance(value, EventSpec) and value.kind not in EVENT_KINDS:
-        raise SchemaError(f"{where}: unknown event kind {value.kind!r}")
-    elif isinstance(value, MapSpec) and not 1 <= value.max_entries <= 1 << 24:
-        raise SchemaError(f"{where}: invalid max_entries {value.max_entries}")

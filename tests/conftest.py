@@ -1,5 +1,9 @@
 """Shared test set-up."""
 
-# bpftc puts llvmlite in opaque-pointer mode when first imported, which must happen before anything
-# imports llvmlite (tests/bpfrun_elf.py does, to build objects the compiler would never emit).
-import bpftc  # noqa: F401
+import os
+
+from bpftc import OPAQUE_POINTERS
+
+# As bpftc's command line does, before anything imports llvmlite (tests/bpfrun_elf.py does, to
+# build objects the compiler would never emit).
+os.environ.setdefault(*OPAQUE_POINTERS)

@@ -1,234 +1,417 @@
-"""Generate: the checked program → an LLVM module with one BPF function per attach point.
+"""Generate: the converted program → an LLVM module with one BPF function per attach point.
 
-Consumes the program, the `Resolution` (types) and the `Plan` (maps, events, programs); produces an
-`ir.Module`. Never re-checks: anything wrong here is a bug (an AssertionError).
+Consumes the program (after passes/convert.py), the `Resolution` (types) and the `Plan` (maps,
+events, programs); produces an `ir.Module`. Never re-checks and never works out a type: every
+conversion is an explicit Cast node. Reports one kind of error: a statement whose live values
+need more memory than a program may have (codegen/memory.py), at that statement.
 
-Expression values: integers and bools are i64 registers (sign- or zero-extended); strings are
-pointers to zeroed 8-byte-aligned stack buffers of `stored_size(type)` bytes.
+Values: a scalar (integer, bool) is an i64 register, sign- or zero-extended from its width; any
+other value is a pointer to memory holding it as `storage.layout_of` lays it out. `value(node)`
+gives either; `into(node, destination)` writes a node's stored form straight into memory (a map
+key, a ring buffer record), without a copy on the stack first.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from llvmlite import ir
 
-from common.schema import MapSpec, is_per_cpu, kernel_key_fields
-from common.types import BOOL, INT, STRING, UINT64, Type, record_offsets, stored_size
+from common import layout, schema
 
-from bpftc import ast
+from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.builtins import COMM_SIZE
-from bpftc.codegen.builder import (
-    GET_CURRENT_COMM,
-    GET_CURRENT_PID_TGID,
-    GET_CURRENT_UID_GID,
-    I64,
-    KTIME_GET_NS,
-    MAP_TYPE_HASH,
-    MAP_TYPE_PERCPU_HASH,
-    MAP_TYPE_RINGBUF,
-    PTR,
-    STACK_LIMIT,
-    BpfBuilder,
-    define_license,
-    define_map,
-)
+from bpftc.codegen import builder as bpf_helpers
+from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
 from bpftc.codegen.debuginfo import DebugInfo
+from bpftc.codegen.maps import MapAccess
+from bpftc.codegen.memory import SCRATCH_LIMIT, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
-from bpftc.passes.resolve import Resolution, constant_value
-from bpftc.passes.resources import Plan, ProgramPlan
+from bpftc.passes.resolve import Binding, Resolution, constant_value, type_of_spec
+from bpftc.passes.resources import EVENT_MAP, LOST_MAP, SCRATCH_MAP, Plan, ProgramPlan
+from bpftc.types import Bool, Int, Record, String, Tuple, Type
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 RING_BUFFER_BYTES = 1 << 20  # a power of 2 and a multiple of the page size, as the kernel requires
+_BUILTIN_HELPERS = {
+    "nsecs": bpf_helpers.KTIME_GET_NS,
+    "cpu": bpf_helpers.GET_SMP_PROCESSOR_ID,
+    "rand": bpf_helpers.GET_PRANDOM_U32,
+    "numaid": bpf_helpers.GET_NUMA_NODE_ID,
+    "jiffies": bpf_helpers.JIFFIES64,
+    "cgroup": bpf_helpers.GET_CURRENT_CGROUP_ID,
+}
 
 
 @dataclass
-class Generated:
+class Module:
+    """What the program's functions share: the LLVM module and its maps."""
+
     module: ir.Module
-    stack_bytes: dict[ProgramPlan, int]  # stack each program needs
+    debug_info: DebugInfo
+    maps: dict[str, ir.GlobalVariable]  # by the script's map name
+    ring_buffer: ir.GlobalVariable | None
+    lost: ir.GlobalVariable | None
+    scratch: ir.GlobalVariable | None = None
+
+    def scratch_map(self) -> ir.GlobalVariable:
+        if self.scratch is None:
+            self.scratch = define_map(self.module, SCRATCH_MAP, 4)
+        return self.scratch
 
 
-def generate(program: ast.Program, resolution: Resolution, plan: Plan, arch: Arch, file_name: str) -> Generated:
+def generate(
+    program: ast.Program, resolution: Resolution, plan: Plan, arch: Arch, file_name: str, diagnostics: Diagnostics
+) -> ir.Module:
     module = ir.Module(name=file_name)
     module.triple = TARGET_TRIPLE
     module.data_layout = DATA_LAYOUT
     debug_info = DebugInfo(module, file_name)
-    maps = {name: _define_script_map(module, debug_info, spec) for name, spec in plan.maps.items()}
-    ring_buffer = None
+    shared = Module(module, debug_info, _define_script_maps(module, debug_info, plan), None, None)
     if plan.resources.event_map:
-        attributes = {"type": MAP_TYPE_RINGBUF, "max_entries": RING_BUFFER_BYTES}
-        ring_buffer = define_map(module, debug_info, plan.resources.event_map, attributes)
+        shared.ring_buffer = define_map(module, EVENT_MAP, 2)
+        describe_map(debug_info, shared.ring_buffer, {"type": bpf_helpers.MAP_TYPE_RINGBUF, "max_entries": RING_BUFFER_BYTES})
+        shared.lost = define_map(module, LOST_MAP, 4)
+        describe_map(debug_info, shared.lost, _array_attributes(8))
     define_license(module)
-    stack_bytes = {}
+    scratch_bytes = 0
     for program_plan in plan.programs:
-        generator = _ProbeGenerator(module, program_plan, resolution, plan, maps, ring_buffer, arch)
-        stack_bytes[program_plan] = generator.generate()
+        generator = _ProbeGenerator(shared, program_plan, resolution, plan, arch, diagnostics)
+        scratch_bytes = max(scratch_bytes, generator.generate())
+    if shared.scratch is not None:
+        describe_map(debug_info, shared.scratch, _array_attributes(scratch_bytes))
     debug_info.finish()
-    return Generated(module, stack_bytes)
+    return module
 
 
-def check_stack(generated: Generated, diagnostics: Diagnostics) -> None:
-    """Report programs that need more stack than BPF allows, before LLVM sees them."""
-    for program_plan, size in generated.stack_bytes.items():
-        if size > STACK_LIMIT:
-            attach_point = program_plan.probe.attach_points[0]
-            diagnostics.error(
-                attach_point.span,
-                f"this probe needs {size} bytes of BPF stack, more than the {STACK_LIMIT} the kernel allows "
-                "(strings in printf() arguments and map keys take the most)",
-            )
-
-
-def _define_script_map(module: ir.Module, debug_info: DebugInfo, spec: MapSpec) -> ir.GlobalVariable:
-    _, key_size = record_offsets(kernel_key_fields(spec))
-    attributes = {
-        "type": MAP_TYPE_PERCPU_HASH if is_per_cpu(spec) else MAP_TYPE_HASH,
-        "max_entries": spec.max_entries,
-        "key_size": key_size,
-        "value_size": stored_size(spec.value),
+def _define_script_maps(module: ir.Module, debug_info: DebugInfo, plan: Plan) -> dict[str, ir.GlobalVariable]:
+    kernel_types = {
+        schema.HASH: bpf_helpers.MAP_TYPE_HASH,
+        schema.PERCPU_HASH: bpf_helpers.MAP_TYPE_PERCPU_HASH,
+        schema.PERCPU_ARRAY: bpf_helpers.MAP_TYPE_PERCPU_ARRAY,
     }
-    return define_map(module, debug_info, spec.elf_name, attributes)
+    variables = {}
+    for name, spec in plan.maps.items():
+        variable = define_map(module, spec.elf_name, 4)
+        attributes = {
+            "type": kernel_types[spec.kernel_type],
+            "max_entries": spec.max_entries,
+            "key_size": schema.key_size(spec),
+            "value_size": schema.element_size(spec),
+        }
+        describe_map(debug_info, variable, attributes)
+        variables[name] = variable
+    return variables
+
+
+def _array_attributes(value_size: int) -> dict[str, int]:
+    return {"type": bpf_helpers.MAP_TYPE_PERCPU_ARRAY, "max_entries": 1, "key_size": 4, "value_size": value_size}
+
+
+class _Loop:
+    def __init__(self, next_iteration: ir.Block, done: ir.Block) -> None:
+        self.next_iteration = next_iteration
+        self.done = done
 
 
 class _ProbeGenerator(ast.Visitor):
     """Generates one probe's function for one of its attach points."""
 
-    def __init__(self, module, program_plan: ProgramPlan, resolution: Resolution, plan: Plan, maps, ring_buffer, arch):
-        self.module = module
+    def __init__(
+        self,
+        shared: Module,
+        program_plan: ProgramPlan,
+        resolution: Resolution,
+        plan: Plan,
+        arch: Arch,
+        diagnostics: Diagnostics,
+    ) -> None:
+        self.shared = shared
         self.program_plan = program_plan
         self.types = resolution.types
+        self.bindings = resolution.bindings
         self.plan = plan
-        self.maps = maps
-        self.ring_buffer = ring_buffer
         self.arch = arch
-        function = ir.Function(module, ir.FunctionType(I64, [PTR]), program_plan.spec.program)
+        self.diagnostics = diagnostics
+        function = ir.Function(shared.module, ir.FunctionType(I64, [PTR]), program_plan.spec.program)
         function.section = program_plan.target.section
         function.attributes.add("nounwind")  # no .eh_frame: BPF has no unwinding
         self.bpf = BpfBuilder(function)
         self.ir = self.bpf.ir
+        self.memory = Memory(self.bpf, shared.scratch_map)
+        self.maps = MapAccess(self)
+        self.storage: dict[Binding, ir.Value] = {}  # each variable's alloca (scalars) or memory
+        self.loops: list[_Loop] = []
 
     def generate(self) -> int:
-        """Generate the function; return the bytes of stack it needs."""
+        """Generate the function; return the bytes of per-CPU scratch it needs."""
         probe = self.program_plan.probe
-        if probe.predicate is not None:
-            self.bpf.return_if_zero(self.visit(probe.predicate))
-        for statement in probe.body:
-            self.visit(statement)
-        self.bpf.finish()
-        return self.bpf.stack_bytes
+        try:
+            if probe.predicate is not None:
+                with self.statement():
+                    predicate = self.value(probe.predicate)
+                with self.ir.if_then(self.ir.icmp_unsigned("==", predicate, I64(0), name="filtered")):
+                    self.ir.ret(I64(0))
+            self.visit(probe.body)
+        except _Refused:
+            pass
+        self.bpf.finish(self.memory.entry_guard())
+        return self.memory.scratch_bytes
 
     # Statements
 
-    def visit_ExprStatement(self, node: ast.ExprStatement) -> None:
-        self.visit(node.expr)
+    @contextlib.contextmanager
+    def statement(self, node: ast.Node | None = None):
+        """The temporaries of one statement die at its end."""
+        mark = self.memory.mark()
+        try:
+            yield
+        except OutOfMemory:
+            where = node.span if node is not None else self.program_plan.probe.span
+            self.diagnostics.error(
+                where,
+                f"the values this statement keeps need more than {SCRATCH_LIMIT} bytes of memory, "
+                "the most a probe may use",
+            )
+            raise _Refused from None
+        self.memory.release(mark)
 
-    def visit_AssignMap(self, node: ast.AssignMap) -> None:
-        spec = self.plan.maps[node.map.name]
-        value = node.value
-        if isinstance(value, ast.Call) and value.name == "count":
-            self._increment(spec, self._key(spec, node.map))
-        elif isinstance(value, ast.Call) and value.name == "hist":
-            (argument,) = value.args
-            bucket = self._log2_bucket(self.visit(argument), self.types[argument])
-            self._increment(spec, self._key(spec, node.map, bucket=bucket))
+    def visit_Block(self, node: ast.Block) -> None:
+        mark = self.memory.mark()
+        self._allocate_variables(node.statements)
+        for statement in node.statements:
+            with self.statement(statement):
+                self.visit(statement)
+        self.memory.release(mark)
+
+    def _allocate_variables(self, statements: list[ast.Node]) -> None:
+        """Memory for the variables these statements declare, live until the block ends."""
+        for statement in statements:
+            variable = None
+            if isinstance(statement, ast.Let):
+                variable = statement.variable
+            elif isinstance(statement, ast.Assignment) and isinstance(statement.target, ast.Variable):
+                variable = statement.target
+            if variable is not None:
+                binding = self.bindings[variable]
+                if binding not in self.storage:
+                    self._allocate(binding)
+
+    def _allocate(self, binding: Binding) -> ir.Value:
+        if storage.in_register(binding.type):
+            slot = self.bpf.allocas.alloca(I64, name=binding.name[1:])
+            self.bpf.allocas.store(I64(0), slot)  # LLVM promotes it to a register (mem2reg)
         else:
-            stored = self._stored_value(spec.value, self.visit(value), self.types[value])
-            self.bpf.map_update(self.maps[spec.name], self._key(spec, node.map), stored)
+            slot = self.memory.acquire(storage.size_of(binding.type))
+        self.storage[binding] = slot
+        return slot
 
-    # Expressions
+    def visit_ExprStatement(self, node: ast.ExprStatement) -> None:
+        self.value(node.expr)
+
+    def visit_Assignment(self, node: ast.Assignment) -> None:
+        target = node.target
+        if isinstance(target, ast.Variable):
+            self._store_variable(target, node.value)
+        elif isinstance(target, ast.Map):
+            self.maps.assign(target, node.value)
+        else:
+            self.value(node.value)
+
+    def visit_Let(self, node: ast.Let) -> None:
+        binding = self.bindings[node.variable]
+        slot = self.storage.get(binding) or self._allocate(binding)
+        if node.value is not None:
+            self._store_variable(node.variable, node.value)
+        elif storage.in_register(binding.type):
+            self.bpf.store_i64(I64(0), slot)
+        else:
+            self.bpf.zero(slot, storage.size_of(binding.type))
+
+    def _store_variable(self, variable: ast.Variable, value: ast.Node) -> None:
+        binding = self.bindings[variable]
+        slot = self.storage.get(binding) or self._allocate(binding)
+        if storage.in_register(binding.type):
+            self.bpf.store_i64(self.value(value), slot)
+        else:
+            self.into(value, slot)
+
+    def visit_If(self, node: ast.If) -> None:
+        with self.statement(node.condition):
+            condition = self.bpf.truth(self.value(node.condition))
+        if node.otherwise is None:
+            with self.ir.if_then(condition):
+                self.visit(node.then)
+            return
+        with self.ir.if_else(condition) as (then, otherwise):
+            with then:
+                self.visit(node.then)
+            with otherwise:
+                self.visit(node.otherwise)
+
+    def visit_Unroll(self, node: ast.Unroll) -> None:
+        for _ in range(constant_value(node.count)):
+            self.visit(node.body)
+
+    def visit_While(self, node: ast.While) -> None:
+        header, body, done = self.bpf.new_block("while"), self.bpf.new_block("loop"), self.bpf.new_block("done")
+        self.ir.branch(header)
+        self.ir.position_at_end(header)
+        with self.statement(node.condition):
+            condition = self.bpf.truth(self.value(node.condition))
+        self.ir.cbranch(condition, body, done)
+        self._loop_body(node.body, body, header, done)
+        self.ir.position_at_end(done)
+
+    def visit_ForRange(self, node: ast.ForRange) -> None:
+        with self.statement(node):
+            start, end = self.value(node.start), self.value(node.end)
+        binding = self.bindings[node.variable]
+        counter = self._allocate(binding)
+        limit = self.bpf.allocas.alloca(I64, name="limit")
+        self.bpf.store_i64(start, counter)
+        self.bpf.store_i64(end, limit)
+        header, body, step, done = (self.bpf.new_block(name) for name in ("for", "loop", "step", "done"))
+        self.ir.branch(header)
+        self.ir.position_at_end(header)
+        compare = self.ir.icmp_signed if binding.type.signed else self.ir.icmp_unsigned
+        self.ir.cbranch(compare("<", self.bpf.load_i64(counter), self.bpf.load_i64(limit)), body, done)
+        self._loop_body(node.body, body, step, done)
+        self.ir.position_at_end(step)
+        self.bpf.store_i64(self.ir.add(self.bpf.load_i64(counter), I64(1)), counter)
+        self.ir.branch(header)
+        self.ir.position_at_end(done)
+
+    def _loop_body(self, body: ast.Block, start: ir.Block, next_iteration: ir.Block, done: ir.Block) -> None:
+        self.ir.position_at_end(start)
+        self.loops.append(_Loop(next_iteration, done))
+        self.visit(body)
+        self.loops.pop()
+        if not self.ir.block.is_terminated:
+            self.ir.branch(next_iteration)
+
+    def visit_Jump(self, node: ast.Jump) -> None:
+        if node.kind == "return":
+            self.bpf.return_now()
+            return
+        loop = self.loops[-1]
+        self.ir.branch(loop.done if node.kind == "break" else loop.next_iteration)
+        self.ir.position_at_end(self.bpf.new_block("unreachable"))
+
+    # Expressions: value() and into()
+
+    def value(self, node: ast.Node) -> ir.Value:
+        """The node's value: an i64 for scalars, else a pointer to its stored form."""
+        return self.visit(node)
+
+    def into(self, node: ast.Node, destination: ir.Value) -> None:
+        """Write the node's stored form (storage.size_of bytes) at `destination`."""
+        write = getattr(self, f"into_{type(node).__name__}", None)
+        if write is not None:
+            write(node, destination)
+            return
+        t = self.types[node]
+        result = self.value(node)
+        if storage.in_register(t):
+            self.bpf.store_i64(result, destination)
+        else:
+            self.bpf.copy(destination, result, storage.size_of(t))
+
+    def temporary(self, t: Type) -> ir.Value:
+        return self.memory.acquire(storage.size_of(t))
+
+    def in_memory(self, node: ast.Node) -> ir.Value:
+        """A value that lives in memory: written into a temporary by `into`."""
+        destination = self.temporary(self.types[node])
+        self.into(node, destination)
+        return destination
 
     def visit_Integer(self, node: ast.Integer) -> ir.Value:
         return I64(node.value & (1 << 64) - 1)
 
+    def visit_Bool(self, node: ast.Bool) -> ir.Value:
+        return I64(int(node.value))
+
     def visit_String(self, node: ast.String) -> ir.Value:
-        data = node.value.encode() + b"\0"
-        buffer = self.bpf.buffer(stored_size(self.types[node]), name="string")
-        padded = data + b"\0" * (-len(data) % 8)
-        for offset in range(0, len(padded), 8):
-            chunk = int.from_bytes(padded[offset : offset + 8], "little")
-            self.bpf.store_i64(I64(chunk), buffer, offset)
-        return buffer
+        return self.in_memory(node)
+
+    def into_String(self, node: ast.String, destination: ir.Value) -> None:
+        self.bpf.store_bytes(destination, node.value, storage.size_of(self.types[node]))
 
     def visit_Builtin(self, node: ast.Builtin) -> ir.Value:
         name = node.name
+        if name in ("comm", "probe"):
+            return self.in_memory(node)
         if name in ("pid", "tid"):
-            pid_tgid = self.bpf.call_helper(GET_CURRENT_PID_TGID, [], name="pid_tgid")
+            pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
             if name == "pid":
                 return self.ir.lshr(pid_tgid, I64(32), name="pid")
             return self.ir.and_(pid_tgid, I64(0xFFFFFFFF), name="tid")
         if name in ("uid", "gid"):
-            uid_gid = self.bpf.call_helper(GET_CURRENT_UID_GID, [], name="uid_gid")
+            uid_gid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_UID_GID, [], name="uid_gid")
             if name == "gid":
                 return self.ir.lshr(uid_gid, I64(32), name="gid")
             return self.ir.and_(uid_gid, I64(0xFFFFFFFF), name="uid")
-        if name == "nsecs":
-            return self.bpf.call_helper(KTIME_GET_NS, [], name="nsecs")
-        if name == "comm":
-            buffer = self.bpf.buffer(COMM_SIZE, name="comm")
-            self.bpf.call_helper(GET_CURRENT_COMM, [buffer, I64(COMM_SIZE)], name="comm_status")
-            return buffer
+        if name in _BUILTIN_HELPERS:
+            return self.bpf.call_helper(_BUILTIN_HELPERS[name], [], name=name)
         if name == "retval":
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
         if name.startswith("arg"):
             return self.bpf.load_i64(self.bpf.context, self.arch.arg_offsets[int(name[3:])], name=name)
         raise AssertionError(f"no code for builtin {name}")
 
+    def into_Builtin(self, node: ast.Builtin, destination: ir.Value) -> None:
+        if node.name == "comm":
+            self.bpf.call_helper(bpf_helpers.GET_CURRENT_COMM, [destination, I64(COMM_SIZE)], name="comm_status")
+        elif node.name == "probe":
+            name = self.program_plan.target.name.encode()
+            self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
+        else:
+            self.bpf.store_i64(self.visit_Builtin(node), destination)
+
+    def visit_Variable(self, node: ast.Variable) -> ir.Value:
+        binding = self.bindings[node]
+        slot = self.storage[binding]
+        if storage.in_register(binding.type):
+            return self.bpf.load_i64(slot, name=node.name[1:])
+        return slot
+
     def visit_Map(self, node: ast.Map) -> ir.Value:
-        spec = self.plan.maps[node.name]
-        key = self._key(spec, node)
-        element = self.bpf.map_lookup(self.maps[spec.name], key)
-        if spec.value.kind == STRING:
-            result = self.bpf.buffer(stored_size(spec.value), name="map_string")
-            with self.bpf.if_not_null(element):
-                self.bpf.copy(result, element, stored_size(spec.value))
-            return result
-        result = self.bpf.buffer(8, name="map_value")
-        with self.bpf.if_not_null(element):
-            self.bpf.store_i64(self.bpf.load_i64(element), result, 0)
-        return self.bpf.load_i64(result, name="map_read")
+        return self.maps.read(node)
+
+    def into_Map(self, node: ast.Map, destination: ir.Value) -> None:
+        self.maps.read_into(node, destination)
 
     def visit_Call(self, node: ast.Call) -> ir.Value | None:
-        if node.name == "printf":
-            format_node, *args = node.args
-            self._send_event(self.plan.event_ids[node], args)
-        elif node.name == "exit":
-            self._send_event(self.plan.event_ids[node], node.args, default=I64(0))
-            self.bpf.return_now()
-        elif node.name == "delete":
-            (target,) = node.args
-            spec = self.plan.maps[target.name]
-            self.bpf.map_delete(self.maps[spec.name], self._key(spec, target))
-        else:
-            raise AssertionError(f"no code for call {node.name}")
-        return None
+        generate_call = getattr(self, f"call_{node.name}", None)
+        assert generate_call is not None, f"no code for call {node.name}"
+        return generate_call(node)
 
     def visit_Unop(self, node: ast.Unop) -> ir.Value:
-        operand = self.visit(node.operand)
+        operand = self.value(node.operand)
         if node.op == "-":
             return self.ir.neg(operand, name="negated")
         if node.op == "~":
-            return self.ir.not_(operand, name="inverted")
-        return self._bool(self.ir.icmp_unsigned("==", operand, I64(0)))
+            return self._fit(self.ir.not_(operand, name="inverted"), self.types[node])
+        return self.bpf.as_i64(self.ir.icmp_unsigned("==", operand, I64(0)))
 
     def visit_Binop(self, node: ast.Binop) -> ir.Value:
-        left, right = self.visit(node.left), self.visit(node.right)
-        if self.types[node.left].kind == STRING:
-            return self._strings_compare(node.op, left, right, self.types[node.left], self.types[node.right])
-        signed = _signed_operation(node, self.types)
+        if node.op in ("&&", "||"):
+            return self._short_circuit(node)
+        left_type = self.types[node.left]
+        left, right = self.value(node.left), self.value(node.right)
+        if isinstance(left_type, String):
+            return self._strings_equal(node.op, left, right, left_type, self.types[node.right])
+        signed = isinstance(left_type, Int) and left_type.signed
         op = node.op
-        if op in ("&&", "||"):
-            # Both sides are free of side effects, so evaluating both is the same as short-circuiting.
-            left_true = self.ir.icmp_unsigned("!=", left, I64(0))
-            right_true = self.ir.icmp_unsigned("!=", right, I64(0))
-            combine = self.ir.and_ if op == "&&" else self.ir.or_
-            return self._bool(combine(left_true, right_true))
         if op in ("==", "!=", "<", "<=", ">", ">="):
             compare = self.ir.icmp_signed if signed else self.ir.icmp_unsigned
-            return self._bool(compare(op, left, right))
+            return self.bpf.as_i64(compare(op, left, right))
         if op in ("/", "%"):
-            return self._divide(op, left, right, signed)
+            return self._fit(self._divide(op, left, right, signed), self.types[node])
         simple = {
             "+": self.ir.add,
             "-": self.ir.sub,
@@ -239,27 +422,48 @@ class _ProbeGenerator(ast.Visitor):
             "<<": self.ir.shl,
             ">>": self.ir.ashr if signed else self.ir.lshr,
         }
-        return simple[op](left, right, name="result")
+        return self._fit(simple[op](left, right, name="result"), self.types[node])
 
-    # Pieces
+    def _fit(self, value: ir.Value, t: Type) -> ir.Value:
+        """Re-extend a result to its type's width (a constant-folded type narrower than 64 bits)."""
+        if isinstance(t, Int) and t.bits < 64:
+            return self.bpf.extend(value, t.bits, t.signed)
+        return value
 
-    def _strings_compare(self, op: str, left: ir.Value, right: ir.Value, left_type: Type, right_type: Type) -> ir.Value:
+    def _short_circuit(self, node: ast.Binop) -> ir.Value:
+        """`a && b` evaluates b only when a is true; `a || b` only when a is false."""
+        left = self.bpf.truth(self.value(node.left))
+        left_block = self.ir.block
+        evaluate_right, joined = self.bpf.new_block("right"), self.bpf.new_block("logic")
+        if node.op == "&&":
+            self.ir.cbranch(left, evaluate_right, joined)
+        else:
+            self.ir.cbranch(left, joined, evaluate_right)
+        self.ir.position_at_end(evaluate_right)
+        right = self.bpf.truth(self.value(node.right))
+        right_block = self.ir.block
+        self.ir.branch(joined)
+        self.ir.position_at_end(joined)
+        result = self.ir.phi(bpf_helpers.I1, name="logic")
+        result.add_incoming(ir.Constant(bpf_helpers.I1, node.op == "||"), left_block)
+        result.add_incoming(right, right_block)
+        return self.bpf.as_i64(result)
+
+    def _strings_equal(self, op: str, left: ir.Value, right: ir.Value, left_type: Type, right_type: Type) -> ir.Value:
         """== and != on strings: both buffers are NUL-padded, so compare them 8 bytes at a time, the
         shorter one reading as zeros past its end."""
-        left_size, right_size = stored_size(left_type), stored_size(right_type)
-        equal = ir.Constant(ir.IntType(1), 1)
+        left_size, right_size = storage.size_of(left_type), storage.size_of(right_type)
+        equal = ir.Constant(bpf_helpers.I1, 1)
         for offset in range(0, max(left_size, right_size), 8):
             left_chunk = self.bpf.load_i64(left, offset, name="chunk") if offset < left_size else I64(0)
             right_chunk = self.bpf.load_i64(right, offset, name="chunk") if offset < right_size else I64(0)
             equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
-        return self._bool(equal if op == "==" else self.ir.not_(equal))
-
-    def _bool(self, bit: ir.Value) -> ir.Value:
-        return self.ir.zext(bit, I64, name="bool")
+        return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
 
     def _divide(self, op: str, left: ir.Value, right: ir.Value, signed: bool) -> ir.Value:
-        """Division and remainder; signed ones through unsigned, because LLVM's BPF backend aborts on
-        sdiv/srem unless the CPU is v4 (kernel 6.6), which would exclude older production kernels."""
+        """Division and remainder, 0 when dividing by 0 (BPF's rule, which bpftrace keeps); signed
+        ones through unsigned, because LLVM's BPF backend aborts on sdiv/srem unless the CPU is v4
+        (kernel 6.6), which would exclude older production kernels."""
         unsigned = self.ir.udiv if op == "/" else self.ir.urem
         if not signed:
             return unsigned(left, right, name="quotient")
@@ -272,76 +476,220 @@ class _ProbeGenerator(ast.Visitor):
     def _absolute(self, value: ir.Value, negative: ir.Value) -> ir.Value:
         return self.ir.select(negative, self.ir.neg(value), value)
 
-    def _log2_bucket(self, value: ir.Value, value_type: Type) -> ir.Value:
-        """bpftrace's hist() bucket: 0 for negative values, 1 for 0, else 2 + floor(log2(value)).
-
-        floor(log2) by binary search with selects: no loops, so the verifier sees straight-line code.
-        """
-        remaining, log2 = value, I64(0)
-        for shift in (32, 16, 8, 4, 2, 1):
-            big = self.ir.icmp_unsigned(">=", remaining, I64(1 << shift))
-            remaining = self.ir.select(big, self.ir.lshr(remaining, I64(shift)), remaining)
-            log2 = self.ir.select(big, self.ir.add(log2, I64(shift)), log2)
-        bucket = self.ir.select(self.ir.icmp_unsigned("==", value, I64(0)), I64(1), self.ir.add(log2, I64(2)))
-        if value_type.signed:
-            bucket = self.ir.select(self.ir.icmp_signed("<", value, I64(0)), I64(0), bucket)
-        return bucket
-
-    def _key(self, spec: MapSpec, node: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
-        fields = kernel_key_fields(spec)
-        offsets, size = record_offsets(fields)
-        key = self.bpf.buffer(size, name="key")
-        values = [(self.visit(key_node), self.types[key_node]) for key_node in node.keys]
-        if bucket is not None:
-            values.append((bucket, UINT64))
-        for (value, value_type), field, offset in zip(values, fields, offsets):
-            self._store_field(key, offset, field, value, value_type)
-        return key
-
-    def _store_field(self, record: ir.Value, offset: int, field: Type, value: ir.Value, value_type: Type) -> None:
-        if field.kind == STRING:
-            self.bpf.copy(self.bpf.at(record, offset), value, min(stored_size(field), stored_size(value_type)))
-        else:
-            self.bpf.store_i64(value, record, offset)
-
-    def _stored_value(self, map_value: Type, value: ir.Value, value_type: Type) -> ir.Value:
-        slot = self.bpf.buffer(stored_size(map_value), name="stored")
-        self._store_field(slot, 0, map_value, value, value_type)
-        return slot
-
-    def _increment(self, spec: MapSpec, key: ir.Value) -> None:
-        """count() and hist(): add 1 to this CPU's value, creating the element at 1 the first time.
-
-        Per-CPU maps, so no atomics are needed; a racing first update from another CPU is harmless
-        because updating a per-CPU element from BPF only writes the current CPU's slot."""
-        map_variable = self.maps[spec.name]
-        element = self.bpf.map_lookup(map_variable, key)
-        found = self.ir.icmp_unsigned("!=", element, ir.Constant(PTR, None), name="found")
-        with self.ir.if_else(found) as (then, otherwise):
+    def visit_Conditional(self, node: ast.Conditional) -> ir.Value:
+        t = self.types[node]
+        if not storage.in_register(t):
+            return self.in_memory(node)
+        condition = self.bpf.truth(self.value(node.condition))
+        with self.ir.if_else(condition) as (then, otherwise):
             with then:
-                self.bpf.store_i64(self.ir.add(self.bpf.load_i64(element), I64(1)), element, 0)
+                then_value, then_block = self.value(node.then), self.ir.block
             with otherwise:
-                self.bpf.map_update(map_variable, key, self._stored_value(spec.value, I64(1), UINT64))
+                otherwise_value, otherwise_block = self.value(node.otherwise), self.ir.block
+        result = self.ir.phi(I64, name="conditional")
+        result.add_incoming(then_value, then_block)
+        result.add_incoming(otherwise_value, otherwise_block)
+        return result
 
-    def _send_event(self, event_id: int, args: list[ast.Node], default: ir.Value | None = None) -> None:
-        """Write `event_id` then the arguments, laid out as common.types.record_offsets says."""
-        spec = self.plan.resources.events[event_id]
-        offsets, size = record_offsets(spec.args)
-        record = self.bpf.buffer(8 + size, name="event")
-        self.bpf.store_i64(I64(event_id), record, 0)
-        values = [(self.visit(arg), self.types[arg]) for arg in args]
-        if not values and default is not None:
-            values = [(default, spec.args[0])]
-        for (value, value_type), field, offset in zip(values, spec.args, offsets):
-            self._store_field(record, 8 + offset, field, value, value_type)
-        self.bpf.ringbuf_output(self.ring_buffer, record, 8 + size)
+    def into_Conditional(self, node: ast.Conditional, destination: ir.Value) -> None:
+        condition = self.bpf.truth(self.value(node.condition))
+        with self.ir.if_else(condition) as (then, otherwise):
+            with then:
+                self.into(node.then, destination)
+            with otherwise:
+                self.into(node.otherwise, destination)
+
+    def visit_Cast(self, node: ast.Cast) -> ir.Value:
+        target, source = self.types[node], self.types[node.operand]
+        if not storage.in_register(target):
+            return self.in_memory(node)
+        value = self.value(node.operand)
+        if isinstance(target, Bool) and not isinstance(source, Bool):
+            return self.bpf.as_i64(self.bpf.truth(value))
+        if isinstance(target, Int):
+            return self.bpf.extend(value, target.bits, target.signed)
+        return value
+
+    def into_Cast(self, node: ast.Cast, destination: ir.Value) -> None:
+        target, source = self.types[node], self.types[node.operand]
+        if storage.in_register(target):
+            self.bpf.store_i64(self.visit_Cast(node), destination)
+            return
+        self._convert(self.value(node.operand), source, destination, target)
+
+    def _convert(self, source: ir.Value, source_type: Type, destination: ir.Value, target: Type) -> None:
+        """Write a stored value of `source_type` at `destination` as a `target`: strings cut or
+        padded, tuple and record fields one by one."""
+        if storage.in_register(target):
+            value = self.bpf.load_i64(source)
+            if isinstance(target, Int):
+                value = self.bpf.extend(value, target.bits, target.signed)
+            self.bpf.store_i64(value, destination)
+        elif isinstance(target, String):
+            size, source_size = storage.size_of(target), storage.size_of(source_type)
+            self.bpf.copy(destination, source, min(size, source_size))
+            self.bpf.zero(destination, size, start=min(size, source_size))
+            if target.size < source_type.size:  # cut short: keep a NUL at the end
+                self.ir.store(ir.Constant(bpf_helpers.I8, 0), self.bpf.at(destination, target.size - 1))
+        else:
+            source_layout, target_layout = storage.layout_of(source_type), storage.layout_of(target)
+            for position, (field, element) in enumerate(zip(target_layout.fields, _elements(target))):
+                source_index = _source_index(source_type, target, position)
+                source_field = source_layout.fields[source_index]
+                self._convert(
+                    self.bpf.at(source, source_field.offset),
+                    _elements(source_type)[source_index],
+                    self.bpf.at(destination, field.offset),
+                    element,
+                )
+
+    def visit_Field(self, node: ast.Field) -> ir.Value:
+        return self._member(node, node.operand, _member_index(self.types[node.operand], node.name))
+
+    def visit_Index(self, node: ast.Index) -> ir.Value:
+        return self._member(node, node.operand, constant_value(node.index))
+
+    def _member(self, node: ast.Node, operand: ast.Node, index: int) -> ir.Value:
+        container = self.value(operand)
+        field = storage.layout_of(self.types[operand]).fields[index]
+        pointer = self.bpf.at(container, field.offset)
+        if storage.in_register(self.types[node]):
+            return self.bpf.load_i64(pointer, name="member")
+        return pointer
+
+    def visit_Tuple(self, node: ast.Tuple) -> ir.Value:
+        return self.in_memory(node)
+
+    def into_Tuple(self, node: ast.Tuple, destination: ir.Value) -> None:
+        fields = storage.layout_of(self.types[node]).fields
+        for element, field in zip(node.elements, fields):
+            self.into(element, self.bpf.at(destination, field.offset))
+        self._zero_tail(destination, fields, self.types[node])
+
+    visit_Record = visit_Tuple
+
+    def into_Record(self, node: ast.Record, destination: ir.Value) -> None:
+        fields = storage.layout_of(self.types[node]).fields
+        for value, field in zip(node.values, fields):
+            self.into(value, self.bpf.at(destination, field.offset))
+        self._zero_tail(destination, fields, self.types[node])
+
+    def _zero_tail(self, destination: ir.Value, fields, t: Type) -> None:
+        """An empty tuple still occupies its (0-byte, rounded to 8) slot: keep it initialised."""
+        if not fields:
+            self.bpf.zero(destination, storage.size_of(t))
+
+    def visit_Increment(self, node: ast.Increment) -> ir.Value:
+        target = node.target
+        delta = I64(1 if node.op == "++" else -1)
+        if isinstance(target, ast.Map):
+            return self.maps.increment(target, delta, node.prefix)
+        binding = self.bindings[target]
+        slot = self.storage[binding]
+        old = self.bpf.load_i64(slot, name="old")
+        new = self._fit(self.ir.add(old, delta, name="new"), binding.type)
+        self.bpf.store_i64(new, slot)
+        return new if node.prefix else old
+
+    def visit_Sizeof(self, node: ast.Sizeof) -> ir.Value:
+        operand = node.operand
+        t = type_of_spec(operand) if isinstance(operand, ast.TypeSpec) else self.types[operand]
+        return I64(_sizeof(t))
+
+    def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value:
+        self._allocate_variables(node.statements)
+        for statement in node.statements:
+            self.visit(statement)
+        return self.value(node.value)
+
+    # Calls
+
+    def call_printf(self, node: ast.Call) -> None:
+        self._send(node, node.args[1:])
+
+    def call_print(self, node: ast.Call) -> None:
+        event = self.plan.resources.events[self.plan.event_ids[node]]
+        self._send(node, [] if isinstance(event, schema.PrintMapEvent) else node.args[:1])
+
+    def call_clear(self, node: ast.Call) -> None:
+        self._send(node, [])
+
+    call_zero = call_clear
+
+    def call_exit(self, node: ast.Call) -> None:
+        self._send(node, node.args[:1], default=I64(0))
+        self.bpf.return_now()
+
+    def call_delete(self, node: ast.Call) -> ir.Value:
+        return self.maps.delete(node.args[0], node.args[1] if len(node.args) > 1 else None)
+
+    def call_has_key(self, node: ast.Call) -> ir.Value:
+        return self.maps.has_key(node.args[0], node.args[1])
+
+    def _send(self, node: ast.Call, args: list[ast.Node], default: ir.Value | None = None) -> None:
+        """Reserve the event's record in the ring buffer and write its id and payload straight into
+        it; when the ring buffer is full, count the record as lost instead."""
+        event_id = self.plan.event_ids[node]
+        payload = _payload_layout(self.plan.resources.events[event_id])
+        size = schema.EVENT_HEADER + payload.size
+        record = self.bpf.ringbuf_reserve(self.shared.ring_buffer, size)
+        with self.ir.if_else(self.bpf.is_null(record)) as (full, reserved):
+            with full:
+                self._count_lost()
+            with reserved:
+                self.bpf.store_i64(I64(event_id), record)
+                for arg, field in zip(args, payload.fields):
+                    self.into(arg, self.bpf.at(record, schema.EVENT_HEADER + field.offset))
+                if default is not None and not args:
+                    self.bpf.store_i64(default, record, schema.EVENT_HEADER)
+                self.bpf.ringbuf_submit(record)
+
+    def _count_lost(self) -> None:
+        key = self.memory.acquire(8)
+        self.bpf.store_i64(I64(0), key)
+        counter = self.bpf.map_lookup(self.shared.lost, key)
+        with self.ir.if_then(self.ir.icmp_unsigned("!=", counter, bpf_helpers.NULL)):
+            self.bpf.add_atomic(counter, 0, I64(1))
 
 
-def _signed_operation(node: ast.Binop, types: dict) -> bool:
-    """Signed when a signed operand that is not a literal >= 0 takes part (bpftrace's promotion)."""
+class _Refused(Exception):
+    """Generation of this program stopped at a reported error."""
 
-    def signed(operand: ast.Node) -> bool:
-        constant = constant_value(operand)
-        return types[operand].signed and types[operand].kind in (INT, BOOL) and (constant is None or constant < 0)
 
-    return signed(node.left) or signed(node.right)
+def _payload_layout(event: schema.EventSpec) -> layout.Layout:
+    """The payload after an event's id, as common/schema.py defines it for each kind."""
+    if isinstance(event, schema.PrintfEvent):
+        return event.args
+    if isinstance(event, schema.ExitEvent):
+        return layout.packed(layout.TUPLE, [("", layout.I64)])
+    if isinstance(event, schema.PrintValueEvent):
+        return layout.packed(layout.TUPLE, [("", event.value)])
+    return layout.packed(layout.TUPLE, [])
+
+
+def _elements(t: Type) -> tuple[Type, ...]:
+    return t.elements if isinstance(t, (Tuple, Record)) else ()
+
+
+def _source_index(source: Type, target: Type, position: int) -> int:
+    """Which field of `source` becomes field `position` of `target`: the same name in records
+    (whose fields may come in another order), the same position in tuples."""
+    if isinstance(target, Record) and isinstance(source, Record):
+        return source.names.index(target.names[position])
+    return position
+
+
+def _member_index(t: Type, name: str) -> int:
+    if isinstance(t, Record):
+        return t.names.index(name)
+    return int(name)
+
+
+def _sizeof(t: Type) -> int:
+    if isinstance(t, Int):
+        return t.size
+    if isinstance(t, Bool):
+        return 1
+    if isinstance(t, String):
+        return t.size
+    return storage.layout_of(t).size

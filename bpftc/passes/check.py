@@ -1,238 +1,663 @@
-"""Check: report every type, arity and probe-context error, with its span.
+"""Check: report every type, arity, scope and probe-context error, with its span.
 
 Consumes the program, its probe targets and the `Resolution` from resolve.py; produces nothing but
-diagnostics. Messages use bpftrace 0.27's wording where bpftrace has the same error.
+diagnostics. Messages use bpftrace 0.27's wording where bpftrace has the same error. Valid
+bpftrace that bpftc cannot compile yet is reported as "not supported yet", at its location.
 """
 
 from __future__ import annotations
 
 from common.printf_format import INTEGER_CONVERSIONS, conversions
-from common.types import BOOL, COUNT, HIST, INT, NONE, STRING, Type, type_name
 
 from bpftc import ast
-from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS, arity_message
+from bpftc.builtins import (
+    BUILTIN_VARIABLES,
+    CONTEXT_ERRORS,
+    FUNCTIONS,
+    HIST_MAX_BITS,
+    NSECS_CLOCKS,
+    PID_NAMESPACES,
+    arity_message,
+)
 from bpftc.diagnostics import Context, Diagnostics
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import MapInfo, Resolution
+from bpftc.passes.resolve import Binding, MapInfo, Resolution, constant_value, type_of_spec
+from bpftc.probes import PROVIDERS
+from bpftc.types import (
+    Aggregate,
+    Array,
+    Bool,
+    Int,
+    Pointer,
+    Record,
+    String,
+    Struct,
+    Tuple,
+    Type,
+    Unknown,
+    Void,
+    fits,
+    unify,
+)
 
-_AGGREGATION_EXAMPLES = {COUNT: "@y = count();", HIST: "@y = hist(retval);"}
+MAX_UNROLL = 100
+# Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
+# supported yet", not "Unknown function".
+NOT_YET_FUNCTIONS = {
+    "buf", "cat", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
+    "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
+    "signal", "skboutput", "socket_cookie", "static_assert", "str", "strcontains", "strerror", "strftime",
+    "strlen", "strncmp", "strstr", "system", "time", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
+    "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "cpid", "debugf",
+}  # fmt: skip
+NOT_YET_BUILTINS = {"curtask", "args", "cpid", "func", "kstack", "ustack", "usermode", "probetype", "username"}
+# Builtins bpftc knows the type of but cannot generate yet (they need values set at load time).
+NOT_YET_GENERATED = {"elapsed", "ncpus"}
+_AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
 
 
 def check(program: ast.Program, targets: ProbeTargets, resolution: Resolution, diagnostics: Diagnostics) -> None:
+    for item in program.config:
+        _check_config(item, diagnostics)
     for probe in program.probes:
-        providers = {targets[point].provider for point in probe.attach_points if point in targets}
-        _Checker(resolution, providers, diagnostics).visit(probe)
+        contexts = _contexts(probe, targets)
+        _Checker(resolution, contexts, diagnostics).check_probe(probe)
 
 
-def kind_name(type_: Type) -> str:
-    """The coarse names bpftrace uses in argument errors: 'int', 'string'..."""
-    return {INT: "int", BOOL: "int"}.get(type_.kind, type_.kind)
+def _contexts(probe: ast.Probe, targets: ProbeTargets) -> list[tuple[str, ...]]:
+    """The context builtins each attach point of `probe` offers."""
+    return [PROVIDERS[targets[point].provider].context for point in probe.attach_points if point in targets]
+
+
+CONFIG_SETTINGS = {"print_maps_on_exit": bool}
+
+
+def _check_config(item: ast.ConfigItem, diagnostics: Diagnostics) -> None:
+    expected = CONFIG_SETTINGS.get(item.name)
+    if expected is None:
+        diagnostics.error(item.span, f"config setting '{item.name}' is not supported yet")
+    elif type(item.value) is not expected:
+        diagnostics.error(item.span, f"Invalid type for {item.name}. Type: {type(item.value).__name__}")
 
 
 class _Checker(ast.Visitor):
-    def __init__(self, resolution: Resolution, providers: set[str], diagnostics: Diagnostics) -> None:
+    def __init__(self, resolution: Resolution, contexts: list[tuple[str, ...]], diagnostics: Diagnostics) -> None:
         self.types = resolution.types
         self.maps = resolution.maps
-        self.providers = providers
+        self.resolution = resolution
+        self.contexts = contexts
         self.diagnostics = diagnostics
+        self.loop_depth = 0
 
     def error(self, node: ast.Node, message: str, **details) -> None:
         self.diagnostics.error(node.span, message, **details)
 
+    def not_supported(self, node: ast.Node, what: str) -> None:
+        self.error(node, f"{what} is not supported yet")
+
+    def type_of(self, node: ast.Node) -> Type:
+        return self.types.get(node, Unknown())
+
     # Statements
 
-    def visit_Probe(self, node: ast.Probe) -> None:
-        if node.predicate is not None:
-            self.visit(node.predicate)
-            if self.types[node.predicate].kind not in (INT, BOOL, NONE):
-                self.error(node.predicate, f"Invalid type for predicate: {type_name(self.types[node.predicate])}")
-        for statement in node.body:
+    def check_probe(self, probe: ast.Probe) -> None:
+        if probe.predicate is not None:
+            self.visit(probe.predicate)
+            predicate = self.type_of(probe.predicate)
+            if not isinstance(predicate, (Int, Bool, Pointer, Unknown)):
+                self.error(probe.predicate, f"Invalid type for predicate: {predicate}")
+        for statement in probe.body.statements:
             self.visit(statement)
 
-    def visit_AssignMap(self, node: ast.AssignMap) -> None:
-        self._check_map_access(node.map)
-        value = node.value
-        if _is_aggregation(value):
-            self._check_call(value)
-        elif isinstance(value, ast.Map) and self.maps[value.name].value.kind in (COUNT, HIST):
-            self._check_map_access(value)
-            aggregation = self.maps[value.name].value.kind
-            self.error(
-                node,
-                f"Map value '{aggregation}_t' cannot be assigned from one map to another. The function "
-                f"that returns this type must be called directly e.g. `{_AGGREGATION_EXAMPLES[aggregation]}`.",
-            )
-            return
-        else:
-            self.visit(value)
-        self._check_assigned_value(node)
+    def visit_Block(self, node: ast.Block) -> None:
+        for statement in node.statements:
+            self.visit(statement)
 
     def visit_ExprStatement(self, node: ast.ExprStatement) -> None:
         self.visit(node.expr)
+
+    def visit_Assignment(self, node: ast.Assignment) -> None:
+        target, value = node.target, node.value
+        if isinstance(target, ast.Map):
+            self._check_map_access(target)
+            if _is_aggregation(value):
+                self._check_call(value)
+            elif isinstance(value, ast.Map) and isinstance(self.maps[value.name].value, Aggregate):
+                self._check_map_access(value)
+                self._aggregate_copied(node, value)
+                return
+            else:
+                self.visit(value)
+            self._check_map_value(node, target, value)
+        elif isinstance(target, ast.Variable):
+            self.visit(value)
+            binding = self.resolution.bindings.get(target)
+            if binding is not None:
+                self._check_variable_value(node, binding, value)
+        else:
+            self.visit(value)
+
+    def visit_Let(self, node: ast.Let) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        if node in self.resolution.redeclared:
+            initial = self.resolution.bindings[node.variable].declaration
+            self.error(
+                node,
+                f"Variable {node.variable.name} was already declared. Variable shadowing is not allowed.",
+                context=(Context(initial.span, "This is the initial declaration."),),
+            )
+            return
+        binding = self.resolution.bindings[node.variable]
+        if node.type is not None and type_of_spec(node.type) is None:
+            self._unknown_type(node.type)
+        elif node.value is not None:
+            self._check_variable_value(node, binding, node.value)
+
+    def visit_Jump(self, node: ast.Jump) -> None:
+        if node.kind != "return" and self.loop_depth == 0:
+            self.error(node, f"'{node.kind}' statement is not allowed in a probe")
+
+    def visit_If(self, node: ast.If) -> None:
+        self._check_condition(node.condition)
+        self.visit(node.then)
+        if node.otherwise is not None:
+            self.visit(node.otherwise)
+
+    def visit_Unroll(self, node: ast.Unroll) -> None:
+        count = constant_value(node.count)
+        if count is None:
+            self.error(node.count, "unroll() count must be an integer literal")
+        elif count > MAX_UNROLL:
+            self.error(node, f"unroll maximum value is {MAX_UNROLL}")
+        elif count < 1:
+            self.error(node, "unroll minimum value is 1")
+        self.visit(node.body)
+
+    def visit_While(self, node: ast.While) -> None:
+        self.diagnostics.warning(node.span, "While loops are deprecated and may be removed in the future.")
+        self._check_condition(node.condition)
+        self._loop_body(node.body)
+
+    def visit_ForRange(self, node: ast.ForRange) -> None:
+        for bound in (node.start, node.end):
+            self.visit(bound)
+            if not isinstance(self.type_of(bound), (Int, Unknown)):
+                self.error(bound, f"Loop range requires an integer, found {self.type_of(bound)}")
+        self._loop_body(node.body)
+
+    def visit_ForMap(self, node: ast.ForMap) -> None:
+        self._check_map_access(node.map)
+        value = self.maps[node.map.name].value
+        if isinstance(value, Aggregate) and not value.readable:
+            self.not_supported(node.map, f"Iterating over a map of {value}")
+        self._loop_body(node.body)
+
+    def _loop_body(self, body: ast.Block) -> None:
+        self.loop_depth += 1
+        self.visit(body)
+        self.loop_depth -= 1
+
+    def _check_condition(self, condition: ast.Node) -> None:
+        self.visit(condition)
+        t = self.type_of(condition)
+        if not isinstance(t, (Int, Bool, Pointer, Unknown)):
+            self.error(condition, f"Invalid condition: {t}")
 
     # Expressions
 
     def visit_Builtin(self, node: ast.Builtin) -> None:
         builtin = BUILTIN_VARIABLES.get(node.name)
-        if builtin is None:
-            self.error(node, f"Unknown identifier: '{node.name}'")
-        elif builtin.providers and not self.providers <= set(builtin.providers):
-            self.error(node, builtin.context_error)
+        if node.name in NOT_YET_GENERATED:
+            self.not_supported(node, f"The builtin '{node.name}'")
+        elif builtin is None:
+            if node.name in NOT_YET_BUILTINS:
+                self.not_supported(node, f"The builtin '{node.name}'")
+            else:
+                self.error(node, f"Unknown identifier: '{node.name}'")
+        elif builtin.context and not all(builtin.context in context for context in self.contexts):
+            self.error(node, CONTEXT_ERRORS[builtin.context].format(name=node.name))
+
+    def visit_Variable(self, node: ast.Variable) -> None:
+        binding = self.resolution.bindings.get(node)
+        if binding is None:
+            self.error(node, f"Undefined or undeclared variable: {node.name}")
+
+    def visit_Positional(self, node: ast.Positional) -> None:
+        self.not_supported(node, "Positional parameters")
+
+    def visit_PositionalCount(self, node: ast.PositionalCount) -> None:
+        self.not_supported(node, "Positional parameters")
 
     def visit_Map(self, node: ast.Map) -> None:
         self._check_map_access(node)
         value = self.maps[node.name].value
-        if value.kind in (COUNT, HIST):
-            self.error(node, f"Reading the value of a {type_name(value)} map is not supported yet")
+        if isinstance(value, Aggregate):
+            self.not_supported(node, f"Reading the value of a {value} map")
 
     def visit_Call(self, node: ast.Call) -> None:
         function = FUNCTIONS.get(node.name)
-        if function is not None and function.map_value:
+        if function is not None and function.aggregation:
             self.error(node, f"{node.name}() must be assigned directly to a map")
             return
         self._check_call(node)
 
     def visit_Unop(self, node: ast.Unop) -> None:
         self.visit(node.operand)
-        operand = self.types[node.operand]
-        if operand.kind not in (INT, BOOL, NONE):
-            self.error(node, f"Invalid operand to unary '{node.op}': {type_name(operand)}")
+        operand = self.type_of(node.operand)
+        if isinstance(operand, Unknown):
+            return
+        if node.op in ("*", "&"):
+            self.not_supported(node, f"The '{node.op}' operator")
+        elif node.op == "!" and not isinstance(operand, (Int, Bool, Pointer)):
+            self.error(node, f"The ! operator can not be used on expressions of type '{operand}'")
+        elif node.op in ("-", "~") and not isinstance(operand, (Int, Bool)):
+            self.error(node, f"The {node.op} operator can not be used on expressions of type '{operand}'")
 
     def visit_Binop(self, node: ast.Binop) -> None:
         self.visit(node.left)
         self.visit(node.right)
-        left, right = self.types[node.left], self.types[node.right]
-        if NONE in (left.kind, right.kind):
+        left, right = self.type_of(node.left), self.type_of(node.right)
+        if isinstance(left, Unknown) or isinstance(right, Unknown):
             return  # already reported where the operand is
-        if left.kind == right.kind == STRING and node.op in ("==", "!="):
+        if isinstance(left, String) and isinstance(right, String) and node.op in ("==", "!="):
             return
-        if left.kind not in (INT, BOOL) or right.kind not in (INT, BOOL):
-            context = (
-                Context(node.left.span, f"left ({type_name(left)})"),
-                Context(node.right.span, f"right ({type_name(right)})"),
-            )
-            message = f"Type mismatch for '{node.op}': comparing {type_name(left)} with {type_name(right)}"
+        if not isinstance(left, (Int, Bool)) or not isinstance(right, (Int, Bool)):
+            context = (Context(node.left.span, f"left ({left})"), Context(node.right.span, f"right ({right})"))
+            message = f"Type mismatch for '{node.op}': comparing {left} with {right}"
             self.error(node, message, context=context)
+
+    def visit_Conditional(self, node: ast.Conditional) -> None:
+        self._check_condition(node.condition)
+        if node.then is not node.condition:
+            self.visit(node.then)
+        self.visit(node.otherwise)
+        then, otherwise = self.type_of(node.then), self.type_of(node.otherwise)
+        if unify(then, otherwise) is None:
+            self.error(node, f"Ternary operator must return the same type: have '{then}' and '{otherwise}'")
+
+    def visit_Cast(self, node: ast.Cast) -> None:
+        self.visit(node.operand)
+        if node.type is None:
+            return
+        target = type_of_spec(node.type)
+        operand = self.type_of(node.operand)
+        if target is None:
+            self._unknown_type(node.type)
+        elif isinstance(target, (Pointer, Struct, Array)):
+            self.not_supported(node, f"Casting to '{target}'")
+        elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Unknown)):
+            self.error(node, f"Cannot cast from \"{operand}\" to \"{target}\"")
+        elif isinstance(target, String) and not isinstance(operand, (String, Unknown)):
+            self.error(node, f"Cannot cast from \"{operand}\" to \"{target}\"")
+
+    def _unknown_type(self, spec: ast.TypeSpec) -> None:
+        if spec.struct_kind:
+            self.not_supported(spec, f"The type '{spec.struct_kind} {spec.name}'")
+        else:
+            self.error(spec, f'Cannot resolve unknown type "{spec.name}"')
+
+    def visit_Field(self, node: ast.Field) -> None:
+        self.visit(node.operand)
+        operand = self.type_of(node.operand)
+        if isinstance(operand, Unknown) or not isinstance(self.type_of(node), Unknown):
+            return
+        if isinstance(operand, Tuple) and node.name.isdigit():
+            count = len(operand.elements)
+            self.error(node, f"Invalid tuple index: {node.name}. Found {count} elements in tuple.")
+        elif isinstance(operand, Record):
+            self.error(node, f"Record does not contain a field named '{node.name}'")
+        else:
+            self.error(node, f"Can not access field '{node.name}' on expression of type '{operand}'")
+
+    def visit_Index(self, node: ast.Index) -> None:
+        self.visit(node.operand)
+        self.visit(node.index)
+        operand = self.type_of(node.operand)
+        if isinstance(operand, Tuple):
+            position = constant_value(node.index)
+            if position is None:
+                self.error(node.index, "Tuple index must be an integer literal")
+            elif not 0 <= position < len(operand.elements):
+                count = len(operand.elements)
+                self.error(node, f"Invalid tuple index: {position}. Found {count} elements in tuple.")
+        elif not isinstance(operand, Unknown):
+            self.not_supported(node, f"Indexing a value of type '{operand}'")
+
+    def visit_Tuple(self, node: ast.Tuple) -> None:
+        for element in node.elements:
+            self.visit(element)
+            self._check_storable(element, "a tuple")
+
+    def visit_Record(self, node: ast.Record) -> None:
+        seen = set()
+        for name, value in zip(node.names, node.values):
+            if name in seen:
+                self.error(node, f"Record field '{name}' appears more than once")
+            seen.add(name)
+            self.visit(value)
+            self._check_storable(value, "a record")
+
+    def visit_Increment(self, node: ast.Increment) -> None:
+        target = node.target
+        if not isinstance(target, (ast.Variable, ast.Map)):
+            self.error(node, "syntax: increment/decrement requires a variable or map")
+            return
+        self.visit(target)
+        t = self.type_of(target)
+        if not isinstance(t, (Int, Unknown)):
+            name = target.name
+            what = "variable" if isinstance(target, ast.Variable) else "map"
+            self.error(node, f"Type mismatch for {name}: trying to assign value of type 'uint64' when {what} already has a type '{t}'")
+
+    def visit_Sizeof(self, node: ast.Sizeof) -> None:
+        if isinstance(node.operand, ast.TypeSpec):
+            if type_of_spec(node.operand) is None:
+                self._unknown_type(node.operand)
+        else:
+            self.visit(node.operand)
+
+    def visit_Offsetof(self, node: ast.Offsetof) -> None:
+        self.not_supported(node, "offsetof()")
+
+    def visit_BlockExpr(self, node: ast.BlockExpr) -> None:
+        for statement in node.statements:
+            self.visit(statement)
+        self.visit(node.value)
 
     # Calls
 
     def _check_call(self, node: ast.Call) -> None:
-        for arg in node.args:
-            if not (node.name == "delete" and isinstance(arg, ast.Map)):
-                self.visit(arg)
         function = FUNCTIONS.get(node.name)
+        takes_map = function is not None and (function.map_argument or node.name == "print")
+        for position, arg in enumerate(node.args):
+            if not (position == 0 and takes_map and isinstance(arg, ast.Map)):
+                self.visit(arg)
         if function is None:
-            self.error(node, f"Unknown function: '{node.name}'")
+            if node.name in BUILTIN_VARIABLES:
+                self._check_builtin_call(node)
+            elif node.name in NOT_YET_FUNCTIONS:
+                self.not_supported(node, f"The function '{node.name}()'")
+            else:
+                self.error(node, f"Unknown function: '{node.name}'")
             return
         if not function.min_args <= len(node.args) <= function.max_args:
             self.error(node, arity_message(node.name, function, len(node.args)))
             return
-        check_arguments = getattr(self, f"_check_{node.name}_arguments", None)
-        if check_arguments is not None:
-            check_arguments(node)
-
-    def _check_hist_arguments(self, node: ast.Call) -> None:
-        self._expect_int_argument(node)
-        if len(node.args) == 2:
-            self.error(node.args[1], "hist() with a second argument (linear steps per power of 2) is not supported yet")
-
-    def _check_exit_arguments(self, node: ast.Call) -> None:
-        if node.args:
-            self._expect_int_argument(node)
-
-    def _expect_int_argument(self, node: ast.Call) -> None:
-        arg_type = self.types[node.args[0]]
-        if arg_type.kind not in (INT, BOOL, NONE):
-            self.error(node, f"{node.name}() only supports int arguments ({kind_name(arg_type)} provided)")
-
-    def _check_delete_arguments(self, node: ast.Call) -> None:
-        (target,) = node.args
-        if not isinstance(target, ast.Map):
-            self.error(node, "delete() expects a map element, e.g. delete(@m[key])")
+        if function.map_argument and not isinstance(node.args[0], ast.Map):
+            self.error(node.args[0], f"{node.name}() expects a map argument")
             return
-        self._check_map_access(target)
+        check_arguments = _ARGUMENT_CHECKS.get(node.name)
+        if check_arguments is not None:
+            check_arguments(self, node)
 
-    def _check_printf_arguments(self, node: ast.Call) -> None:
+    def _check_builtin_call(self, node: ast.Call) -> None:
+        """`nsecs(boot)`, `pid(init)`: the no-argument forms were desugared into builtins."""
+        modes = {"nsecs": NSECS_CLOCKS, "pid": PID_NAMESPACES, "tid": PID_NAMESPACES}.get(node.name)
+        if modes is None or len(node.args) != 1:
+            self.error(node, f"{node.name}() takes no arguments ({len(node.args)} provided)")
+            return
+        (mode,) = node.args
+        if not isinstance(mode, ast.Builtin) or mode.name not in modes:
+            self.error(mode, f"Invalid argument of {node.name}(): expected one of {', '.join(modes)}")
+        else:
+            self.not_supported(node, f"{node.name}({mode.name})")
+
+    def _integer_argument(self, node: ast.Call, position: int = 0, what: str = "integer") -> None:
+        t = self.type_of(node.args[position])
+        if not isinstance(t, (Int, Bool, Unknown)):
+            self.error(node, f"{node.name}() only supports {what} arguments ({t} provided)")
+
+    def _check_aggregation(self, node: ast.Call) -> None:
+        if node.args:
+            self._integer_argument(node)
+
+    def _check_hist(self, node: ast.Call) -> None:
+        self._integer_argument(node)
+        if len(node.args) == 2:
+            bits = constant_value(node.args[1])
+            if bits is None:
+                self.error(node, "hist: bits must be an integer literal")
+            elif not 0 <= bits <= HIST_MAX_BITS:
+                self.error(node, f"hist: bits {bits} must be 0..{HIST_MAX_BITS}")
+
+    def _check_lhist(self, node: ast.Call) -> None:
+        self._integer_argument(node)
+        values = []
+        for name, arg in zip(("min", "max", "step"), node.args[1:]):
+            value = constant_value(arg)
+            if value is None or value < 0:
+                self.error(node, f"lhist: invalid {name} value (must be non-negative literal)")
+                return
+            values.append(value)
+        low, high, step = values
+        if step < 1:
+            self.error(node, f"lhist() step must be >= 1 ({step} provided)")
+        elif low >= high:
+            self.error(node, f"lhist() min must be less than max (provided min {low} and max {high})")
+        elif (high - low) // step > 1000:
+            self.error(node, f"lhist() too many buckets, maximum is 1000 ((max - min) / step is {(high - low) // step})")
+
+    def _check_exit(self, node: ast.Call) -> None:
+        if node.args:
+            t = self.type_of(node.args[0])
+            if not isinstance(t, (Int, Bool, Unknown)):
+                self.error(node, f"exit() only supports int arguments ({_kind_name(t)} provided)")
+        if self.loop_depth:
+            self.error(node, "exit() is not allowed inside a loop")
+
+    def _check_keyed_map_argument(self, node: ast.Call) -> None:
+        target = node.args[0]
+        info = self.maps[target.name]
+        if isinstance(info.value, Aggregate) and info.value.kind in ("hist", "lhist"):
+            self.not_supported(node, f"{node.name}() on a {info.value} map")
+            return
+        if len(node.args) == 1:
+            if info.keyed:
+                self.error(node, f"{node.name}() of a map with keys needs the key: {node.name}({target.name}, key)")
+            return
+        if not info.keyed:
+            self.error(target, _keyed_mismatch(target.name, keyed_access=True))
+            return
+        self._check_key(target, self.type_of(node.args[1]), node.args[1])
+
+    def _check_whole_map(self, node: ast.Call) -> None:
+        target = node.args[0]
+        if target.keys:
+            self.error(target, f"{node.name}() expects a map without a key, e.g. {node.name}({target.name})")
+
+    def _check_len(self, node: ast.Call) -> None:
+        self._check_whole_map(node)
+        if not self.maps[node.args[0].name].keyed:
+            self.error(node, "len() expects a map with explicit keys (non-scalar map)")
+
+    def _check_print(self, node: ast.Call) -> None:
+        target = node.args[0]
+        if isinstance(target, ast.Map) and not target.keys and target.name in self.maps:
+            self._check_map_access(target)
+            for extra in node.args[1:]:
+                self.visit(extra)
+                if constant_value(extra) is None or constant_value(extra) < 0:
+                    self.error(extra, "print() top and div must be non-negative integer literals")
+            return
+        if len(node.args) > 1:
+            self.error(node, f"Non-map print() only takes 1 argument, {len(node.args)} found")
+            return
+        if isinstance(target, ast.Map):
+            self.visit(target)
+        t = self.type_of(target)
+        if isinstance(t, Aggregate) and not t.readable:
+            self.not_supported(target, f"print() of one {t} value")
+        elif isinstance(t, Void):
+            self.error(target, "print() of a value that has no type")
+
+    def _check_printf(self, node: ast.Call) -> None:
         format_node, *args = node.args
         if not isinstance(format_node, ast.String):
-            provided = kind_name(self.types[format_node])
-            self.error(node, f"printf() expects a string literal ({provided} provided)")
+            self.error(node, f"printf() expects a string literal ({_kind_name(self.type_of(format_node))} provided)")
             return
-        specs = conversions(format_node.value)
+        specs = conversions(format_node.value.decode("utf-8", "surrogateescape"))
         if len(args) != len(specs):
             which = "not enough" if len(args) < len(specs) else "too many"
             self.error(node, f"{which} arguments for format string ({len(args)} supplied, {len(specs)} expected)")
             return
         for spec, arg in zip(specs, args):
-            arg_type = self.types[arg]
-            if arg_type.kind == STRING and spec.conversion in INTEGER_CONVERSIONS:
-                self.error(node, f"unsupported format specifier for type '{type_name(arg_type)}': {spec.conversion}")
-            elif arg_type.kind in (COUNT, HIST):
-                self.error(arg, f"printf() cannot print a value of type '{type_name(arg_type)}'")
+            t = self.type_of(arg)
+            if isinstance(t, (Unknown, Int, Bool)):
+                continue
+            if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
+                continue
+            if isinstance(t, (Tuple, Record)) and spec.conversion == "s":
+                continue
+            self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
 
-    # Maps
+    # Maps and variables
 
     def _check_map_access(self, node: ast.Map) -> None:
         for key in node.keys:
             self.visit(key)
         info = self.maps[node.name]
         if bool(node.keys) != info.keyed:
-            self.error(node, _keyed_mismatch(node))
+            self.error(node, _keyed_mismatch(node.name, keyed_access=bool(node.keys)))
             return
-        key = tuple(self.types[key] for key in node.keys)
-        if node.keys and not _same_kinds(key, info.key):
-            self.error(
-                node,
-                f"Argument mismatch for {node.name}: trying to access with arguments: "
-                f"'{_key_name(key)}' when map expects arguments: '{_key_name(info.key)}'",
-            )
-        for key_node, key_type in zip(node.keys, key):
-            if key_type.kind not in (INT, BOOL, STRING, NONE):
-                self.error(key_node, f"{type_name(key_type)} cannot be used as a map key")
+        if node.keys:
+            key = self.type_of(node.keys[0]) if len(node.keys) == 1 else Tuple(tuple(map(self.type_of, node.keys)))
+            self._check_key(node, key, node)
 
-    def _check_assigned_value(self, node: ast.AssignMap) -> None:
-        value = self.types[node.value]
-        info: MapInfo = self.maps[node.map.name]
-        if value.kind == NONE:
-            # Unknown names were reported where they are; calls that return nothing are reported here.
-            if isinstance(node.value, ast.Call) and node.value.name in FUNCTIONS:
-                self.error(node, f"{node.value.name}() returns no value to assign to {node.map.name}")
+    def _check_key(self, target: ast.Map, key: Type, where: ast.Node) -> None:
+        info = self.maps[target.name]
+        if isinstance(key, Unknown) or isinstance(info.key, Unknown):
             return
-        if not _same_kinds((value,), (info.value,)):
+        if unify(info.key, key) != info.key:
+            self.error(
+                where if where is not target else target,
+                f"Argument mismatch for {target.name}: trying to access with arguments: "
+                f"'{key}' when map expects arguments: '{info.key}'",
+            )
+            return
+        if not _storable(key):
+            self.error(where, f"{key} cannot be used as a map key")
+
+    def _check_map_value(self, node: ast.Assignment, target: ast.Map, value_node: ast.Node) -> None:
+        value = self.type_of(value_node)
+        info: MapInfo = self.maps[target.name]
+        if isinstance(value, Unknown):
+            return
+        if isinstance(value, Void):
+            self.error(node, f"{_call_name(value_node)} returns no value to assign to {target.name}")
+            return
+        same_kind = isinstance(info.value, Aggregate) == isinstance(value, Aggregate)
+        if not same_kind or unify(info.value, value) is None:
             # bpftrace points at an aggregation call itself, at other values the whole assignment.
-            where = node.value if _is_aggregation(node.value) else node
+            where = value_node if _is_aggregation(value_node) else node
             self.error(
                 where,
-                f"Type mismatch for {node.map.name}: trying to assign value of type "
-                f"'{type_name(value)}' when map already has a type '{type_name(info.value)}'",
+                f"Type mismatch for {target.name}: trying to assign value of type "
+                f"'{value}' when map already has a type '{info.value}'",
             )
+        elif isinstance(value, Aggregate) and value.params != info.value.params:
+            self.error(value_node, f"{value.kind}() of {target.name} is called with other parameters elsewhere")
+        elif not isinstance(value, Aggregate) and not _storable(value):
+            self.not_supported(node, f"A map value of type '{value}'")
+
+    def _check_variable_value(self, node: ast.Node, binding: Binding, value_node: ast.Node) -> None:
+        value = self.type_of(value_node)
+        if isinstance(value, Unknown):
+            return
+        if isinstance(value, Aggregate) and not value.readable:
+            self.error(node, f"Value '{value}' cannot be assigned to a scratch variable.")
+            return
+        if isinstance(value, Void):
+            self.error(node, f"{_call_name(value_node)} returns no value to assign to {binding.name}")
+            return
+        literal = constant_value(value_node)
+        fixed_int = binding.fixed and isinstance(binding.type, Int)
+        out_of_range = fixed_int and literal is not None and not fits(literal, binding.type)
+        if out_of_range or unify(binding.type, value) is None or (binding.fixed and _kind(value) != _kind(binding.type)):
+            self.error(
+                node,
+                f"Type mismatch for {binding.name}: trying to assign value of type "
+                f"'{value}' when variable already has a type '{binding.type}'",
+            )
+
+    def _check_storable(self, node: ast.Node, container: str) -> None:
+        t = self.type_of(node)
+        if not isinstance(t, Unknown) and not _storable(t):
+            self.error(node, f"A value of type '{t}' cannot be part of {container}")
+
+    def _aggregate_copied(self, node: ast.Assignment, source: ast.Map) -> None:
+        aggregate = self.maps[source.name].value
+        example = _AGGREGATE_EXAMPLES.get(aggregate.kind, f"@y = {aggregate.kind}(...);")
+        hints = ()
+        if aggregate.readable:
+            hints = (f"Add a cast to integer if you want the value of the aggregate, e.g. `@y = (int64){source.name};`.",)
+        self.error(
+            node,
+            f"Map value '{aggregate}' cannot be assigned from one map to another. The function "
+            f"that returns this type must be called directly e.g. `{example}`.",
+            hints=hints,
+        )
 
 
 def _is_aggregation(node: ast.Node) -> bool:
-    return isinstance(node, ast.Call) and node.name in FUNCTIONS and FUNCTIONS[node.name].map_value
+    return isinstance(node, ast.Call) and node.name in FUNCTIONS and FUNCTIONS[node.name].aggregation
 
 
-def _keyed_mismatch(node: ast.Map) -> str:
-    if node.keys:
+def _call_name(node: ast.Node) -> str:
+    return f"{node.name}()" if isinstance(node, ast.Call) else "this expression"
+
+
+def _storable(t: Type) -> bool:
+    """Whether values of `t` can live in a map, a variable or an event."""
+    if isinstance(t, (Int, Bool, String)):
+        return True
+    if isinstance(t, Tuple):
+        return all(map(_storable, t.elements))
+    if isinstance(t, Record):
+        return all(map(_storable, t.elements))
+    return False
+
+
+def _kind(t: Type) -> str:
+    return type(t).__name__
+
+
+def _kind_name(t: Type) -> str:
+    """The coarse names bpftrace uses in some argument errors: 'int', 'string'..."""
+    if isinstance(t, (Int, Bool)):
+        return "int"
+    if isinstance(t, String):
+        return "string"
+    return str(t)
+
+
+def _keyed_mismatch(name: str, keyed_access: bool) -> str:
+    if keyed_access:
         return (
-            f"{node.name} used as a map with an explicit key (non-scalar map), "
+            f"{name} used as a map with an explicit key (non-scalar map), "
             "previously used without an explicit key (scalar map)"
         )
     return (
-        f"{node.name} used as a map without an explicit key (scalar map), "
+        f"{name} used as a map without an explicit key (scalar map), "
         "previously used with an explicit key (non-scalar map)"
     )
 
 
-def _same_kinds(a: tuple[Type, ...], b: tuple[Type, ...] | None) -> bool:
-    def kind(t: Type) -> str:
-        return INT if t.kind == BOOL else t.kind
-
-    return b is None or (len(a) == len(b) and all(kind(x) == kind(y) for x, y in zip(a, b)))
-
-
-def _key_name(key: tuple[Type, ...] | None) -> str:
-    key = key or ()
-    if len(key) == 1:
-        return type_name(key[0])
-    return "(" + ",".join(type_name(t) for t in key) + ")"
+_ARGUMENT_CHECKS = {
+    "sum": _Checker._check_aggregation,
+    "min": _Checker._check_aggregation,
+    "max": _Checker._check_aggregation,
+    "avg": _Checker._check_aggregation,
+    "stats": _Checker._check_aggregation,
+    "hist": _Checker._check_hist,
+    "lhist": _Checker._check_lhist,
+    "exit": _Checker._check_exit,
+    "delete": _Checker._check_keyed_map_argument,
+    "has_key": _Checker._check_keyed_map_argument,
+    "len": _Checker._check_len,
+    "clear": _Checker._check_whole_map,
+    "zero": _Checker._check_whole_map,
+    "print": _Checker._check_print,
+    "printf": _Checker._check_printf,
+}

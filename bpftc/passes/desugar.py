@@ -1,38 +1,51 @@
-"""Desugar: rewrite the original README's 2017 spellings into current bpftrace.
+"""Desugar: rewrite spellings that mean the same as a core construct, so later passes see one form.
 
-- `quantize(n)` is `hist(n)`;
-- `@m[k] = delete()` is `delete(@m[k])`.
+- the original README's 2017 spellings: `quantize(n)` is `hist(n)`; `@m[k] = delete()` is
+  `delete(@m, k)`;
+- `delete(@m[k])` (deprecated in bpftrace, still accepted) is `delete(@m, k)`;
+- compound assignment `x op= e` is `x = x op e`;
+- `pid()`, `comm()`... with no arguments are the builtins `pid`, `comm`.
 
-Consumes and returns an `ast.Program`; reports nothing (the checker reports what stays wrong).
+Consumes an `ast.Program`; returns a new one (the input is not changed). Reports nothing: the
+checker reports what stays wrong.
 """
 
 from __future__ import annotations
 
 from bpftc import ast
-from bpftc.builtins import LEGACY_FUNCTIONS
+from bpftc.builtins import CALLABLE_BUILTINS, LEGACY_FUNCTIONS
 
 
 def desugar(program: ast.Program) -> ast.Program:
-    for probe in program.probes:
-        probe.body = [_statement(statement) for statement in probe.body]
-        _rename_legacy_calls(probe)
-    return program
+    return _Desugar().visit(program)
 
 
-def _statement(statement: ast.Node) -> ast.Node:
-    if (
-        isinstance(statement, ast.AssignMap)
-        and isinstance(statement.value, ast.Call)
-        and statement.value.name == "delete"
-        and not statement.value.args
-    ):
-        call = ast.Call(statement.span, "delete", [statement.map])
-        return ast.ExprStatement(statement.span, call)
-    return statement
+class _Desugar(ast.Transformer):
+    def visit_Assignment(self, node: ast.Assignment) -> ast.Node:
+        value = node.value
+        if isinstance(node.target, ast.Map) and isinstance(value, ast.Call) and value.name == "delete" and not value.args:
+            return ast.ExprStatement(node.span, _delete(node.span, self.visit(node.target)))
+        return self.generic_visit(node)
+
+    def visit_CompoundAssignment(self, node: ast.CompoundAssignment) -> ast.Node:
+        target = self.visit(node.target)
+        value = ast.Binop(node.span, node.op, target, self.visit(node.value))
+        return ast.Assignment(node.span, target, value)
+
+    def visit_Call(self, node: ast.Call) -> ast.Node:
+        node = self.generic_visit(node)
+        if node.name in LEGACY_FUNCTIONS:
+            return ast.Call(node.span, LEGACY_FUNCTIONS[node.name], node.args)
+        if node.name == "delete" and len(node.args) == 1 and isinstance(node.args[0], ast.Map):
+            return _delete(node.span, node.args[0])
+        if node.name in CALLABLE_BUILTINS and not node.args:
+            return ast.Builtin(node.span, node.name)
+        return node
 
 
-def _rename_legacy_calls(node: ast.Node) -> None:
-    if isinstance(node, ast.Call) and node.name in LEGACY_FUNCTIONS:
-        node.name = LEGACY_FUNCTIONS[node.name]
-    for child in ast.children(node):
-        _rename_legacy_calls(child)
+def _delete(span, target: ast.Map) -> ast.Call:
+    """delete(@m, key) for an access `@m[k1, k2]`; delete(@m) for a map without keys."""
+    if not target.keys:
+        return ast.Call(span, "delete", [target])
+    key = target.keys[0] if len(target.keys) == 1 else ast.Tuple(target.span, list(target.keys))
+    return ast.Call(span, "delete", [ast.Map(target.span, target.name, []), key])

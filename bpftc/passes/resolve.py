@@ -1,76 +1,112 @@
-"""Resolve: infer the type of every expression and of every map's keys and value.
+"""Resolve: infer the type of every expression, scratch variable and map.
 
-Consumes an `ast.Program` (after desugar and probes); produces a `Resolution`: a `TypeMap` keyed by
-node identity and a `MapInfo` per map. Reports nothing: whatever cannot be typed gets NONE_T, and
-passes/check.py reports it with its span.
+Consumes the program (after desugar) and its probe targets; produces a `Resolution`: a `TypeMap`
+keyed by node identity, one `MapInfo` per map and one `Binding` per scratch variable declaration.
+Reports nothing: what cannot be typed gets UNKNOWN, and passes/check.py reports it with its span.
 
-Type rules follow bpftrace 0.27 (as its messages show them): an integer literal, and an expression
-of literals only, is the smallest signed type holding its value ('int8' for 1 + 2); other
-arithmetic is 64-bit, signed for '-' or when a signed non-literal takes part, unsigned otherwise;
-comparisons and logic give 'bool'. A map's value type is that of its first assignment in source
-order; its key types those of its first access with keys (strings widen to the longest seen).
+Inference is one pass per probe over a worklist. A probe is visited again when a type it read
+grows later: a variable assigned a wider value further down (`$x = 1; ... $x = 1000` makes $x
+an int16, as in bpftrace), or a map whose type another probe fixes. Types only grow (see
+`types.unify`), so the worklist empties.
+
+Rules, as bpftrace 0.27 shows them (`bpftrace -d types`): an integer literal, and an expression of
+literals only, is the smallest signed type holding its value; other arithmetic is 64-bit, signed
+for '-' or when a signed operand that is not a literal >= 0 takes part; comparisons and logic give
+bool. A variable or map holds the unification of everything assigned to it; a map's key likewise.
+
+Scratch variables are scoped by block: a variable first assigned (or declared with `let`) in a
+block is not visible after it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
-from common.types import (
-    BOOL,
-    BOOL_T,
-    COUNT_T,
-    HIST_T,
-    INT,
-    INT64,
-    NONE,
-    NONE_T,
-    STRING,
-    UINT64,
-    Type,
-    string_type,
-)
+from dataclasses import dataclass, field
 
 from bpftc import ast
-from bpftc.builtins import BUILTIN_VARIABLES
+from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS
+from bpftc.passes.probes import ProbeTargets
+from bpftc.types import (
+    BOOL,
+    INT64,
+    INT_NAMES,
+    UINT64,
+    UNKNOWN,
+    VOID,
+    Aggregate,
+    Array,
+    Bool,
+    Int,
+    Pointer,
+    Record,
+    String,
+    Struct,
+    Tuple,
+    Type,
+    Unknown,
+    literal_type,
+    unify,
+)
 
 TypeMap = dict[ast.Node, Type]
 
 COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 LOGICAL = {"&&", "||"}
-
-_FOLDABLE = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
-_CALL_TYPES = {"count": COUNT_T, "hist": HIST_T}
+ARITHMETIC = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
+_MAX_ROUNDS = 1000  # types only grow, so the worklist empties long before this; a guard against bugs
 
 
 @dataclass
 class MapInfo:
     name: str
-    keyed: bool  # first access had keys
-    key: tuple[Type, ...] | None = None  # None until accessed with keys
-    value: Type | None = None  # None until assigned
-    first_access: ast.Map | None = None
+    keyed: bool  # its first access had keys
+    first_access: ast.Map
+    key: Type = UNKNOWN  # one key's type, or a Tuple for several
+    value: Type = UNKNOWN
+    deleted: bool = False  # delete() is called on it: its kernel map must allow deleting
+
+
+@dataclass(eq=False)
+class Binding:
+    """One scratch variable: where it is declared and the type of everything assigned to it."""
+
+    name: str
+    declaration: ast.Node  # the Let, the first Assignment, or the loop that declares it
+    type: Type = UNKNOWN
+    fixed: bool = False  # `let $x: type`: assignments convert to this type
 
 
 @dataclass
 class Resolution:
     types: TypeMap = field(default_factory=dict)
     maps: dict[str, MapInfo] = field(default_factory=dict)
+    bindings: dict[ast.Variable, Binding] = field(default_factory=dict)  # every use; missing: undefined
+    declarations: dict[ast.Node, Binding] = field(default_factory=dict)  # Let, Assignment or loop → Binding
+    redeclared: set[ast.Let] = field(default_factory=set)  # `let` of a variable already visible
+    probe_names: dict[ast.Probe, tuple[str, ...]] = field(default_factory=dict)
 
 
-def resolve(program: ast.Program) -> Resolution:
-    """Walk until map types stop changing: a map may be read above its first assignment."""
+def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
     resolution = Resolution()
-    for _ in range(len(_map_names(program)) + 2):
-        before = {name: (info.key, info.value) for name, info in resolution.maps.items()}
-        _Resolver(resolution).visit(program)
-        if before == {name: (info.key, info.value) for name, info in resolution.maps.items()}:
-            break
-    # A map that is read but never assigned reads as 0, like an int64 map without elements.
-    unassigned = [info for info in resolution.maps.values() if info.value is None]
-    for info in unassigned:
-        info.value = INT64
-    if unassigned:
-        _Resolver(resolution).visit(program)
+    for probe in program.probes:
+        resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
+    readers: dict[str, set[ast.Probe]] = {}  # map name → probes that read its type
+    pending = list(reversed(program.probes))
+    queued = set(pending)
+    rounds = 0
+    while pending:
+        rounds += 1
+        assert rounds < _MAX_ROUNDS * (len(program.probes) + 1), "type inference does not converge"
+        probe = pending.pop()
+        queued.discard(probe)
+        visitor = _Resolver(resolution, probe)
+        visitor.visit_probe(probe)
+        for name in visitor.read_maps:
+            readers.setdefault(name, set()).add(probe)
+        for name in visitor.grown_maps:
+            for reader in readers.get(name, ()):
+                if reader not in queued:
+                    pending.insert(0, reader)
+                    queued.add(reader)
     return resolution
 
 
@@ -83,7 +119,7 @@ def constant_value(node: ast.Node) -> int | None:
         if operand is None:
             return None
         return -operand if node.op == "-" else ~operand
-    if isinstance(node, ast.Binop) and node.op in _FOLDABLE:
+    if isinstance(node, ast.Binop) and node.op in ARITHMETIC:
         left, right = constant_value(node.left), constant_value(node.right)
         if left is None or right is None or (node.op in "/%" and right == 0):
             return None
@@ -91,67 +127,191 @@ def constant_value(node: ast.Node) -> int | None:
     return None
 
 
-def literal_type(value: int) -> Type:
-    for size in (1, 2, 4, 8):
-        if -(1 << (size * 8 - 1)) <= value < 1 << (size * 8 - 1):
-            return Type(INT, size, True)
-    return UINT64
-
-
 def _fold(op: str, left: int, right: int) -> int:
-    if op == "/":
-        return int(left / right)  # C truncates toward zero
+    if op == "/":  # C truncates toward zero
+        quotient = abs(left) // abs(right)
+        return _wrap(quotient if (left < 0) == (right < 0) else -quotient)
     if op == "%":
-        return left - int(left / right) * right
+        return left - _fold("/", left, right) * right
     if op in ("<<", ">>"):
         return (left << right if op == "<<" else left >> right) if 0 <= right < 64 else 0
     results = {"+": left + right, "-": left - right, "*": left * right}
     results.update({"&": left & right, "|": left | right, "^": left ^ right})
-    return results[op]
+    return _wrap(results[op])
 
 
-def _map_names(program: ast.Program) -> set[str]:
-    names = set()
+def _wrap(value: int) -> int:
+    """Constant arithmetic wraps like the 64-bit arithmetic it stands for."""
+    if -(1 << 63) <= value < 1 << 64:
+        return value
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
 
-    def collect(node: ast.Node) -> None:
-        if isinstance(node, ast.Map):
-            names.add(node.name)
-        for child in ast.children(node):
-            collect(child)
 
-    collect(program)
-    return names
+def type_of_spec(spec: ast.TypeSpec) -> Type | None:
+    """The type a TypeSpec names, or None when it names none that bpftc knows."""
+    if spec.struct_kind:
+        base: Type = Struct(spec.struct_kind, spec.name)
+    elif spec.name in INT_NAMES:
+        base = INT_NAMES[spec.name]
+    elif spec.name == "bool":
+        base = BOOL
+    elif spec.name == "string":
+        if spec.pointer_depth == 0:
+            return String(spec.array_length or 64) if spec.array_length != 0 else None
+        base = String(64)
+    else:
+        return None
+    for _ in range(spec.pointer_depth):
+        base = Pointer(base)
+    if spec.array_length is not None and spec.name != "string":
+        return Array(base, spec.array_length)
+    return base
+
+
+def stored_int(t: Int) -> Int:
+    """What an aggregation or a map read produces from an int: 64 bits, keeping the sign."""
+    return Int(64, t.signed)
+
+
+def aggregate_read_type(value: Aggregate) -> Type:
+    """The integer a readable aggregate gives in an expression (`if (@c > 10)`)."""
+    if value.kind == "count":
+        return UINT64
+    return Int(64, value.value.signed if value.value is not None else True)
+
+
+class _Scope:
+    def __init__(self, parent: _Scope | None) -> None:
+        self.parent = parent
+        self.bindings: dict[str, Binding] = {}
+
+    def find(self, name: str) -> Binding | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.bindings:
+                return scope.bindings[name]
+            scope = scope.parent
+        return None
 
 
 class _Resolver(ast.Visitor):
-    def __init__(self, resolution: Resolution) -> None:
+    """Types one probe, updating the shared map types; remembers which maps it read and grew."""
+
+    def __init__(self, resolution: Resolution, probe: ast.Probe) -> None:
+        self.resolution = resolution
         self.types = resolution.types
         self.maps = resolution.maps
+        self.probe = probe
+        self.scope = _Scope(None)
+        self.read_maps: set[str] = set()
+        self.grown_maps: set[str] = set()
+        self.bindings_grew = False
 
-    def typed(self, node: ast.Node, type_: Type) -> Type:
-        self.types[node] = type_
-        return type_
+    def typed(self, node: ast.Node, t: Type) -> Type:
+        self.types[node] = t
+        return t
+
+    # Probes, blocks and scopes
+
+    def visit_probe(self, probe: ast.Probe) -> None:
+        while True:
+            self.bindings_grew = False
+            self.scope = _Scope(None)
+            if probe.predicate is not None:
+                self.visit(probe.predicate)
+            self.visit_statements(probe.body.statements)
+            if not self.bindings_grew:
+                break
+
+    def visit_statements(self, statements: list[ast.Node]) -> None:
+        for statement in statements:
+            self.visit(statement)
+
+    def visit_Block(self, node: ast.Block) -> None:
+        self.scope = _Scope(self.scope)
+        self.visit_statements(node.statements)
+        self.scope = self.scope.parent
+
+    def _declare(self, variable: ast.Variable, declaration: ast.Node) -> Binding:
+        """The binding `declaration` creates (the same one on every visit of the probe)."""
+        binding = self.resolution.declarations.get(declaration)
+        if binding is None:
+            binding = self.resolution.declarations[declaration] = Binding(variable.name, declaration)
+        self.scope.bindings[variable.name] = binding
+        self.resolution.bindings[variable] = binding
+        return binding
+
+    def _assign_binding(self, binding: Binding, value: Type) -> None:
+        if binding.fixed or isinstance(value, Unknown):
+            return
+        grown = unify(binding.type, _assignable(value))
+        if grown is not None and grown != binding.type:
+            self.bindings_grew = not isinstance(binding.type, Unknown) or self.bindings_grew
+            binding.type = grown
 
     # Statements
 
-    def visit_Probe(self, node: ast.Probe) -> None:
-        if node.predicate is not None:
-            self.visit(node.predicate)
-        for statement in node.body:
-            self.visit(statement)
+    def visit_Let(self, node: ast.Let) -> None:
+        value = self.visit(node.value) if node.value is not None else None
+        visible = self.scope.find(node.variable.name)
+        if visible is not None and visible.declaration is not node:
+            self.resolution.redeclared.add(node)  # check.py reports it
+            self.resolution.bindings[node.variable] = visible
+            return
+        binding = self._declare(node.variable, node)
+        if node.type is not None:
+            declared = type_of_spec(node.type)
+            binding.type = declared if declared is not None else UNKNOWN
+            binding.fixed = True
+        elif value is not None:
+            self._assign_binding(binding, value)
+        self.typed(node.variable, binding.type)
 
-    def visit_AssignMap(self, node: ast.AssignMap) -> None:
+    def visit_Assignment(self, node: ast.Assignment) -> None:
         value = self.visit(node.value)
-        self.visit(node.map)
-        info = self.maps[node.map.name]
-        if info.value is None:
-            if value.kind != NONE:  # not known yet: a later walk may know it
-                info.value = _stored(value)
-        elif info.value.kind == STRING and value.kind == STRING:
-            info.value = string_type(max(info.value.size, value.size))
+        target = node.target
+        if isinstance(target, ast.Variable):
+            binding = self.scope.find(target.name) or self._declare(target, node)
+            self.resolution.bindings[target] = binding
+            self._assign_binding(binding, value)
+            self.typed(target, binding.type)
+        elif isinstance(target, ast.Map):
+            self._assign_map(target, value)
 
-    def visit_ExprStatement(self, node: ast.ExprStatement) -> None:
-        self.visit(node.expr)
+    def visit_CompoundAssignment(self, node: ast.CompoundAssignment) -> None:
+        raise AssertionError("compound assignments are rewritten by passes/desugar.py")
+
+    def visit_ForRange(self, node: ast.ForRange) -> None:
+        start, end = self.visit(node.start), self.visit(node.end)
+        self.scope = _Scope(self.scope)
+        binding = self._declare(node.variable, node)
+        loop_type = unify(start, end) if isinstance(start, Int) and isinstance(end, Int) else None
+        binding.type = Int(64, loop_type.signed) if isinstance(loop_type, Int) else UNKNOWN
+        self.typed(node.variable, binding.type)
+        self.visit(node.body)
+        self.scope = self.scope.parent
+
+    def visit_ForMap(self, node: ast.ForMap) -> None:
+        self._map_type(node.map, read=True)
+        info = self.maps.get(node.map.name)
+        self.scope = _Scope(self.scope)
+        binding = self._declare(node.variable, node)
+        if info is not None and not isinstance(info.value, Unknown):
+            value = info.value
+            if isinstance(value, Aggregate):
+                value = aggregate_read_type(value) if value.readable else UNKNOWN
+            key = info.key if info.keyed else INT64
+            binding.type = Tuple((key, value))
+        self.typed(node.variable, binding.type)
+        self.visit(node.body)
+        self.scope = self.scope.parent
+
+    def visit_If(self, node: ast.If) -> None:
+        self.visit(node.condition)
+        self.visit(node.then)
+        if node.otherwise is not None:
+            self.visit(node.otherwise)
 
     # Expressions
 
@@ -159,24 +319,60 @@ class _Resolver(ast.Visitor):
         return self.typed(node, literal_type(node.value))
 
     def visit_String(self, node: ast.String) -> Type:
-        return self.typed(node, string_type(len(node.value.encode()) + 1))
+        return self.typed(node, String(len(node.value) + 1))
+
+    def visit_Bool(self, node: ast.Bool) -> Type:
+        return self.typed(node, BOOL)
 
     def visit_Builtin(self, node: ast.Builtin) -> Type:
+        if node.name == "probe":
+            names = self.resolution.probe_names.get(self.probe, ())
+            return self.typed(node, String(max((len(name) for name in names), default=0) + 1))
         builtin = BUILTIN_VARIABLES.get(node.name)
-        return self.typed(node, builtin.type if builtin else NONE_T)
+        return self.typed(node, builtin.type if builtin else UNKNOWN)
+
+    def visit_Variable(self, node: ast.Variable) -> Type:
+        binding = self.scope.find(node.name)
+        if binding is None:
+            self.resolution.bindings.pop(node, None)
+            return self.typed(node, UNKNOWN)
+        self.resolution.bindings[node] = binding
+        return self.typed(node, binding.type)
+
+    def visit_Positional(self, node: ast.Positional) -> Type:
+        return self.typed(node, INT64)
+
+    def visit_PositionalCount(self, node: ast.PositionalCount) -> Type:
+        return self.typed(node, INT64)
 
     def visit_Map(self, node: ast.Map) -> Type:
-        key = tuple(self.visit(key) for key in node.keys)
-        info = self.maps.setdefault(node.name, MapInfo(node.name, keyed=bool(key), first_access=node))
-        if key and info.keyed:
-            info.key = _merge_keys(info.key, key)
-        value = info.value if info.value is not None else NONE_T
+        value = self._map_type(node, read=True)
+        if isinstance(value, Aggregate):
+            value = aggregate_read_type(value) if value.readable else value
         return self.typed(node, value)
 
     def visit_Call(self, node: ast.Call) -> Type:
-        for arg in node.args:
-            self.visit(arg)
-        return self.typed(node, _CALL_TYPES.get(node.name, NONE_T))
+        function = FUNCTIONS.get(node.name)
+        for position, arg in enumerate(node.args):
+            if position == 0 and function is not None and function.map_argument and isinstance(arg, ast.Map):
+                # delete(@m, key) and has_key(@m, key) name a map with keys, without writing them.
+                self._map_type(arg, read=False, keyed=len(node.args) == 2 or bool(arg.keys))
+                self.types[arg] = self.maps[arg.name].value
+            else:
+                self.visit(arg)
+        if node.name == "delete" and node.args and isinstance(node.args[0], ast.Map):
+            self.maps[node.args[0].name].deleted = True
+            if len(node.args) == 2:  # delete(@m, key): the key types the map like @m[key] would
+                self._merge_key(node.args[0], (self.types[node.args[1]],))
+        if node.name == "has_key" and len(node.args) == 2 and isinstance(node.args[0], ast.Map):
+            self._merge_key(node.args[0], (self.types[node.args[1]],))
+        if function is not None and function.aggregation:
+            return self.typed(node, self._aggregate(node))
+        if function is not None and function.result is not None:
+            return self.typed(node, function.result)
+        if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
+            return self.typed(node, BUILTIN_VARIABLES[node.name].type)
+        return self.typed(node, VOID if function is not None else UNKNOWN)
 
     def visit_Unop(self, node: ast.Unop) -> Type:
         operand = self.visit(node.operand)
@@ -184,40 +380,175 @@ class _Resolver(ast.Visitor):
         if constant is not None:
             return self.typed(node, literal_type(constant))
         if node.op == "!":
-            return self.typed(node, BOOL_T)
-        if operand.kind not in (INT, BOOL):
-            return self.typed(node, NONE_T)
-        return self.typed(node, Type(INT, 8, operand.signed))
+            return self.typed(node, BOOL)
+        if node.op == "*" and isinstance(operand, Pointer):
+            return self.typed(node, operand.target)
+        if node.op in ("-", "~") and isinstance(operand, (Int, Bool)):
+            signed = node.op == "-" or (isinstance(operand, Int) and operand.signed)
+            return self.typed(node, Int(64, signed))
+        return self.typed(node, UNKNOWN)
 
     def visit_Binop(self, node: ast.Binop) -> Type:
         left, right = self.visit(node.left), self.visit(node.right)
         if node.op in COMPARISONS | LOGICAL:
-            return self.typed(node, BOOL_T)
-        if left.kind not in (INT, BOOL) or right.kind not in (INT, BOOL):
-            return self.typed(node, NONE_T)
+            return self.typed(node, BOOL)
+        if not isinstance(left, (Int, Bool)) or not isinstance(right, (Int, Bool)):
+            return self.typed(node, UNKNOWN)
         constant = constant_value(node)
         if constant is not None:
             return self.typed(node, literal_type(constant))
-        signed = node.op == "-" or _really_signed(node.left, left) or _really_signed(node.right, right)
-        return self.typed(node, Type(INT, 8, signed))
+        return self.typed(node, Int(64, arithmetic_signed(node, self.types)))
+
+    def visit_Conditional(self, node: ast.Conditional) -> Type:
+        self.visit(node.condition)
+        then = self.visit(node.then) if node.then is not node.condition else self.types[node.condition]
+        otherwise = self.visit(node.otherwise)
+        joined = unify(then, otherwise)
+        return self.typed(node, joined if joined is not None else UNKNOWN)
+
+    def visit_Cast(self, node: ast.Cast) -> Type:
+        operand = self.visit(node.operand)
+        if node.type is None:
+            return self.types[node]
+        target = type_of_spec(node.type)
+        if isinstance(target, Array) and target.length == 0 and isinstance(operand, Int):
+            element = target.element
+            if isinstance(element, Int) and operand.size % element.size == 0:
+                target = Array(element, operand.size // element.size)
+        return self.typed(node, target if target is not None else UNKNOWN)
+
+    def visit_Field(self, node: ast.Field) -> Type:
+        operand = self.visit(node.operand)
+        if isinstance(operand, Tuple) and node.name.isdigit() and int(node.name) < len(operand.elements):
+            return self.typed(node, operand.elements[int(node.name)])
+        if isinstance(operand, Record) and operand.element(node.name) is not None:
+            return self.typed(node, operand.element(node.name))
+        return self.typed(node, UNKNOWN)
+
+    def visit_Index(self, node: ast.Index) -> Type:
+        operand = self.visit(node.operand)
+        self.visit(node.index)
+        position = constant_value(node.index)
+        if isinstance(operand, Tuple) and position is not None and 0 <= position < len(operand.elements):
+            return self.typed(node, operand.elements[position])
+        if isinstance(operand, Array):
+            return self.typed(node, operand.element)
+        return self.typed(node, UNKNOWN)
+
+    def visit_Tuple(self, node: ast.Tuple) -> Type:
+        elements = tuple(self.visit(element) for element in node.elements)
+        return self.typed(node, Tuple(elements))
+
+    def visit_Record(self, node: ast.Record) -> Type:
+        elements = tuple(self.visit(value) for value in node.values)
+        return self.typed(node, Record(tuple(node.names), elements))
+
+    def visit_Increment(self, node: ast.Increment) -> Type:
+        target = node.target
+        if isinstance(target, ast.Map):
+            value = self._map_type(target, read=True)
+            if isinstance(value, Unknown):  # `@x++` on a new map makes it an int64 map, as bpftrace
+                self._assign_map(target, INT64)
+                value = INT64
+            return self.typed(node, self.typed(target, value))
+        return self.typed(node, self.visit(target))
+
+    def visit_Sizeof(self, node: ast.Sizeof) -> Type:
+        if not isinstance(node.operand, ast.TypeSpec):
+            self.visit(node.operand)
+        return self.typed(node, UINT64)
+
+    def visit_BlockExpr(self, node: ast.BlockExpr) -> Type:
+        self.scope = _Scope(self.scope)
+        self.visit_statements(node.statements)
+        value = self.visit(node.value)
+        self.scope = self.scope.parent
+        return self.typed(node, value)
+
+    # Maps
+
+    def _map_type(self, node: ast.Map, read: bool, keyed: bool | None = None) -> Type:
+        """Type the keys of an access and record it; return the map's value type (UNKNOWN until
+        something assigns it). `keyed` overrides whether this access has keys."""
+        key_types = tuple(self.visit(key) for key in node.keys)
+        info = self.maps.get(node.name)
+        if info is None:
+            keyed = bool(node.keys) if keyed is None else keyed
+            info = self.maps[node.name] = MapInfo(node.name, keyed=keyed, first_access=node)
+        if node.keys:
+            self._merge_key(node, key_types)
+        if read:
+            self.read_maps.add(node.name)
+        return info.value
+
+    def _merge_key(self, node: ast.Map, key_types: tuple[Type, ...]) -> None:
+        info = self.maps[node.name]
+        if not info.keyed:
+            return  # check.py reports the mismatch
+        key = key_types[0] if len(key_types) == 1 else Tuple(key_types)
+        merged = unify(info.key, key)
+        if merged is not None and merged != info.key:
+            info.key = merged
+            self.grown_maps.add(node.name)
+
+    def _assign_map(self, node: ast.Map, value: Type) -> None:
+        self._map_type(node, read=False)
+        info = self.maps[node.name]
+        if isinstance(value, Unknown):
+            return
+        if isinstance(value, Aggregate) or isinstance(info.value, Aggregate):
+            merged = value if isinstance(info.value, Unknown) else _merge_aggregate(info.value, value)
+        else:
+            merged = unify(info.value, _assignable(value))
+        if merged is not None and merged != info.value:
+            info.value = merged
+            self.grown_maps.add(node.name)
+        self.types[node] = info.value
+
+    def _aggregate(self, node: ast.Call) -> Type:
+        values = [self.types.get(arg, UNKNOWN) for arg in node.args]
+        value = values[0] if values else None
+        value_int = stored_int(value) if isinstance(value, Int) else (INT64 if isinstance(value, Bool) else None)
+        if node.name == "count":
+            return Aggregate("count")
+        if node.name == "hist":
+            bits = constant_value(node.args[1]) if len(node.args) > 1 else 0
+            return Aggregate("hist", value_int, (bits if bits is not None else -1,))
+        if node.name == "lhist":
+            params = tuple(constant_value(arg) for arg in node.args[1:])
+            return Aggregate("lhist", value_int, tuple(p if p is not None else 0 for p in params))
+        return Aggregate(node.name, value_int)
 
 
-def _really_signed(node: ast.Node, type_: Type) -> bool:
-    """Signed, and not a literal that is >= 0 (such a literal adapts to the other operand)."""
-    constant = constant_value(node)
-    return type_.signed and (constant is None or constant < 0)
-
-
-def _stored(value: Type) -> Type:
-    """The map value type an assignment of `value` creates."""
-    if value.kind == BOOL:
-        return BOOL_T
+def _assignable(value: Type) -> Type:
+    """The type a variable or map takes from an assigned value: a readable aggregate reads as its
+    integer; everything else as it is."""
+    if isinstance(value, Aggregate) and value.readable:
+        return aggregate_read_type(value)
     return value
 
 
-def _merge_keys(known: tuple[Type, ...] | None, key: tuple[Type, ...]) -> tuple[Type, ...]:
-    if known is None:
-        return key
-    if len(known) != len(key) or any(a.kind != b.kind for a, b in zip(known, key)):
-        return known  # a mismatch: the checker reports it
-    return tuple(replace(a, size=max(a.size, b.size)) if a.kind == STRING else a for a, b in zip(known, key))
+def _merge_aggregate(known: Type, new: Type) -> Type | None:
+    """Two aggregations into one map: the same function (and parameters); a signed value makes
+    the whole aggregate signed."""
+    if not isinstance(known, Aggregate) or not isinstance(new, Aggregate):
+        return None
+    if known.kind != new.kind or known.params != new.params:
+        return None
+    if known.value is None or new.value is None:
+        return known
+    return Aggregate(known.kind, Int(64, known.value.signed or new.value.signed), known.params)
+
+
+def arithmetic_signed(node: ast.Binop, types: TypeMap) -> bool:
+    """Signed when the operator is '-' or a signed operand that is not a literal >= 0 takes part
+    (bpftrace's promotion: a non-negative literal adapts to the other operand)."""
+
+    def signed(operand: ast.Node) -> bool:
+        t = types.get(operand)
+        constant = constant_value(operand)
+        return isinstance(t, Int) and t.signed and (constant is None or constant < 0)
+
+    return node.op == "-" or signed(node.left) or signed(node.right)
+
+

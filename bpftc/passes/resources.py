@@ -1,26 +1,46 @@
 """Resources: decide everything the loader will need to know and give it names and ids.
 
-Consumes the checked program, its probe targets and the resolution; produces a `Plan`: the
+Consumes the converted program, its probe targets and the resolution; produces a `Plan`: the
 bundle's `Resources` (probes, maps, events) plus the links from AST nodes to them that code
-generation follows. One id space for all asynchronous events. Reports nothing.
+generation follows. Events share one id space (their index in `Resources.events`). Reports nothing.
+
+Kernel map types: a plain map is a hash; an aggregating map is per-CPU (no atomics, bpfrun
+reduces the CPUs): a per-CPU array when it has no keys (no hashing on the hot path; a histogram
+then has one array slot per bucket), unless the program deletes from it, else a per-CPU hash.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from common.schema import EXIT, PRINTF, EventSpec, MapSpec, ProbeSpec, Requirements, Resources
-from common.types import INT, INT64, Type
+from common import schema
+from common.layout import Layout
+from common.schema import (
+    ClearEvent,
+    EventSpec,
+    ExitEvent,
+    MapSpec,
+    PrintfEvent,
+    PrintMapEvent,
+    PrintValueEvent,
+    ProbeSpec,
+    Requirements,
+    Resources,
+    ZeroEvent,
+)
 
-from bpftc import ast
+from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import Resolution
+from bpftc.passes.resolve import Resolution, constant_value
 from bpftc.probes import ProbeTarget
+from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
 
-MAX_MAP_ENTRIES = 4096  # bpftrace's default for BPFTRACE_MAX_MAP_KEYS
+MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys
 EVENT_MAP = "events"
+LOST_MAP = "lost_events"
+SCRATCH_MAP = "scratch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +55,26 @@ class Plan:
     resources: Resources
     programs: list[ProgramPlan]
     maps: dict[str, MapSpec]  # by the script's map name
-    event_ids: dict[ast.Call, int] = field(default_factory=dict)  # printf() and exit() calls
+    event_ids: dict[ast.Call, int] = field(default_factory=dict)  # calls that send an event
 
 
 def plan_resources(
     program: ast.Program, targets: ProbeTargets, resolution: Resolution, source_name: str, arch: Arch
 ) -> Plan:
     programs = _programs(program, targets)
-    maps = {
-        name: _map_spec(name, info.key or (), info.value or INT64) for name, info in sorted(resolution.maps.items())
-    }
+    maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted)
+            for name, info in sorted(resolution.maps.items())}  # fmt: skip
     events, event_ids = _events(program, resolution)
+    settings = {item.name: item.value for item in program.config}
     resources = Resources(
         source_name=source_name,
         probes=tuple(plan.spec for plan in programs),
         maps=tuple(maps.values()),
         events=tuple(events),
         event_map=EVENT_MAP if events else "",
+        lost_map=LOST_MAP if events else "",
         requirements=Requirements(arch=arch.name),
+        print_maps_on_exit=settings.get("print_maps_on_exit", True),
     )
     return Plan(resources, programs, maps, event_ids)
 
@@ -62,8 +84,8 @@ def _programs(program: ast.Program, targets: ProbeTargets) -> list[ProgramPlan]:
     for probe in program.probes:
         for attach_point in probe.attach_points:
             target = targets[attach_point]
-            name = f"{_identifier(target.attach_point)}_{len(plans) + 1}"
-            spec = ProbeSpec(target.provider, target.target, name, target.attach_point, target.period_ns)
+            name = f"{_identifier(target.name)}_{len(plans) + 1}"
+            spec = ProbeSpec(target.provider, target.target, name, target.name, target.period)
             plans.append(ProgramPlan(probe, target, spec))
     return plans
 
@@ -72,36 +94,68 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def _map_spec(name: str, key: tuple[Type, ...], value: Type) -> MapSpec:
-    key = tuple(_widened(field) for field in key)
-    return MapSpec(name, "AT_" + name[1:], key, _widened(value), MAX_MAP_ENTRIES)
+def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool) -> MapSpec:
+    key_layout = storage.layout_of(key) if keyed and not isinstance(key, Unknown) else None
+    elf_name = "AT_" + (name[1:] or "_")
+    if isinstance(value, Unknown):  # read but never assigned: reads as 0, like bpftrace's int64 map
+        value = INT64
+    if not isinstance(value, Aggregate):
+        return MapSpec(name, elf_name, schema.HASH, key_layout, storage.layout_of(value), _entries(keyed))
+    aggregated: Layout = storage.layout_of(value.value if value.value is not None else UINT64)
+    params = value.params
+    spec = MapSpec(name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed), value.kind, params)
+    if keyed or deleted:
+        return spec
+    array = MapSpec(name, elf_name, schema.PERCPU_ARRAY, None, aggregated, 1, value.kind, params)
+    if schema.is_histogram(array):
+        array = MapSpec(name, elf_name, schema.PERCPU_ARRAY, None, aggregated, schema.histogram_buckets(array),
+                        value.kind, params)  # fmt: skip
+    return array
 
 
-def _widened(type_: Type) -> Type:
-    """Map keys and values hold 64-bit integers, as in bpftrace: `@x = 1; @x = 1000` stores 1000,
-    although messages call the map's type 'int8' after its first assignment."""
-    return replace(type_, size=8) if type_.kind == INT else type_
+def _entries(keyed: bool) -> int:
+    return MAX_MAP_ENTRIES if keyed else 1
 
 
 def _events(program: ast.Program, resolution: Resolution) -> tuple[list[EventSpec], dict[ast.Call, int]]:
     events: list[EventSpec] = []
     event_ids: dict[ast.Call, int] = {}
     exit_id = None
-
-    def collect(node: ast.Node) -> None:
-        nonlocal exit_id
-        if isinstance(node, ast.Call) and node.name == "printf":
-            format_node, *args = node.args
-            arg_types = tuple(resolution.types[arg] for arg in args)
-            event_ids[node] = len(events)
-            events.append(EventSpec(len(events), PRINTF, format_node.value, arg_types))
-        elif isinstance(node, ast.Call) and node.name == "exit":
+    for node in ast.walk(program):
+        if not isinstance(node, ast.Call):
+            continue
+        event = _event(node, resolution)
+        if event is None:
+            continue
+        if isinstance(event, ExitEvent):
             if exit_id is None:
                 exit_id = len(events)
-                events.append(EventSpec(exit_id, EXIT, "", (INT64,)))
+                events.append(event)
             event_ids[node] = exit_id
-        for child in ast.children(node):
-            collect(child)
-
-    collect(program)
+        else:
+            event_ids[node] = len(events)
+            events.append(event)
     return events, event_ids
+
+
+def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
+    types = resolution.types
+    if node.name == "printf":
+        format_node, *args = node.args
+        payload = storage.layout_of_tuple([types[arg] for arg in args])
+        return PrintfEvent(format_node.value.decode("utf-8", "surrogateescape"), payload)
+    if node.name == "exit":
+        return ExitEvent()
+    if node.name in ("clear", "zero"):
+        event = ClearEvent if node.name == "clear" else ZeroEvent
+        return event(node.args[0].name)
+    if node.name == "print":
+        target = node.args[0]
+        if isinstance(target, ast.Map) and not target.keys and target.name in resolution.maps:
+            top, div = (constant_value(arg) or 0 for arg in [*node.args[1:], None, None][:2])
+            return PrintMapEvent(target.name, top, div)
+        value = types[target]
+        if isinstance(value, Aggregate):
+            value = Int(64, True)
+        return PrintValueEvent(storage.layout_of(value))
+    return None

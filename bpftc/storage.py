@@ -1,0 +1,48 @@
+"""How values of each semantic type are stored in BPF memory: types (bpftc/types.py) → layouts
+(common/layout.py), the contract with bpfrun.
+
+Integers and bools are stored in 8 bytes, sign- or zero-extended from their width, wherever they
+are stored (map keys and values, variables in memory, tuple fields, event payloads): bpftrace
+widens them the same way, and one width makes every copy and comparison a run of u64 moves.
+Strings keep their size; tuples and records are C structs of their stored members.
+"""
+
+from __future__ import annotations
+
+from common import layout
+from common.layout import Layout
+
+from bpftc.types import Bool, Int, Pointer, Record, String, Tuple, Type
+
+SLOT = layout.SLOT
+
+
+def layout_of(t: Type) -> Layout:
+    if isinstance(t, Int):
+        return layout.integer(SLOT, t.signed)
+    if isinstance(t, Bool):
+        return Layout(layout.BOOL, SLOT)
+    if isinstance(t, Pointer):
+        return layout.integer(SLOT, False)
+    if isinstance(t, String):
+        return Layout(layout.STRING, t.size)
+    if isinstance(t, Tuple):
+        return layout.packed(layout.TUPLE, [("", layout_of(element)) for element in t.elements])
+    if isinstance(t, Record):
+        return layout.packed(layout.RECORD, [(name, layout_of(e)) for name, e in zip(t.names, t.elements)])
+    raise AssertionError(f"no storage for values of type {t}")
+
+
+def size_of(t: Type) -> int:
+    """Bytes a stored value of `t` takes, rounded up to 8 so that copies move whole u64s."""
+    return layout.aligned(layout_of(t).size, SLOT)
+
+
+def in_register(t: Type) -> bool:
+    """Integers, bools and pointers are held in one 64-bit register; other values in memory."""
+    return isinstance(t, (Int, Bool, Pointer))
+
+
+def layout_of_tuple(types: list[Type]) -> Layout:
+    """A record of values of `types`, as an event payload carries them."""
+    return layout.packed(layout.TUPLE, [("", layout_of(t)) for t in types])

@@ -1,0 +1,226 @@
+"""The compiler's semantic types: what a value is, as bpftrace's type checker sees it.
+
+These never leave the compiler. What crosses to bpfrun is a `common.layout.Layout` (how a value is
+stored and decoded), computed from these types by `storage.py`.
+
+Names (`str(type)`) are bpftrace's, as its messages print them: 'int8', 'uint64', 'string[16]',
+'bool', '(int64,string[4])', 'count_t', 'hist_t'...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Type:
+    """Base of every semantic type; instances are frozen dataclasses, compared by value."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Int(Type):
+    bits: int  # 8, 16, 32 or 64
+    signed: bool
+
+    def __str__(self) -> str:
+        return f"{'' if self.signed else 'u'}int{self.bits}"
+
+    @property
+    def size(self) -> int:
+        return self.bits // 8
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Bool(Type):
+    def __str__(self) -> str:
+        return "bool"
+
+
+@dataclass(frozen=True, slots=True)
+class String(Type):
+    size: int  # bytes, NUL included
+
+    def __str__(self) -> str:
+        return f"string[{self.size}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Tuple(Type):
+    elements: tuple[Type, ...]
+
+    def __str__(self) -> str:
+        return "(" + ",".join(str(element) for element in self.elements) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Record(Type):
+    names: tuple[str, ...]
+    elements: tuple[Type, ...]
+
+    def __str__(self) -> str:
+        return "record { " + ", ".join(f".{n} = {t}" for n, t in zip(self.names, self.elements)) + " }"
+
+    def element(self, name: str) -> Type | None:
+        return self.elements[self.names.index(name)] if name in self.names else None
+
+
+@dataclass(frozen=True, slots=True)
+class Array(Type):
+    element: Type
+    length: int
+
+    def __str__(self) -> str:
+        return f"{self.element}[{self.length}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer(Type):
+    target: Type
+
+    def __str__(self) -> str:
+        return f"{self.target} *"
+
+
+@dataclass(frozen=True, slots=True)
+class Struct(Type):
+    """A C struct or union, known by name (its layout comes from BTF, see the kernel-data issue)."""
+
+    kind: str  # 'struct' or 'union'
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stack(Type):
+    kind: str  # 'kstack' or 'ustack'
+    mode: str  # 'bpftrace', 'perf' or 'raw'
+    depth: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}_t"
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol(Type):
+    kind: str  # 'ksym' or 'usym'
+
+    def __str__(self) -> str:
+        return f"{self.kind}_t"
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate(Type):
+    """A map value that only an aggregation function writes: count(), sum(), hist()...
+
+    `value` is the type of the values aggregated (None for count); `params` are hist's k
+    (2^k buckets per power of 2) and lhist's (min, max, step)."""
+
+    kind: str  # one of AGGREGATES
+    value: Int | None = None
+    params: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}_t"
+
+    @property
+    def readable(self) -> bool:
+        """count/sum/min/max/avg read as an integer in expressions (`if (@c > 10)`)."""
+        return self.kind in ("count", "sum", "min", "max", "avg")
+
+
+AGGREGATES = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
+
+
+@dataclass(frozen=True, slots=True)
+class Void(Type):
+    """The type of a call that has no value (printf, delete...)."""
+
+    def __str__(self) -> str:
+        return "void"
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown(Type):
+    """Not known (yet): a map read before its first assignment, or an expression in error."""
+
+    def __str__(self) -> str:
+        return "none"
+
+
+INT8 = Int(8, True)
+INT16 = Int(16, True)
+INT32 = Int(32, True)
+INT64 = Int(64, True)
+UINT8 = Int(8, False)
+UINT16 = Int(16, False)
+UINT32 = Int(32, False)
+UINT64 = Int(64, False)
+BOOL = Bool()
+VOID = Void()
+UNKNOWN = Unknown()
+
+INT_NAMES = {str(t): t for t in (INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64)}
+
+
+def is_integer(t: Type) -> bool:
+    return isinstance(t, (Int, Bool))
+
+
+def is_scalar(t: Type) -> bool:
+    """Held in one register: integers, bools, pointers."""
+    return isinstance(t, (Int, Bool, Pointer))
+
+
+def literal_type(value: int) -> Int:
+    """bpftrace's type of an integer literal: the smallest signed type that holds it, else uint64."""
+    for bits in (8, 16, 32, 64):
+        if -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+            return Int(bits, True)
+    return UINT64
+
+
+def fits(value: int, t: Int) -> bool:
+    return t.min <= value <= t.max
+
+
+def common_int(a: Int, b: Int) -> Int:
+    """The smallest integer type that holds every value of both, as bpftrace upcasts a variable or
+    map that is assigned both; int64 when none does (uint64 with a signed type)."""
+    if a.signed == b.signed:
+        return Int(max(a.bits, b.bits), a.signed)
+    unsigned, signed = (a, b) if b.signed else (b, a)
+    if unsigned.bits < signed.bits:
+        return signed
+    return Int(min(unsigned.bits * 2, 64), True)
+
+
+def unify(a: Type, b: Type) -> Type | None:
+    """The type that holds values of both `a` and `b` (a variable or map assigned both), or None.
+
+    Strings widen to the longer one; tuples and records element by element."""
+    if isinstance(a, Unknown):
+        return b
+    if isinstance(b, Unknown):
+        return a
+    if isinstance(a, Int) and isinstance(b, Int):
+        return common_int(a, b)
+    if isinstance(a, String) and isinstance(b, String):
+        return String(max(a.size, b.size))
+    if isinstance(a, Tuple) and isinstance(b, Tuple) and len(a.elements) == len(b.elements):
+        elements = [unify(x, y) for x, y in zip(a.elements, b.elements)]
+        return None if None in elements else Tuple(tuple(elements))
+    if isinstance(a, Record) and isinstance(b, Record) and set(a.names) == set(b.names):
+        elements = [unify(x, b.element(name)) for name, x in zip(a.names, a.elements)]
+        return None if None in elements else Record(a.names, tuple(elements))
+    return a if a == b else None

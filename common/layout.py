@@ -1,0 +1,97 @@
+"""Storage descriptors: how a value sits in BPF memory (a map key or value, an event record) and how
+bpfrun decodes it. This is the whole contract about values between bpftc and bpfrun; the compiler's
+semantic types (bpftc/types.py) never cross.
+
+A `Layout` has a kind, a size in bytes, and for tuples and records its fields at explicit offsets:
+
+    int, uint   size 1, 2, 4 or 8; little-endian, two's complement for int
+    bool        size 1..8; any non-zero byte is true
+    string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
+    tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
+    record      named fields at their offsets (each aligned to 8), printed `{ .a = 1, .b = x }`
+    none        size 0: no value
+
+Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INT = "int"
+UINT = "uint"
+BOOL = "bool"
+STRING = "string"
+TUPLE = "tuple"
+RECORD = "record"
+NONE = "none"
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, NONE)
+INTEGER_SIZES = (1, 2, 4, 8)
+SLOT = 8  # fields of tuples and records start at multiples of this
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str  # '' for a tuple element
+    offset: int
+    layout: Layout
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    kind: str  # one of KINDS
+    size: int
+    fields: tuple[Field, ...] = ()
+
+
+def integer(size: int, signed: bool) -> Layout:
+    return Layout(INT if signed else UINT, size)
+
+
+U64 = integer(8, False)
+I64 = integer(8, True)
+U32 = integer(4, False)
+NO_VALUE = Layout(NONE, 0)
+
+
+def aligned(offset: int, alignment: int) -> int:
+    return (offset + alignment - 1) // alignment * alignment
+
+
+def packed(kind: str, members: list[tuple[str, Layout]]) -> Layout:
+    """A tuple or record of `members`, each at the next offset aligned to SLOT; the whole rounded up
+    to SLOT. Every field (and the padding after it) is then a run of whole, aligned u64s, which is
+    how BPF code copies and compares them (the verifier wants aligned stack accesses)."""
+    offset = 0
+    fields = []
+    for name, member in members:
+        fields.append(Field(name, offset, member))
+        offset = aligned(offset + member.size, SLOT)
+    return Layout(kind, offset, tuple(fields))
+
+
+def problem(layout: Layout, depth: int = 0) -> str | None:
+    """What is wrong with a layout that did not come from bpftc, or None: unknown kinds, sizes
+    that do not fit the kind, fields outside the value. For bpfrun's checks of a bundle."""
+    if depth > 16:
+        return "nested too deeply"
+    if layout.kind not in KINDS:
+        return f"unknown kind {layout.kind!r}"
+    if layout.kind in (INT, UINT) and layout.size not in INTEGER_SIZES:
+        return f"an integer of {layout.size} bytes"
+    if layout.kind == BOOL and not 1 <= layout.size <= 8:
+        return f"a bool of {layout.size} bytes"
+    if layout.kind == STRING and not 1 <= layout.size <= 1 << 16:
+        return f"a string of {layout.size} bytes"
+    if layout.kind == NONE and layout.size != 0:
+        return "a none value with a size"
+    if layout.kind in (TUPLE, RECORD):
+        for field in layout.fields:
+            if field.offset < 0 or field.offset + field.layout.size > layout.size:
+                return f"field {field.name or '?'} outside its {layout.size}-byte {layout.kind}"
+            inner = problem(field.layout, depth + 1)
+            if inner is not None:
+                return inner
+    elif layout.fields:
+        return f"a {layout.kind} with fields"
+    return None
