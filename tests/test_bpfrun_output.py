@@ -1,4 +1,5 @@
-"""bpfrun's map output: the value model (bpfrun/maps.py) and its text rendering (bpfrun/output.py).
+"""bpfrun's output: kernel map bytes → the value model (bpfrun/maps.py) → text and JSON
+(bpfrun/output.py).
 
 Expected text comes from bpftrace 0.27.1 (bpftrace-oracle); each test names the program that
 printed it. The last tests run real programs: bpftc compiles them, bpfrun runs them, and the whole
@@ -12,10 +13,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from bpfrun import output
-from bpfrun.maps import Histogram, MapValues, build_map
-from common.schema import MapSpec
-from common.types import BOOL_T, COUNT_T, HIST_T, INT64, UINT64, Type, string_type
+from bpfrun import maps, output
+from bpfrun.values import MapValue
+from common import layout
+from common.layout import I64, U64, Layout
+from common.schema import HASH, PERCPU_ARRAY, PERCPU_HASH, MapSpec
 
 from tests.bpfrun_run import (
     Workload,
@@ -27,8 +29,24 @@ from tests.bpfrun_run import (
     wait_unloaded,
 )
 
-INT32 = Type("int", 4, True)
-UINT32 = Type("int", 4, False)
+NCPUS = 2
+BOOL = Layout(layout.BOOL, 8)
+
+
+def string_layout(size: int) -> Layout:
+    return Layout(layout.STRING, size)
+
+
+def tuple_layout(*fields: Layout) -> Layout:
+    return layout.packed(layout.TUPLE, [("", field) for field in fields])
+
+
+def u64(*values: int) -> bytes:
+    return b"".join((value % 2**64).to_bytes(8, "little") for value in values)
+
+
+def string(value: bytes, size: int) -> bytes:
+    return value.ljust(size, b"\0")
 
 
 def bucket(value: int) -> int:
@@ -38,24 +56,37 @@ def bucket(value: int) -> int:
     return 1 if value == 0 else 1 + value.bit_length()
 
 
-def histogram(*values: int) -> Histogram:
-    counts = [0] * (max(map(bucket, values)) + 1)
+def hist_map(name: str, *values: int) -> MapValue:
+    """A hist() map without keys (a per-CPU array of buckets) holding `values`, all on CPU 0."""
+    spec = MapSpec(name, "AT", PERCPU_ARRAY, None, I64, 66, "hist", (0,))
+    counts: dict[int, int] = {}
     for value in values:
-        counts[bucket(value)] += 1
-    return Histogram(tuple(counts))
+        counts[bucket(value)] = counts.get(bucket(value), 0) + 1
+    entries = [(index.to_bytes(4, "little"), u64(count, 0)) for index, count in counts.items()]
+    return maps.build(spec, entries, NCPUS)
 
 
-def text(*maps: MapValues) -> str:
-    return output.render_exit(maps)
+def histogram_text(*values: int) -> str:
+    ((_, histogram),) = hist_map("@h", *values).entries
+    return output.text_histogram(histogram)
+
+
+def plain_map(name: str, key: Layout | None, value: Layout, entries: list[tuple[bytes, bytes]]) -> MapValue:
+    spec = MapSpec(name, "AT", HASH, key, value, 16)
+    return maps.build(spec, entries if key is not None else [(u64(0), data) for _, data in entries], NCPUS)
+
+
+def text(*values: MapValue) -> str:
+    return "\n\n" + "".join(output.text_map(value) for value in values)
 
 
 def test_scalars_keys_and_histograms() -> None:
     # BEGIN { @a[1] = 1; @b = hist(5); @c = 3; @d = hist(6); exit(); }
     assert text(
-        MapValues("@a", True, (((1,), 1),)),
-        MapValues("@b", False, (((), histogram(5)),)),
-        MapValues("@c", False, (((), 3),)),
-        MapValues("@d", False, (((), histogram(6)),)),
+        plain_map("@a", I64, I64, [(u64(1), u64(1))]),
+        hist_map("@b", 5),
+        plain_map("@c", None, I64, [(b"", u64(3))]),
+        hist_map("@d", 6),
     ) == (
         "\n"
         "\n"
@@ -73,12 +104,13 @@ def test_scalars_keys_and_histograms() -> None:
 def test_no_maps_and_empty_maps() -> None:
     # BEGIN { exit(); } prints two newlines; a map without entries prints nothing.
     assert text() == "\n\n"
-    assert text(MapValues("@x", True, ())) == "\n\n"
+    assert text(plain_map("@x", I64, I64, [])) == "\n\n"
+    assert text(hist_map("@h")) == "\n\n"
 
 
 def test_histogram_rows_bars_and_kilo_labels() -> None:
     # BEGIN { @h = hist(1); @h = hist(1); @h = hist(1); @h = hist(200000); @h = hist(5); exit(); }
-    assert output.render_histogram(histogram(1, 1, 1, 200000, 5)) == (
+    assert histogram_text(1, 1, 1, 200000, 5) == (
         "[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n"
         "[2, 4)                 0 |                                                    |\n"
         "[4, 8)                 1 |@@@@@@@@@@@@@@@@@                                   |\n"
@@ -103,7 +135,7 @@ def test_histogram_rows_bars_and_kilo_labels() -> None:
 def test_histogram_negative_zero_and_exa_labels() -> None:
     # BEGIN { @h = hist(-1); @h = hist(0); @h = hist(1); @h = hist(3); @h = hist(3); @h = hist(3);
     #         @h = hist(1000000000000); @h = hist(1000000000000000000); exit(); }
-    assert output.render_histogram(histogram(-1, 0, 1, 3, 3, 3, 10**12, 10**18)) == (
+    assert histogram_text(-1, 0, 1, 3, 3, 3, 10**12, 10**18) == (
         "(..., 0)               1 |@@@@@@@@@@@@@@@@@                                   |\n"
         "[0]                    1 |@@@@@@@@@@@@@@@@@                                   |\n"
         "[1]                    1 |@@@@@@@@@@@@@@@@@                                   |\n"
@@ -171,18 +203,20 @@ def test_histogram_negative_zero_and_exa_labels() -> None:
 
 def test_bar_width_is_bpftrace_single_precision() -> None:
     # bpftrace: (count / (float)max) * 52, truncated. Single precision rounds this one up to 34.
-    counts = [0, 0, 0, 624946893043, 955801161138]
-    first = output.render_histogram(Histogram(tuple(counts))).splitlines()[0]
-    assert first.split("|")[1] == "@" * 34 + " " * 18
+    assert output._bar_width(624946893043, 955801161138) == 34
 
 
 def test_keyed_histograms_and_counts() -> None:
     # BEGIN { @h[1] = hist(1); @h[1] = hist(1); @h[2] = hist(100); @h[0] = hist(100); @h[0] = hist(100);
     #         @h[0] = hist(100); @x[3] = count(); @x[3] = count(); @x[1] = count(); @y = count(); exit(); }
+    keyed_hist = MapSpec("@h", "AT_h", PERCPU_HASH, I64, I64, 16, "hist", (0,))
+    entries = [(u64(1, bucket(1)), u64(1, 1)), (u64(2, bucket(100)), u64(0, 1)), (u64(0, bucket(100)), u64(2, 1))]
+    counts = MapSpec("@x", "AT_x", PERCPU_HASH, I64, U64, 16, "count")
+    scalar_count = MapSpec("@y", "AT_y", PERCPU_ARRAY, None, U64, 1, "count")
     assert text(
-        MapValues("@h", True, (((2,), histogram(100)), ((1,), histogram(1, 1)), ((0,), histogram(100, 100, 100)))),
-        MapValues("@x", True, (((1,), 1), ((3,), 2))),
-        MapValues("@y", False, (((), 1),)),
+        maps.build(keyed_hist, entries, NCPUS),
+        maps.build(counts, [(u64(3), u64(1, 1)), (u64(1), u64(0, 1))], NCPUS),
+        maps.build(scalar_count, [(bytes(4), u64(1, 0))], NCPUS),
     ) == (
         "\n"
         "\n"
@@ -204,13 +238,14 @@ def test_keyed_histograms_and_counts() -> None:
 def test_values_and_keys_of_every_kind() -> None:
     # BEGIN { @c[1, "x"] = 7; @c[2, "y"] = 3; @s["b"] = "hello"; @s["a"] = "world"; @b = true;
     #         @f = false; @n = -5; @u = (uint64)-1; exit(); }
+    int_string = tuple_layout(I64, string_layout(2))
     assert text(
-        MapValues("@b", False, (((), True),)),
-        MapValues("@c", True, (((2, "y"), 3), ((1, "x"), 7))),
-        MapValues("@f", False, (((), False),)),
-        MapValues("@n", False, (((), -5),)),
-        MapValues("@s", True, ((("a",), "world"), (("b",), "hello"))),
-        MapValues("@u", False, (((), 18446744073709551615),)),
+        plain_map("@b", None, BOOL, [(b"", u64(1))]),
+        plain_map("@c", int_string, I64, [(u64(1) + string(b"x", 8), u64(7)), (u64(2) + string(b"y", 8), u64(3))]),
+        plain_map("@f", None, BOOL, [(b"", u64(0))]),
+        plain_map("@n", None, I64, [(b"", u64(-5))]),
+        plain_map("@s", string_layout(2), string_layout(6), [(string(b"b", 8), string(b"hello", 8)), (string(b"a", 8), string(b"world", 8))]),
+        plain_map("@u", None, U64, [(b"", u64(-1))]),
     ) == (
         "\n"
         "\n"
@@ -228,80 +263,75 @@ def test_values_and_keys_of_every_kind() -> None:
 def test_key_parentheses_quirk() -> None:
     # BEGIN { @y["(ab)"] = 1; @z["a", 1, true] = 1; exit(); } prints @y[ab]: bpftrace strips
     # one pair of parentheses around any key text, not only around its tuples.
+    three = tuple_layout(string_layout(2), I64, BOOL)
     assert text(
-        MapValues("@y", True, ((("(ab)",), 1),)),
-        MapValues("@z", True, ((("a", 1, True), 1),)),
+        plain_map("@y", string_layout(5), I64, [(string(b"(ab)", 8), u64(1))]),
+        plain_map("@z", three, I64, [(string(b"a", 8) + u64(1) + u64(1), u64(1))]),
     ) == "\n\n@y[ab]: 1\n@z[a, 1, true]: 1\n"
-
-
-def u64(*values: int) -> bytes:
-    return b"".join((value % 2**64).to_bytes(8, "little") for value in values)
-
-
-def string(value: bytes, size: int) -> bytes:
-    return value.ljust(size, b"\0")
 
 
 def test_model_sorts_ints_by_value() -> None:
     # BEGIN { @k[1] = (int64)10; @k[2] = (int64)30; @k[3] = (int64)20; @k[4] = (int64)5;
     #         @k[5] = (int64)-7; exit(); }  prints @k[5]: -7, @k[4]: 5, @k[1]: 10, @k[3]: 20, @k[2]: 30
-    spec = MapSpec("@k", "AT_k", (INT64,), INT64, 16)
     entries = [(u64(key), u64(value)) for key, value in [(1, 10), (2, 30), (3, 20), (4, 5), (5, -7)]]
-    model = build_map(spec, entries, ncpus=2)
-    assert model.entries == (((5,), -7), ((4,), 5), ((1,), 10), ((3,), 20), ((2,), 30))
-    # BEGIN { @j[1] = (uint64)3; @j[2] = (uint64)1; @j[3] = (uint64)2; @u[1] = (uint64)-1; ... }
-    unsigned = MapSpec("@j", "AT_j", (INT64,), UINT64, 16)
-    model = build_map(unsigned, [(u64(1), u64(-1)), (u64(2), u64(1)), (u64(3), u64(2))], ncpus=2)
-    assert model.entries == (((2,), 1), ((3,), 2), ((1,), 2**64 - 1))
+    assert plain_map("@k", I64, I64, entries).entries == ((5, -7), (4, 5), (1, 10), (3, 20), (2, 30))
+    unsigned = plain_map("@j", I64, U64, [(u64(1), u64(-1)), (u64(2), u64(1)), (u64(3), u64(2))])
+    assert unsigned.entries == ((2, 1), (3, 2), (1, 2**64 - 1))
 
 
 def test_model_sums_per_cpu_counts_and_breaks_ties_by_key() -> None:
-    spec = MapSpec("@", "AT_", (INT64, string_type(8)), COUNT_T, 16)
+    spec = MapSpec("@", "AT_", PERCPU_HASH, tuple_layout(I64, string_layout(8)), U64, 16, "count")
     entries = [
         (u64(2) + string(b"b", 8), u64(1, 2)),
         (u64(1) + string(b"z", 8), u64(0, 3)),
         (u64(1) + string(b"a", 8), u64(5, 0)),
         (u64(-4) + string(b"q", 8), u64(2**64 - 1, 2)),  # wraps around like the u64 sum bpftrace makes
     ]
-    model = build_map(spec, entries, ncpus=2)
+    model = maps.build(spec, entries, NCPUS)
     assert model.keyed
-    assert model.entries == (((-4, "q"), 1), ((1, "z"), 3), ((2, "b"), 3), ((1, "a"), 5))
+    assert [(key.items, value) for key, value in model.entries] == [((-4, "q"), 1), ((1, "z"), 3), ((2, "b"), 3), ((1, "a"), 5)]
 
 
 def test_model_sorts_strings_and_bools_by_key() -> None:
-    spec = MapSpec("@s", "AT_s", (string_type(4),), string_type(8), 16)
     entries = [(string(b"b", 8), string(b"hello", 8)), (string(b"a", 8), string(b"world", 8))]
-    assert build_map(spec, entries, ncpus=2).entries == ((("a",), "world"), (("b",), "hello"))
-    # Int keys compare as bpftrace compares them: the signed integer of their size.
-    keyed_by_uint32 = MapSpec("@b", "AT_b", (UINT32,), BOOL_T, 16)
-    entries = [(u64(1), u64(1)), (u64(0xFFFFFFFF), u64(0)), (u64(0), u64(1))]
-    assert build_map(keyed_by_uint32, entries, ncpus=2).entries == (((0xFFFFFFFF,), False), ((0,), True), ((1,), True))
+    assert plain_map("@s", string_layout(4), string_layout(8), entries).entries == (("a", "world"), ("b", "hello"))
+    # Int keys compare as bpftrace compares them: the stored 64 bits as a signed integer.
+    entries = [(u64(1), u64(1)), (u64(-1), u64(0)), (u64(0), u64(1))]
+    assert plain_map("@b", U64, BOOL, entries).entries == ((2**64 - 1, False), (0, True), (1, True))
 
 
 def test_model_marks_truncated_strings() -> None:
     # A string that fills its buffer has lost its end: bpftrace appends its str_trunc_trailer "..".
-    spec = MapSpec("@s", "AT_s", (), string_type(4), 16)
-    model = build_map(spec, [(u64(0), b"abcd\0\0\0\0")], ncpus=2)
-    assert model.entries == (((), "abcd.."),)
+    model = plain_map("@s", None, string_layout(4), [(b"", b"abcd\0\0\0\0")])
+    assert model.entries == ((None, "abcd.."),)
     assert not model.keyed
 
 
 def test_model_groups_histogram_buckets_by_key() -> None:
-    spec = MapSpec("@h", "AT_h", (INT32,), HIST_T, 16)
+    spec = MapSpec("@h", "AT_h", PERCPU_HASH, I64, I64, 16, "hist", (0,))
     entries = [
         (u64(7, 2), u64(1, 1)),  # @h[7]: two 1s, one on each CPU
         (u64(-1, 8), u64(0, 3)),  # @h[-1]: three values in [64, 128)
         (u64(-1, 3), u64(1, 0)),
         (u64(5, 1), u64(1, 0)),
     ]
-    model = build_map(spec, entries, ncpus=2)
-    assert model.entries == (
-        ((5,), Histogram((0, 1))),
-        ((7,), Histogram((0, 0, 2))),
-        ((-1,), Histogram((0, 0, 0, 1, 0, 0, 0, 0, 3))),
+    model = maps.build(spec, entries, NCPUS)
+    assert [key for key, _ in model.entries] == [5, 7, -1]
+    assert [[row.count for row in histogram.rows] for _, histogram in model.entries] == [[1], [2], [1, 0, 0, 0, 0, 3]]
+
+
+def test_json_of_maps_values_and_histograms() -> None:
+    # BEGIN { @c[1, "x"] = 7; @h = hist(5); @b = true; exit(); } with -f json
+    int_string = tuple_layout(I64, string_layout(2))
+    assert output.json_map(plain_map("@c", int_string, I64, [(u64(1) + string(b"x", 8), u64(7))])) == (
+        '{"type": "map", "data": {"@c": {"1,x": 7}}}'
     )
-    scalar = MapSpec("@g", "AT_g", (), HIST_T, 16)
-    assert build_map(scalar, [(u64(4), u64(1, 0))], ncpus=2).entries == (((), Histogram((0, 0, 0, 0, 1))),)
+    assert output.json_map(hist_map("@h", 5)) == '{"type": "hist", "data": {"@h": [{"min": 4, "max": 7, "count": 1}]}}'
+    assert output.json_map(plain_map("@b", None, BOOL, [(b"", u64(1))])) == '{"type": "map", "data": {"@b": true}}'
+    assert output.json_map(plain_map("@e", I64, I64, [])) is None
+    # Integers a double cannot hold exactly are strings (RFC 8259), as in bpftrace.
+    assert output.json_int(2**53) == "9007199254740992" and output.json_int(2**53 + 1) == '"9007199254740993"'
+    assert output.json_string(b'a"b\\\n\x01\xff') == '"a\\"b\\\\\\n\\u0001\udcff"'
 
 
 # Real runs. Expected stdout is what bpftrace 0.27.1 printed for the same program.

@@ -24,7 +24,7 @@ def test_program_from_command_line_to_file(tmp_path):
 def test_script_from_stdin_to_stdout():
     result = bpftc("-", "-o", "-", stdin=PROGRAM.encode())
     assert result.returncode == 0
-    assert bundle.read(result.stdout).resources.probes[0].provider == "BEGIN"
+    assert bundle.read(result.stdout).resources.probes[0].provider == "begin"
 
 
 def test_script_file_names_default_output(tmp_path):

@@ -18,24 +18,26 @@ import msgpack
 import pytest
 
 from bpfrun import __main__ as bpfrun_main
-from bpfrun import attach, tracefs
+from bpfrun import tracefs
 from bpfrun.errors import UserError
 from bpfrun.verify import verify
-from common import bundle
+from common import bundle, layout
 from common.bundle import Bundle
+from common.layout import I64, U64, Layout
 from common.schema import (
-    EXIT,
     INTERVAL,
-    PRINTF,
-    EventSpec,
+    PERCPU_ARRAY,
+    PERCPU_HASH,
+    ClearEvent,
+    ExitEvent,
     MapSpec,
     ParameterSpec,
+    PrintfEvent,
     ProbeSpec,
     Requirements,
     Resources,
     to_dict,
 )
-from common.types import COUNT_T, HIST_T, INT64, UINT64, string_type
 
 from tests.bpfrun_elf import verifier_rejected_elf
 from tests.bpfrun_run import ROOT, compile_program, needs_bpf, programs_loaded, run_bpfrun, wait_unloaded
@@ -43,23 +45,34 @@ from tests.bpfrun_run import ROOT, compile_program, needs_bpf, programs_loaded, 
 FAKE_ELF = b"\x7fELF" + bytes(60)
 
 
+STRING16 = Layout(layout.STRING, 16)
+
+
+def printf_args(*fields: Layout) -> Layout:
+    return layout.packed(layout.TUPLE, [("", field) for field in fields])
+
+
 def resources(**changes: object) -> Resources:
     base = Resources(
-        source_name="-e",
+        source_name="stdin",
         probes=(
-            ProbeSpec("BEGIN", (), "BEGIN_1", "BEGIN"),
+            ProbeSpec("begin", (), "begin_1", "begin"),
             ProbeSpec("tracepoint", ("syscalls", "sys_enter_read"), "tracepoint_1", "tracepoint:syscalls:sys_enter_read"),
         ),
-        maps=(MapSpec("@", "AT_", (UINT64,), COUNT_T, 4096), MapSpec("@h", "AT_h", (), HIST_T, 4096)),
-        events=(EventSpec(0, PRINTF, "%d %s\n", (INT64, string_type(16))), EventSpec(1, EXIT, "", (INT64,))),
+        maps=(
+            MapSpec("@", "AT_", PERCPU_HASH, U64, U64, 4096, "count"),
+            MapSpec("@h", "AT_h", PERCPU_ARRAY, None, I64, 66, "hist", (0,)),
+        ),
+        events=(PrintfEvent("%d %s\n", printf_args(I64, STRING16)), ExitEvent(), ClearEvent("@h")),
         event_map="events",
+        lost_map="lost_events",
         requirements=Requirements("x86_64"),
     )
     return dataclasses.replace(base, **changes)
 
 
 def test_round_trip() -> None:
-    original = Bundle(resources(parameters=(ParameterSpec(1, INT64),)), FAKE_ELF)
+    original = Bundle(resources(parameters=(ParameterSpec(1, "int"),)), FAKE_ELF)
     assert bundle.read(bundle.write(original)) == original
 
 
@@ -121,46 +134,69 @@ def test_unreadable_path(tmp_path: Path) -> None:
 
 INCONSISTENT = {
     "other arch": (resources(requirements=Requirements("aarch64")), "bundle was built for aarch64, this host is x86_64"),
-    "parameters": (resources(parameters=(ParameterSpec(1, INT64),)), "bundle takes positional parameters"),
+    "parameters": (resources(parameters=(ParameterSpec(1, "int"),)), "bundle takes positional parameters"),
     "no probes": (resources(probes=()), "bundle has no probes"),
     "duplicate program": (
-        resources(probes=(ProbeSpec("BEGIN", (), "p", "BEGIN"), ProbeSpec("END", (), "p", "END"))),
+        resources(probes=(ProbeSpec("begin", (), "p", "begin"), ProbeSpec("end", (), "p", "end"))),
         "bundle has duplicate probe program 'p'",
     ),
+    "unknown provider": (
+        resources(probes=(ProbeSpec("uprobe", ("x",), "u", "uprobe:x"),)),
+        "probe 'uprobe:x': provider 'uprobe' is not supported by bpfrun",
+    ),
     "interval without period": (
-        resources(probes=(ProbeSpec(INTERVAL, ("s", "1"), "i", "interval:s:1", 0),)),
-        "probe 'interval:s:1': interval period must be positive, not 0",
+        resources(probes=(ProbeSpec(INTERVAL, (), "i", "interval:s:1", 0),)),
+        "probe 'interval:s:1': an interval needs a period between 1 and",
     ),
     "tracepoint without name": (
         resources(probes=(ProbeSpec("tracepoint", ("syscalls",), "t", "tracepoint:syscalls"),)),
         "probe 'tracepoint:syscalls': invalid tracepoint target 'syscalls'",
     ),
+    "tracepoint leaving tracefs": (
+        resources(probes=(ProbeSpec("tracepoint", ("syscalls", "../x"), "t", "tracepoint:syscalls:x"),)),
+        "probe 'tracepoint:syscalls:x': invalid tracepoint target 'syscalls:../x'",
+    ),
     "duplicate map": (
-        resources(maps=(MapSpec("@a", "AT_a", (), INT64, 1), MapSpec("@b", "AT_a", (), INT64, 1))),
+        resources(maps=(MapSpec("@a", "AT_a", "hash", None, I64, 1), MapSpec("@b", "AT_a", "hash", None, I64, 1))),
         "bundle has duplicate map ELF name 'AT_a'",
     ),
     "map named like the event map": (
-        resources(maps=(MapSpec("@a", "events", (), INT64, 1),)),
+        resources(maps=(MapSpec("@a", "events", "hash", None, I64, 1),)),
         "bundle has duplicate map ELF name 'events'",
     ),
-    "hist as a key": (
-        resources(maps=(MapSpec("@a", "AT_a", (HIST_T,), INT64, 1),)),
-        "map @a key has type hist_t, which bpfrun cannot decode",
+    "integer of 3 bytes": (
+        resources(maps=(MapSpec("@a", "AT_a", "hash", Layout(layout.INT, 3), I64, 1),)),
+        "map @a key is invalid: an integer of 3 bytes",
     ),
-    "duplicate event": (
-        resources(events=(EventSpec(0, EXIT, "", (INT64,)), EventSpec(0, EXIT, "", (INT64,)))),
-        "bundle has duplicate event id 0",
+    "field outside its tuple": (
+        resources(maps=(MapSpec("@a", "AT_a", "hash", None, Layout(layout.TUPLE, 8, (layout.Field("", 4, U64),)), 1),)),
+        "map @a value is invalid: field ? outside its 8-byte tuple",
     ),
-    "events without map": (resources(event_map=""), "bundle has events but no event map"),
+    "count in a shared hash": (
+        resources(maps=(MapSpec("@a", "AT_a", "hash", None, U64, 1, "count"),)),
+        "map @a: count() needs a per-CPU map of 64-bit integers",
+    ),
+    "hist bits": (
+        resources(maps=(MapSpec("@a", "AT_a", PERCPU_HASH, U64, I64, 1, "hist", (9,)),)),
+        "map @a: hist() takes one parameter between 0 and 5, not (9,)",
+    ),
+    "array of the wrong size": (
+        resources(maps=(MapSpec("@a", "AT_a", PERCPU_ARRAY, None, I64, 3, "hist", (0,)),)),
+        "map @a is an array of 3 elements, not 66",
+    ),
+    "events without map": (resources(event_map=""), "bundle has events but no event map or lost-events map"),
     "printf arguments": (
-        resources(events=(EventSpec(0, PRINTF, "%d %d\n", (INT64,)),)),
+        resources(events=(PrintfEvent("%d %d\n", printf_args(I64)),)),
         "printf event 0 ('%d %d\\n'): 2 conversions for 1 arguments",
     ),
     "printf types": (
-        resources(events=(EventSpec(0, PRINTF, "%d\n", (string_type(16),)),)),
-        "printf event 0 ('%d\\n'): %d cannot print argument 1 of type string[16]",
+        resources(events=(PrintfEvent("%d\n", printf_args(STRING16)),)),
+        "printf event 0: %d cannot print argument 1, a string",
     ),
-    "exit code": (resources(events=(EventSpec(0, EXIT, "", ()),)), "exit event 0 must have one integer argument"),
+    "event on a missing map": (
+        resources(events=(ClearEvent("@nothere"),)),
+        "clear event 0 names a map the bundle does not have: '@nothere'",
+    ),
 }
 
 
@@ -195,7 +231,7 @@ def test_the_loader_imports_no_compiler() -> None:
 def run_in_process(path: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
-        status = bpfrun_main._main(str(path), verbose=False)
+        status = bpfrun_main._main(str(path), verbose=False, output_format="text")
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
@@ -227,12 +263,13 @@ def test_load_and_attach_failures_leave_nothing_behind(tmp_path: Path, capsys: p
 
     path = compile_program(two_probes, tmp_path / "map_sizes.bpfb")
     maps = bundle.read(path.read_bytes()).resources.maps
-    rewrite(path, {"maps": (dataclasses.replace(maps[0], key=(string_type(16),)), *maps[1:])})
-    cases.append((path, "bpfrun: ERROR: map @x ('AT_x') has key/value sizes 8/8 in the BPF object, but 16/8 in the bundle's metadata"))
+    rewrite(path, {"maps": (dataclasses.replace(maps[0], kernel_type=PERCPU_HASH, key=STRING16), *maps[1:])})
+    cases.append((path, "bpfrun: ERROR: map @x ('AT_x') has type/key/value sizes (6, 4, 8) in the BPF object, but (5, 16, 8) in the bundle's metadata"))
 
     path = compile_program("BEGIN { exit(); }", tmp_path / "verifier.bpfb")
-    rewrite(path, {"probes": (ProbeSpec("BEGIN", (), "bad", "BEGIN"),), "events": (), "event_map": ""}, elf=verifier_rejected_elf())
-    cases.append((path, "bpfrun: ERROR: cannot load BEGIN: math between ctx pointer and 1099511627776 is not allowed"))
+    changes = {"probes": (ProbeSpec("begin", (), "bad", "begin"),), "events": (), "event_map": "", "lost_map": ""}
+    rewrite(path, changes, elf=verifier_rejected_elf())
+    cases.append((path, "bpfrun: ERROR: cannot load begin: math between ctx pointer and 1099511627776 is not allowed"))
 
     path = compile_program("BEGIN { printf(\"begun\\n\"); } kprobe:sys_read { @y = count(); }", tmp_path / "kprobe.bpfb")
     cases.append((path, "bpfrun: ERROR: cannot attach kprobe:sys_read: kprobes are not available on this kernel (CONFIG_KPROBES is off)"))
@@ -255,7 +292,6 @@ def test_load_and_attach_failures_leave_nothing_behind(tmp_path: Path, capsys: p
     assert status == 1 and stderr.startswith("bpfrun: ERROR: cannot attach kprobe:sys_read: ") and stderr.count("\n") == 1
     assert wait_unloaded(programs) == set()
     assert links_attached() - links == set()
-    assert attach.attached_message(bundle.read(path.read_bytes()).resources.probes) == "Attached 2 probes"
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:

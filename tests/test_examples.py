@@ -6,11 +6,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.bpfrun_run import programs_loaded, wait_unloaded
 from tests.runtime.harness import BIN, ROOT, kernel_has_kprobes, run_case, Case
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.bt"))
@@ -49,12 +49,12 @@ def test_read_bt_fails_to_attach_without_kprobes_and_leaves_nothing(tmp_path):
         pytest.skip("this kernel has kprobes")
     bundle = tmp_path / "read.bpfb"
     subprocess.run([BIN / "bpftc", ROOT / "examples" / "read.bt", "-o", bundle], check=True)
-    before = _loaded_programs()
+    before = programs_loaded()
     result = subprocess.run([BIN / "bpfrun", bundle], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stdout == ""
     assert re.fullmatch(r"bpfrun: ERROR: .*kprobe:sys_read.*kprobes are not available on this kernel.*\n", result.stderr)
-    assert _loaded_programs() == before
+    assert wait_unloaded(before) == set()
 
 
 @root_only
@@ -88,9 +88,3 @@ def test_running_bpfrun_maps_no_llvm(tmp_path):
     finally:
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=10)
-
-
-def _loaded_programs() -> str:
-    time.sleep(0.1)
-    listing = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
-    return "\n".join(line for line in listing.splitlines() if re.match(r"\d+: (tracepoint|kprobe|perf_event|raw_tracepoint)", line))

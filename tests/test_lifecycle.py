@@ -24,7 +24,7 @@ PROGRAM = (
 def our_programs() -> set[str]:
     """Ids of loaded BPF programs compiled by bpftc (its program names start with the provider)."""
     listing = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"^(\d+): \w+\s+name (?:tracepoint_|interval_|END_|BEGIN_)", listing, re.MULTILINE))
+    return set(re.findall(r"^(\d+): \w+\s+name (?:tracepoint_|interval_|end_|begin_)", listing, re.MULTILINE))
 
 
 def start(tmp_path) -> subprocess.Popen:

@@ -151,7 +151,7 @@ class _ProbeGenerator(ast.Visitor):
         probe = self.program_plan.probe
         try:
             if probe.predicate is not None:
-                with self.statement():
+                with self.statement(probe.predicate):
                     predicate = self.value(probe.predicate)
                 with self.ir.if_then(self.ir.icmp_unsigned("==", predicate, I64(0), name="filtered")):
                     self.ir.ret(I64(0))
@@ -164,41 +164,47 @@ class _ProbeGenerator(ast.Visitor):
     # Statements
 
     @contextlib.contextmanager
-    def statement(self, node: ast.Node | None = None):
+    def statement(self, node: ast.Node):
         """The temporaries of one statement die at its end."""
         mark = self.memory.mark()
+        with self._located(node):
+            yield
+        self.memory.release(mark)
+
+    @contextlib.contextmanager
+    def _located(self, node: ast.Node):
+        """Report running out of memory at `node`, and stop generating this program."""
         try:
             yield
         except OutOfMemory:
-            where = node.span if node is not None else self.program_plan.probe.span
             self.diagnostics.error(
-                where,
+                node.span,
                 f"the values this statement keeps need more than {SCRATCH_LIMIT} bytes of memory, "
                 "the most a probe may use",
             )
             raise _Refused from None
-        self.memory.release(mark)
 
     def visit_Block(self, node: ast.Block) -> None:
+        self._statements(node.statements)
+
+    def _statements(self, statements: list[ast.Node]) -> None:
+        """Each statement in turn; the variables one declares live until the block ends."""
         mark = self.memory.mark()
-        self._allocate_variables(node.statements)
-        for statement in node.statements:
+        for statement in statements:
+            with self._located(statement):
+                self._allocate_declared(statement)
             with self.statement(statement):
                 self.visit(statement)
         self.memory.release(mark)
 
-    def _allocate_variables(self, statements: list[ast.Node]) -> None:
-        """Memory for the variables these statements declare, live until the block ends."""
-        for statement in statements:
-            variable = None
-            if isinstance(statement, ast.Let):
-                variable = statement.variable
-            elif isinstance(statement, ast.Assignment) and isinstance(statement.target, ast.Variable):
-                variable = statement.target
-            if variable is not None:
-                binding = self.bindings[variable]
-                if binding not in self.storage:
-                    self._allocate(binding)
+    def _allocate_declared(self, statement: ast.Node) -> None:
+        variable = None
+        if isinstance(statement, ast.Let):
+            variable = statement.variable
+        elif isinstance(statement, ast.Assignment) and isinstance(statement.target, ast.Variable):
+            variable = statement.target
+        if variable is not None and self.bindings[variable] not in self.storage:
+            self._allocate(self.bindings[variable])
 
     def _allocate(self, binding: Binding) -> ir.Value:
         if storage.in_register(binding.type):
@@ -461,17 +467,24 @@ class _ProbeGenerator(ast.Visitor):
         return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
 
     def _divide(self, op: str, left: ir.Value, right: ir.Value, signed: bool) -> ir.Value:
-        """Division and remainder, 0 when dividing by 0 (BPF's rule, which bpftrace keeps); signed
-        ones through unsigned, because LLVM's BPF backend aborts on sdiv/srem unless the CPU is v4
-        (kernel 6.6), which would exclude older production kernels."""
+        """Division and remainder. By 0 they give 1, as bpftrace's do (it also warns; bpftc does not
+        yet): the divisor is replaced by 1 and the result by 1, because dividing by 0 is undefined
+        in LLVM IR, which would let LLVM drop checks elsewhere (a map lookup's NULL check).
+
+        Signed ones go through unsigned, because LLVM's BPF backend aborts on sdiv/srem unless the
+        CPU is v4 (kernel 6.6), which would exclude older production kernels."""
+        by_zero = self.ir.icmp_unsigned("==", right, I64(0), name="by_zero")
+        right = self.ir.select(by_zero, I64(1), right, name="divisor")
         unsigned = self.ir.udiv if op == "/" else self.ir.urem
-        if not signed:
-            return unsigned(left, right, name="quotient")
-        left_negative = self.ir.icmp_signed("<", left, I64(0))
-        right_negative = self.ir.icmp_signed("<", right, I64(0))
-        magnitude = unsigned(self._absolute(left, left_negative), self._absolute(right, right_negative))
-        negative = self.ir.xor(left_negative, right_negative) if op == "/" else left_negative
-        return self.ir.select(negative, self.ir.neg(magnitude), magnitude, name="quotient")
+        if signed:
+            left_negative = self.ir.icmp_signed("<", left, I64(0))
+            right_negative = self.ir.icmp_signed("<", right, I64(0))
+            magnitude = unsigned(self._absolute(left, left_negative), self._absolute(right, right_negative))
+            negative = self.ir.xor(left_negative, right_negative) if op == "/" else left_negative
+            result = self.ir.select(negative, self.ir.neg(magnitude), magnitude, name="quotient")
+        else:
+            result = unsigned(left, right, name="quotient")
+        return self.ir.select(by_zero, I64(1), result)
 
     def _absolute(self, value: ir.Value, negative: ir.Value) -> ir.Value:
         return self.ir.select(negative, self.ir.neg(value), value)
@@ -597,8 +610,8 @@ class _ProbeGenerator(ast.Visitor):
         return I64(_sizeof(t))
 
     def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value:
-        self._allocate_variables(node.statements)
-        for statement in node.statements:
+        for statement in node.statements:  # its variables live as long as the enclosing statement
+            self._allocate_declared(statement)
             self.visit(statement)
         return self.value(node.value)
 

@@ -19,6 +19,7 @@ except from a program that interrupts it on the same CPU (NMI-driven perf events
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -40,9 +41,9 @@ class Mark:
 
 
 class Memory:
-    def __init__(self, bpf: BpfBuilder, scratch_map: ir.GlobalVariable) -> None:
+    def __init__(self, bpf: BpfBuilder, scratch_map: Callable[[], ir.GlobalVariable]) -> None:
         self.bpf = bpf
-        self.scratch_map = scratch_map
+        self.scratch_map = scratch_map  # defines the module's scratch map the first time it is called
         self.stack_bytes = 0  # bytes of all stack slots made so far
         self.scratch_bytes = 0  # the scratch element size this program needs (high-water mark)
         self._free: list[tuple[int, ir.Value]] = []  # (size, slot), released stack slots
@@ -93,7 +94,7 @@ class Memory:
             self.bpf.allocas.store(I32(0), key)
             lookup = ir.Constant(I64, MAP_LOOKUP_ELEM).inttoptr(PTR)
             lookup.function_type = ir.FunctionType(PTR, [PTR, PTR])
-            self._scratch_base = self.bpf.allocas.call(lookup, [self.scratch_map, key], name="scratch")
+            self._scratch_base = self.bpf.allocas.call(lookup, [self.scratch_map(), key], name="scratch")
         pointer = self.bpf.allocas.gep(self._scratch_base, [I64(self._scratch_offset)], source_etype=I8)
         self._scratch_offset += size
         self.scratch_bytes = max(self.scratch_bytes, self._scratch_offset)

@@ -404,10 +404,14 @@ class _Checker(ast.Visitor):
         else:
             self.not_supported(node, f"{node.name}({mode.name})")
 
-    def _integer_argument(self, node: ast.Call, position: int = 0, what: str = "integer") -> None:
-        t = self.type_of(node.args[position])
-        if not isinstance(t, (Int, Bool, Unknown)):
-            self.error(node, f"{node.name}() only supports {what} arguments ({t} provided)")
+    def _integer_argument(self, node: ast.Call) -> None:
+        t = self.type_of(node.args[0])
+        if isinstance(t, (Int, Bool, Unknown)):
+            return
+        if node.name in ("hist", "lhist"):  # bpftrace words these two differently
+            self.error(node, f"{node.name}() only supports int arguments ({_kind_name(t)} provided)")
+        else:
+            self.error(node, f"{node.name}() only supports integer arguments ({t} provided)")
 
     def _check_aggregation(self, node: ast.Call) -> None:
         if node.args:
@@ -466,6 +470,8 @@ class _Checker(ast.Visitor):
         target = node.args[0]
         if target.keys:
             self.error(target, f"{node.name}() expects a map without a key, e.g. {node.name}({target.name})")
+        elif self.maps[target.name].keyed is None:
+            self.error(target, f"Undefined map: {target.name}")
 
     def _check_len(self, node: ast.Call) -> None:
         self._check_whole_map(node)
@@ -474,8 +480,8 @@ class _Checker(ast.Visitor):
 
     def _check_print(self, node: ast.Call) -> None:
         target = node.args[0]
-        if isinstance(target, ast.Map) and not target.keys and target.name in self.maps:
-            self._check_map_access(target)
+        if isinstance(target, ast.Map) and not target.keys:
+            self._check_whole_map(node)
             for extra in node.args[1:]:
                 self.visit(extra)
                 if constant_value(extra) is None or constant_value(extra) < 0:
@@ -547,8 +553,12 @@ class _Checker(ast.Visitor):
         if isinstance(value, Void):
             self.error(node, f"{_call_name(value_node)} returns no value to assign to {target.name}")
             return
-        same_kind = isinstance(info.value, Aggregate) == isinstance(value, Aggregate)
-        if not same_kind or unify(info.value, value) is None:
+        if isinstance(value, Aggregate) and isinstance(info.value, Aggregate):
+            compatible = value.kind == info.value.kind
+        else:
+            compatible = not isinstance(value, Aggregate) and not isinstance(info.value, Aggregate)
+            compatible = compatible and unify(info.value, value) is not None
+        if not compatible:
             # bpftrace points at an aggregation call itself, at other values the whole assignment.
             where = value_node if _is_aggregation(value_node) else node
             self.error(
@@ -589,14 +599,11 @@ class _Checker(ast.Visitor):
     def _aggregate_copied(self, node: ast.Assignment, source: ast.Map) -> None:
         aggregate = self.maps[source.name].value
         example = _AGGREGATE_EXAMPLES.get(aggregate.kind, f"@y = {aggregate.kind}(...);")
-        hints = ()
-        if aggregate.readable:
-            hints = (f"Add a cast to integer if you want the value of the aggregate, e.g. `@y = (int64){source.name};`.",)
+        # bpftrace adds a hint to cast the aggregate to an integer, which bpftc cannot do yet.
         self.error(
             node,
             f"Map value '{aggregate}' cannot be assigned from one map to another. The function "
             f"that returns this type must be called directly e.g. `{example}`.",
-            hints=hints,
         )
 
 

@@ -58,7 +58,7 @@ _MAX_ROUNDS = 1000  # types only grow, so the worklist empties long before this;
 @dataclass
 class MapInfo:
     name: str
-    keyed: bool  # its first access had keys
+    keyed: bool | None  # its first access had keys; None while only named whole (print(@m))
     first_access: ast.Map
     key: Type = UNKNOWN  # one key's type, or a Tuple for several
     value: Type = UNKNOWN
@@ -90,12 +90,25 @@ def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
     for probe in program.probes:
         resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
     readers: dict[str, set[ast.Probe]] = {}  # map name → probes that read its type
-    pending = list(reversed(program.probes))
+    pending = list(program.probes)
+    while pending:
+        _run_worklist(resolution, pending, readers)
+        # A map that is read but never assigned reads as 0: an int64 map, as in bpftrace.
+        unassigned = [name for name, info in resolution.maps.items() if isinstance(info.value, Unknown)]
+        for name in unassigned:
+            resolution.maps[name].value = INT64
+        pending = [probe for probe in program.probes if any(probe in readers.get(name, ()) for name in unassigned)]
+    return resolution
+
+
+def _run_worklist(resolution: Resolution, pending: list[ast.Probe], readers: dict[str, set[ast.Probe]]) -> None:
+    """Type the pending probes, and again every probe that read a map whose type grew since."""
+    pending = list(reversed(pending))
     queued = set(pending)
     rounds = 0
     while pending:
         rounds += 1
-        assert rounds < _MAX_ROUNDS * (len(program.probes) + 1), "type inference does not converge"
+        assert rounds < _MAX_ROUNDS * (len(queued) + 1), "type inference does not converge"
         probe = pending.pop()
         queued.discard(probe)
         visitor = _Resolver(resolution, probe)
@@ -107,7 +120,6 @@ def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
                 if reader not in queued:
                     pending.insert(0, reader)
                     queued.add(reader)
-    return resolution
 
 
 def constant_value(node: ast.Node) -> int | None:
@@ -354,9 +366,11 @@ class _Resolver(ast.Visitor):
     def visit_Call(self, node: ast.Call) -> Type:
         function = FUNCTIONS.get(node.name)
         for position, arg in enumerate(node.args):
-            if position == 0 and function is not None and function.map_argument and isinstance(arg, ast.Map):
-                # delete(@m, key) and has_key(@m, key) name a map with keys, without writing them.
-                self._map_type(arg, read=False, keyed=len(node.args) == 2 or bool(arg.keys))
+            if position == 0 and _names_whole_map(node) and isinstance(arg, ast.Map):
+                # delete(@m, key) and has_key(@m, key) name a map with keys, without writing them;
+                # print(@m), clear(@m)... name the whole map, with or without keys.
+                keyed = True if node.name in ("delete", "has_key") and len(node.args) == 2 else None
+                self._map_type(arg, read=False, keyed=keyed)
                 self.types[arg] = self.maps[arg.name].value
             else:
                 self.visit(arg)
@@ -467,14 +481,17 @@ class _Resolver(ast.Visitor):
 
     # Maps
 
-    def _map_type(self, node: ast.Map, read: bool, keyed: bool | None = None) -> Type:
+    def _map_type(self, node: ast.Map, read: bool, keyed: bool | None | str = "access") -> Type:
         """Type the keys of an access and record it; return the map's value type (UNKNOWN until
-        something assigns it). `keyed` overrides whether this access has keys."""
+        something assigns it). `keyed` says whether the map has keys: by default, whether this
+        access has keys; None when the access names the whole map and does not tell."""
         key_types = tuple(self.visit(key) for key in node.keys)
+        keyed = bool(node.keys) if keyed == "access" else keyed
         info = self.maps.get(node.name)
         if info is None:
-            keyed = bool(node.keys) if keyed is None else keyed
             info = self.maps[node.name] = MapInfo(node.name, keyed=keyed, first_access=node)
+        elif info.keyed is None:
+            info.keyed = keyed
         if node.keys:
             self._merge_key(node, key_types)
         if read:
@@ -520,6 +537,15 @@ class _Resolver(ast.Visitor):
         return Aggregate(node.name, value_int)
 
 
+def _names_whole_map(call: ast.Call) -> bool:
+    """Whether the call's first argument names a map rather than reading an element of it."""
+    function = FUNCTIONS.get(call.name)
+    if function is None:
+        return False
+    return function.map_argument or (call.name == "print" and bool(call.args) and isinstance(call.args[0], ast.Map)
+                                     and not call.args[0].keys)  # fmt: skip
+
+
 def _assignable(value: Type) -> Type:
     """The type a variable or map takes from an assigned value: a readable aggregate reads as its
     integer; everything else as it is."""
@@ -535,7 +561,9 @@ def _merge_aggregate(known: Type, new: Type) -> Type | None:
         return None
     if known.kind != new.kind or known.params != new.params:
         return None
-    if known.value is None or new.value is None:
+    if known.value is None:
+        return new
+    if new.value is None:
         return known
     return Aggregate(known.kind, Int(64, known.value.signed or new.value.signed), known.params)
 

@@ -31,7 +31,7 @@ def test_seed_readme_program_parses_with_its_2017_spellings():
         Program
          Probe
           AttachPoint kprobe:sys_read
-          AssignMap
+          Assignment
            Map @start
             Builtin tid
            Builtin nsecs
@@ -40,14 +40,14 @@ def test_seed_readme_program_parses_with_its_2017_spellings():
           Predicate
            Map @start
             Builtin tid
-          AssignMap
+          Assignment
            Map @times
            Call quantize()
             Binop -
              Builtin nsecs
              Map @start
               Builtin tid
-          AssignMap
+          Assignment
            Map @start
             Builtin tid
            Call delete()
@@ -59,7 +59,7 @@ def test_operator_precedence_follows_c():
         Program
          Probe
           AttachPoint BEGIN
-          AssignMap
+          Assignment
            Map @x
            Binop &&
             Binop ==
@@ -93,7 +93,7 @@ def test_comments_several_attach_points_and_keys():
          Probe
           AttachPoint BEGIN
           AttachPoint END
-          AssignMap
+          Assignment
            Map @
             Builtin pid
             Builtin comm
@@ -108,10 +108,10 @@ def test_comments_several_attach_points_and_keys():
 def test_nodes_carry_their_source_spans():
     diagnostics = Diagnostics()
     program = parse(Source("t.bt", "BEGIN\n{\n  @x[tid] = nsecs;\n}\n"), diagnostics)
-    statement = program.probes[0].body[0]
+    statement = program.probes[0].body.statements[0]
     assert statement.span == Span(3, 3, 3, 18)
-    assert statement.map.span == Span(3, 3, 3, 10)
-    assert statement.map.keys[0].span == Span(3, 6, 3, 9)
+    assert statement.target.span == Span(3, 3, 3, 10)
+    assert statement.target.keys[0].span == Span(3, 6, 3, 9)
     assert program.probes[0].attach_points[0].span == Span(1, 1, 1, 6)
 
 
