@@ -193,10 +193,13 @@ def _trace(case: Case, command: list[str], workload: subprocess.Popen | None) ->
                 attached.set()
         attached.set()  # the tracer ended: nothing to wait for
 
-    readers = [
-        threading.Thread(target=read_stderr, daemon=True),
-        threading.Thread(target=lambda: stdout_chunks.append(tracer.stdout.read()), daemon=True),
-    ]
+    def read_stdout():
+        for line in tracer.stdout:
+            stdout_chunks.append(line)
+            if line.startswith('{"type": "attached_probes"'):  # -f json says it on stdout
+                attached.set()
+
+    readers = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout, daemon=True)]
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + case.timeout
