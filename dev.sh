@@ -33,13 +33,16 @@ install_venv() {
 
 demo() {
   local bundle=/tmp/read_tp.bpfb
-  # The compiler needs no privileges: run it as user nobody when the checkout is readable to it.
-  if setpriv --reuid=65534 --regid=65534 --clear-groups -- test -x .venv/bin/bpftc 2>/dev/null; then
+  local bpftc="$PWD/.venv/bin/bpftc"
+  # The compiler needs no privileges: run it as user nobody when nobody can run it here (a checkout
+  # in root's home directory, mode 0700, is out of its reach). Try what will really run.
+  if setpriv --reuid=65534 --regid=65534 --clear-groups -- "$bpftc" --help >/dev/null 2>&1; then
     echo "+ bpftc - -o - < examples/read_tp.bt > $bundle   (as user nobody)"
-    setpriv --reuid=65534 --regid=65534 --clear-groups -- .venv/bin/bpftc - -o - < examples/read_tp.bt > "$bundle"
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$bpftc" - -o - < examples/read_tp.bt > "$bundle"
   else
+    echo "dev.sh: user nobody cannot run $bpftc (the checkout is not readable to it): compiling as $(id -un)"
     echo "+ bpftc examples/read_tp.bt -o $bundle"
-    .venv/bin/bpftc examples/read_tp.bt -o "$bundle"
+    "$bpftc" examples/read_tp.bt -o "$bundle"
   fi
   echo "+ bpfrun $bundle   (stopped with SIGINT after 3 s; meanwhile dd does 20000 reads)"
   .venv/bin/bpfrun "$bundle" &

@@ -7,6 +7,7 @@ LLVM rejecting the module is a compiler bug.
 from __future__ import annotations
 
 import functools
+import re
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -26,13 +27,22 @@ def _target_machine() -> llvm.TargetMachine:
 
 
 def _optimized(module: ir.Module) -> llvm.ModuleRef:
-    parsed = llvm.parse_assembly(str(module))
+    parsed = llvm.parse_assembly(_without_builtins(str(module)))
     parsed.verify()
     machine = _target_machine()
     tuning = llvm.create_pipeline_tuning_options(speed_level=2)
     passes = llvm.create_pass_builder(machine, tuning)
     passes.getModulePassManager().run(parsed, passes)
     return parsed
+
+
+def _without_builtins(text: str) -> str:
+    """Mark every function "no-builtins": otherwise LLVM merges runs of stores into calls to memset
+    or memcpy, which BPF does not have ("A call to built-in function 'memset' is not supported",
+    a fatal error). llvmlite cannot set string attributes, hence the text."""
+    marked = re.sub(r'^(define [^\n]*\)) nounwind ', r'\1 nounwind "no-builtins" ', text, flags=re.MULTILINE)
+    assert marked.count('"no-builtins"') == text.count("\ndefine "), "a function without nounwind"
+    return marked
 
 
 def emit(module: ir.Module) -> bytes:

@@ -136,6 +136,8 @@ class _ToAst(Transformer):
     def block(self, meta, children):
         return ast.Block(_span(meta), [child for child in children if child is not None])
 
+    probe_block = block
+
     def last_statement(self, meta, children):
         return children[0]
 

@@ -458,14 +458,23 @@ class _Resolver(ast.Visitor):
         return self.typed(node, Record(tuple(node.names), elements))
 
     def visit_Increment(self, node: ast.Increment) -> Type:
+        """`x++` assigns x an int64 (bpftrace: increments and decrements are int64 arithmetic), so
+        the variable or map becomes at least as wide; a new map starts at 0."""
         target = node.target
         if isinstance(target, ast.Map):
-            value = self._map_type(target, read=True)
-            if isinstance(value, Unknown):  # `@x++` on a new map makes it an int64 map, as bpftrace
-                self._assign_map(target, INT64)
-                value = INT64
-            return self.typed(node, self.typed(target, value))
-        return self.typed(node, self.visit(target))
+            self._map_type(target, read=True)
+            self._assign_map(target, INT64)
+            value = self.maps[target.name].value
+        elif isinstance(target, ast.Variable):
+            self.visit(target)
+            binding = self.resolution.bindings.get(target)
+            if binding is not None:
+                self._assign_binding(binding, INT64)
+                self.typed(target, binding.type)
+            value = self.types[target]
+        else:
+            value = self.visit(target)
+        return self.typed(node, self.typed(target, value))
 
     def visit_Sizeof(self, node: ast.Sizeof) -> Type:
         if not isinstance(node.operand, ast.TypeSpec):
