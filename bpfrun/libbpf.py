@@ -85,11 +85,8 @@ PERF_COUNT_SW_CPU_CLOCK = 0
 SYS_PERF_EVENT_OPEN = 298  # x86_64; verify.py refuses bundles for other architectures
 
 BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
-BPF_MAP_TYPE_LRU_HASH = 9
-BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_RINGBUF = 27
 
 # int (*)(enum libbpf_print_level level, const char *format, va_list args)

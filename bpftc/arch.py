@@ -16,4 +16,3 @@ class Arch:
 # ax cx dx si di ..., 8 bytes each; the call arguments are di si dx cx r8 r9, the return value ax.
 X86_64 = Arch("x86_64", arg_offsets=(112, 104, 96, 88, 72, 64), return_offset=80)
 
-ARCHES = {arch.name: arch for arch in (X86_64,)}

@@ -36,14 +36,14 @@ from typing import ClassVar
 from common import layout
 from common.layout import U32, U64, Layout
 
-# Probe providers the bundle may name (canonical names; aliases are resolved by the compiler).
+# Probe providers the bundle may name (canonical names; aliases are resolved by the compiler; each
+# has its bpftc half in bpftc/probes.py and its bpfrun half in bpfrun/attach.py).
 BEGIN = "begin"
 END = "end"
 KPROBE = "kprobe"
 KRETPROBE = "kretprobe"
 TRACEPOINT = "tracepoint"
 INTERVAL = "interval"
-PROVIDERS = (BEGIN, END, KPROBE, KRETPROBE, TRACEPOINT, INTERVAL)
 
 # Kernel map types.
 HASH = "hash"

@@ -44,8 +44,6 @@ MAP_TYPE_PERCPU_ARRAY = 6
 MAP_TYPE_RINGBUF = 27
 
 BPF_ANY = 0
-BPF_NOEXIST = 1
-STACK_LIMIT = 512  # bytes of stack a BPF program may use (MAX_BPF_STACK)
 
 
 def define_map(module: ir.Module, name: str, attribute_count: int) -> ir.GlobalVariable:
