@@ -93,8 +93,8 @@ def _run(path: str, verbose: bool, output_format: str) -> int:
         run_until_stopped(events, resources, stop)
         links.close()  # bpftrace detaches before END: END and the printout see final maps
         run_end(loaded, resources, events)
-        if resources.print_maps_on_exit:
-            output.maps_at_exit(read_all(resources.maps, loaded.map_fds, ncpus))
+        # Without print_maps_on_exit bpftrace still ends its text output with the two newlines.
+        output.maps_at_exit(read_all(resources.maps, loaded.map_fds, ncpus) if resources.print_maps_on_exit else [])
         output.flush()
         return events.exit_code
 

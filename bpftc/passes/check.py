@@ -20,6 +20,7 @@ from bpftc.builtins import (
     arity_message,
 )
 from bpftc.diagnostics import Context, Diagnostics
+from bpftc.source import Span, span_between
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Binding, MapInfo, Resolution, constant_value, type_of_spec
 from bpftc.probes import PROVIDERS
@@ -143,10 +144,10 @@ class _Checker(ast.Visitor):
             self.visit(node.value)
         if node in self.resolution.redeclared:
             initial = self.resolution.bindings[node.variable].declaration
-            self.error(
-                node,
+            self.diagnostics.error(
+                _declaration_span(node),
                 f"Variable {node.variable.name} was already declared. Variable shadowing is not allowed.",
-                context=(Context(initial.span, "This is the initial declaration."),),
+                context=(Context(_declaration_span(initial), "This is the initial declaration."),),
             )
             return
         binding = self.resolution.bindings[node.variable]
@@ -605,6 +606,13 @@ class _Checker(ast.Visitor):
             f"Map value '{aggregate}' cannot be assigned from one map to another. The function "
             f"that returns this type must be called directly e.g. `{example}`.",
         )
+
+
+def _declaration_span(node: ast.Node) -> Span:
+    """`let $x` without its type and value, as bpftrace points at a declaration."""
+    if isinstance(node, ast.Let):
+        return span_between(node.span, node.variable.span)
+    return node.span
 
 
 def _is_aggregation(node: ast.Node) -> bool:

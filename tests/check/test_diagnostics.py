@@ -321,3 +321,54 @@ def test_many_strings_fit_without_stack_and_a_probe_that_needs_too_much_is_locat
         "ERROR: the values this statement keeps need more than 32768 bytes of memory, the most a probe may use"
     )
     assert first_line.startswith("stdin:1:")
+
+
+PROBE_ERRORS_SAME_AS_BPFTRACE = [
+    (
+        "interval:s:99999999999999999999 { }",
+        "stdin:1:1-32: ERROR: Invalid rate of interval probe: overflow error, maximum value is "
+        "18446744073709551615: 99999999999999999999",
+    ),
+    ("interval:s:0 { }", "stdin:1:1-13: ERROR: interval frequency should be a positive integer"),
+    ("interval:xs:1 { }", "stdin:1:1-14: ERROR: xs is not an accepted unit of time"),
+    ("begin:x { }", "stdin:1:1-8: ERROR: begin probe type requires 0 arguments, found 1"),
+    (
+        "BEGIN { @x = 99999999999999999999999; }",
+        "stdin:1:14-37: ERROR: syntax: overflow error, maximum value is 18446744073709551615: 99999999999999999999999",
+    ),
+]
+
+
+@pytest.mark.parametrize("program, first_line", PROBE_ERRORS_SAME_AS_BPFTRACE)
+def test_probe_and_literal_errors_match_bpftrace(program, first_line):
+    assert diagnostics_text(program).splitlines()[0] == first_line
+
+
+def test_periods_bpfrun_would_refuse_are_diagnostics():
+    # bpftrace compiles these and fails only when it attaches; bpftc says why at compile time.
+    assert diagnostics_text("interval:hz:2000000000 { }").splitlines()[0] == (
+        "stdin:1:1-23: ERROR: Invalid rate of interval probe: 2000000000 Hz is faster than the maximum, 1000000000 Hz"
+    )
+    assert diagnostics_text("interval:ms:18446744073709551 { }").splitlines()[0] == (
+        "stdin:1:1-30: ERROR: Invalid rate of interval probe: the period is longer than 9223372036854775807 nanoseconds"
+    )
+
+
+def test_scopes_and_declarations_match_bpftrace():
+    assert diagnostics_text("BEGIN { if (1) { $x = 1; } print($x); }") == dedent("""\
+        stdin:1:34-36: ERROR: Undefined or undeclared variable: $x
+        BEGIN { if (1) { $x = 1; } print($x); }
+                                         ~~
+    """)
+    assert diagnostics_text("BEGIN { let $x = 1; let $x = 2; }") == dedent("""\
+        stdin:1:21-27: ERROR: Variable $x was already declared. Variable shadowing is not allowed.
+        BEGIN { let $x = 1; let $x = 2; }
+                            ~~~~~~
+        stdin:1:9-15: ERROR: This is the initial declaration.
+        BEGIN { let $x = 1; let $x = 2; }
+                ~~~~~~
+    """)
+    assert diagnostics_text("BEGIN { $x = 1; $x = comm; }").splitlines()[0] == (
+        "stdin:1:17-26: ERROR: Type mismatch for $x: trying to assign value of type 'string[16]' "
+        "when variable already has a type 'int8'"
+    )
