@@ -40,7 +40,7 @@ def _without_builtins(text: str) -> str:
     """Mark every function "no-builtins": otherwise LLVM merges runs of stores into calls to memset
     or memcpy, which BPF does not have ("A call to built-in function 'memset' is not supported",
     a fatal error). llvmlite cannot set string attributes, hence the text."""
-    marked = re.sub(r'^(define [^\n]*\)) nounwind ', r'\1 nounwind "no-builtins" ', text, flags=re.MULTILINE)
+    marked = re.sub(r"^(define [^\n]*\)) nounwind ", r'\1 nounwind "no-builtins" ', text, flags=re.MULTILINE)
     assert marked.count('"no-builtins"') == text.count("\ndefine "), "a function without nounwind"
     return marked
 

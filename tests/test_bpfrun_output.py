@@ -244,7 +244,12 @@ def test_values_and_keys_of_every_kind() -> None:
         plain_map("@c", int_string, I64, [(u64(1) + string(b"x", 8), u64(7)), (u64(2) + string(b"y", 8), u64(3))]),
         plain_map("@f", None, BOOL, [(b"", u64(0))]),
         plain_map("@n", None, I64, [(b"", u64(-5))]),
-        plain_map("@s", string_layout(2), string_layout(6), [(string(b"b", 8), string(b"hello", 8)), (string(b"a", 8), string(b"world", 8))]),
+        plain_map(
+            "@s",
+            string_layout(2),
+            string_layout(6),
+            [(string(b"b", 8), string(b"hello", 8)), (string(b"a", 8), string(b"world", 8))],
+        ),
         plain_map("@u", None, U64, [(b"", u64(-1))]),
     ) == (
         "\n"
@@ -264,10 +269,13 @@ def test_key_parentheses_quirk() -> None:
     # BEGIN { @y["(ab)"] = 1; @z["a", 1, true] = 1; exit(); } prints @y[ab]: bpftrace strips
     # one pair of parentheses around any key text, not only around its tuples.
     three = tuple_layout(string_layout(2), I64, BOOL)
-    assert text(
-        plain_map("@y", string_layout(5), I64, [(string(b"(ab)", 8), u64(1))]),
-        plain_map("@z", three, I64, [(string(b"a", 8) + u64(1) + u64(1), u64(1))]),
-    ) == "\n\n@y[ab]: 1\n@z[a, 1, true]: 1\n"
+    assert (
+        text(
+            plain_map("@y", string_layout(5), I64, [(string(b"(ab)", 8), u64(1))]),
+            plain_map("@z", three, I64, [(string(b"a", 8) + u64(1) + u64(1), u64(1))]),
+        )
+        == "\n\n@y[ab]: 1\n@z[a, 1, true]: 1\n"
+    )
 
 
 def test_model_sorts_ints_by_value() -> None:
@@ -289,7 +297,12 @@ def test_model_sums_per_cpu_counts_and_breaks_ties_by_key() -> None:
     ]
     model = maps.build(spec, entries, NCPUS)
     assert model.keyed
-    assert [(key.items, value) for key, value in model.entries] == [((-4, "q"), 1), ((1, "z"), 3), ((2, "b"), 3), ((1, "a"), 5)]
+    assert [(key.items, value) for key, value in model.entries] == [
+        ((-4, "q"), 1),
+        ((1, "z"), 3),
+        ((2, "b"), 3),
+        ((1, "a"), 5),
+    ]
 
 
 def test_model_sorts_strings_and_bools_by_key() -> None:
@@ -338,7 +351,7 @@ def test_json_of_maps_values_and_histograms() -> None:
 
 REAL_RUNS = [
     (
-        'BEGIN { @a[1] = 1; @b = hist(5); @c = 3; @d = hist(6); exit(); }',
+        "BEGIN { @a[1] = 1; @b = hist(5); @c = 3; @d = hist(6); exit(); }",
         "\n\n@a[1]: 1\n@b:\n[4, 8)                 1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\n"
         "@c: 3\n@d:\n[4, 8)                 1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\n",
         0,
@@ -420,9 +433,11 @@ def test_interval_exit_end_and_sigterm(tmp_path: Path) -> None:
     assert result.stderr == b"Attached 3 probes\n"
     assert result.stdout.decode() in ("end\n\n\n@n: 3\n", "end\n\n\n@n: 2\n", "end\n\n\n@n: 4\n")
     # SIGTERM stops a run like SIGINT does.
-    runner = subprocess.Popen(bpfrun_command(compile_program(
-        "tracepoint:syscalls:sys_enter_read { @x = count(); }", tmp_path / "t.bpfb")),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runner = subprocess.Popen(
+        bpfrun_command(compile_program("tracepoint:syscalls:sys_enter_read { @x = count(); }", tmp_path / "t.bpfb")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert runner.stderr.readline() == b"Attached 1 probe\n"
     runner.send_signal(signal.SIGTERM)
     stdout, _ = runner.communicate(timeout=10)
@@ -439,6 +454,8 @@ def test_tracefs_is_mounted_when_missing(tmp_path: Path) -> None:
         f"(sleep 0.5; head -c1 /dev/zero >/dev/null) & {' '.join(bpfrun_command(bundle))}; "
         "status=$?; test -e /sys/kernel/tracing/events || exit 98; exit $status"
     )
-    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, timeout=20)
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, timeout=20
+    )
     assert (result.returncode, result.stderr) == (0, b"Attached 1 probe\n")
     assert re.fullmatch(rb"\n\n@x: [1-9][0-9]*\n", result.stdout)  # other processes may read before exit() stops it

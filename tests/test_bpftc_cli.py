@@ -7,7 +7,7 @@ import subprocess
 from common import bundle
 from tests.runtime.harness import BIN
 
-PROGRAM = "BEGIN { printf(\"hi\\n\"); exit(); }"
+PROGRAM = 'BEGIN { printf("hi\\n"); exit(); }'
 
 
 def bpftc(*args, stdin: bytes = b"", cwd=None) -> subprocess.CompletedProcess:

@@ -57,7 +57,9 @@ def resources(**changes: object) -> Resources:
         source_name="stdin",
         probes=(
             ProbeSpec("begin", (), "begin_1", "begin"),
-            ProbeSpec("tracepoint", ("syscalls", "sys_enter_read"), "tracepoint_1", "tracepoint:syscalls:sys_enter_read"),
+            ProbeSpec(
+                "tracepoint", ("syscalls", "sys_enter_read"), "tracepoint_1", "tracepoint:syscalls:sys_enter_read"
+            ),
         ),
         maps=(
             MapSpec("@", "AT_", PERCPU_HASH, U64, U64, 4096, "count"),
@@ -78,7 +80,12 @@ def test_round_trip() -> None:
 
 def _envelope(**changes: object) -> bytes:
     payload = msgpack.packb({"resources": to_dict(resources()), "elf": FAKE_ELF}, use_bin_type=True)
-    envelope = {"format": bundle.FORMAT_VERSION, "payload": payload, "sha256": hashlib.sha256(payload).digest(), "signature": None}
+    envelope = {
+        "format": bundle.FORMAT_VERSION,
+        "payload": payload,
+        "sha256": hashlib.sha256(payload).digest(),
+        "signature": None,
+    }
     envelope.update(changes)
     return bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True)
 
@@ -133,7 +140,10 @@ def test_unreadable_path(tmp_path: Path) -> None:
 
 
 INCONSISTENT = {
-    "other arch": (resources(requirements=Requirements("aarch64")), "bundle was built for aarch64, this host is x86_64"),
+    "other arch": (
+        resources(requirements=Requirements("aarch64")),
+        "bundle was built for aarch64, this host is x86_64",
+    ),
     "parameters": (resources(parameters=(ParameterSpec(1, "int"),)), "bundle takes positional parameters"),
     "no probes": (resources(probes=()), "bundle has no probes"),
     "duplicate program": (
@@ -251,30 +261,52 @@ def rewrite(path: Path, changes: dict, elf: bytes | None = None) -> Path:
 
 
 @needs_bpf
-def test_load_and_attach_failures_leave_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_and_attach_failures_leave_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     programs, links = programs_loaded(), links_attached()
-    two_probes = "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:sys_enter_write { @y = count(); }"
+    two_probes = (
+        "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:sys_enter_write { @y = count(); }"
+    )
     cases = []
 
     path = compile_program(two_probes, tmp_path / "missing_program.bpfb")
     probes = bundle.read(path.read_bytes()).resources.probes
     rewrite(path, {"probes": (probes[0], dataclasses.replace(probes[1], program="nothere"))})
-    cases.append((path, "bpfrun: ERROR: bundle's BPF object has no program 'nothere' for probe tracepoint:syscalls:sys_enter_write"))
+    cases.append(
+        (
+            path,
+            "bpfrun: ERROR: bundle's BPF object has no program 'nothere' for probe tracepoint:syscalls:sys_enter_write",
+        )
+    )
 
     path = compile_program(two_probes, tmp_path / "map_sizes.bpfb")
     maps = bundle.read(path.read_bytes()).resources.maps
     rewrite(path, {"maps": (dataclasses.replace(maps[0], kernel_type=PERCPU_HASH, key=STRING16), *maps[1:])})
-    cases.append((path, "bpfrun: ERROR: map @x ('AT_x') has type/key/value sizes (6, 4, 8) in the BPF object, but (5, 16, 8) in the bundle's metadata"))
+    cases.append(
+        (
+            path,
+            "bpfrun: ERROR: map @x ('AT_x') has type/key/value sizes (6, 4, 8) in the BPF object, but (5, 16, 8) in the bundle's metadata",
+        )
+    )
 
     path = compile_program("BEGIN { exit(); }", tmp_path / "verifier.bpfb")
     changes = {"probes": (ProbeSpec("begin", (), "bad", "begin"),), "events": (), "event_map": "", "lost_map": ""}
     rewrite(path, changes, elf=verifier_rejected_elf())
     cases.append((path, "bpfrun: ERROR: cannot load begin: math between ctx pointer and 1099511627776 is not allowed"))
 
-    path = compile_program("BEGIN { printf(\"begun\\n\"); } kprobe:sys_read { @y = count(); }", tmp_path / "kprobe.bpfb")
-    cases.append((path, "bpfrun: ERROR: cannot attach kprobe:sys_read: kprobes are not available on this kernel (CONFIG_KPROBES is off)"))
+    path = compile_program('BEGIN { printf("begun\\n"); } kprobe:sys_read { @y = count(); }', tmp_path / "kprobe.bpfb")
+    cases.append(
+        (
+            path,
+            "bpfrun: ERROR: cannot attach kprobe:sys_read: kprobes are not available on this kernel (CONFIG_KPROBES is off)",
+        )
+    )
 
-    path = compile_program("tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:nothere { @y = count(); }", tmp_path / "tracepoint.bpfb")
+    path = compile_program(
+        "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:nothere { @y = count(); }",
+        tmp_path / "tracepoint.bpfb",
+    )
     cases.append((path, "bpfrun: ERROR: cannot attach tracepoint:syscalls:nothere: no such tracepoint"))
 
     for path, message in cases:
@@ -287,9 +319,13 @@ def test_load_and_attach_failures_leave_nothing_behind(tmp_path: Path, capsys: p
     # so the check passes and libbpf's attach fails once the tracepoint is attached. The tracepoint
     # must be detached again.
     monkeypatch.setattr(tracefs, "kprobes_available", lambda: True)
-    path = compile_program("tracepoint:syscalls:sys_enter_read { @x = count(); } kprobe:sys_read { @y = count(); }", tmp_path / "late.bpfb")
+    path = compile_program(
+        "tracepoint:syscalls:sys_enter_read { @x = count(); } kprobe:sys_read { @y = count(); }", tmp_path / "late.bpfb"
+    )
     status, stderr = run_in_process(path, capsys)
-    assert status == 1 and stderr.startswith("bpfrun: ERROR: cannot attach kprobe:sys_read: ") and stderr.count("\n") == 1
+    assert (
+        status == 1 and stderr.startswith("bpfrun: ERROR: cannot attach kprobe:sys_read: ") and stderr.count("\n") == 1
+    )
     assert wait_unloaded(programs) == set()
     assert links_attached() - links == set()
 
@@ -299,7 +335,9 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_error_line(run_bpfrun("--bogus", tmp_path), "bpfrun: ERROR: No such option '--bogus'")
 
 
-def test_a_bug_is_one_line_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_is_one_line_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken_verify(resources: Resources) -> None:
         raise KeyError("oops")
 

@@ -53,7 +53,9 @@ def test_read_bt_fails_to_attach_without_kprobes_and_leaves_nothing(tmp_path):
     result = subprocess.run([BIN / "bpfrun", bundle], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert re.fullmatch(r"bpfrun: ERROR: .*kprobe:sys_read.*kprobes are not available on this kernel.*\n", result.stderr)
+    assert re.fullmatch(
+        r"bpfrun: ERROR: .*kprobe:sys_read.*kprobes are not available on this kernel.*\n", result.stderr
+    )
     assert wait_unloaded(before) == set()
 
 

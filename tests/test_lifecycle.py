@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loads BPF programs: n
 PROGRAM = (
     "tracepoint:syscalls:sys_enter_read { @[tid] = count(); } "
     "interval:ms:20 { @ticks = count(); } "
-    "END { printf(\"end\\n\"); }"
+    'END { printf("end\\n"); }'
 )
 
 

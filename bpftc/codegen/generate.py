@@ -73,7 +73,9 @@ def generate(
     shared = Module(module, debug_info, _define_script_maps(module, debug_info, plan), None, None)
     if plan.resources.event_map:
         shared.ring_buffer = define_map(module, EVENT_MAP, 2)
-        describe_map(debug_info, shared.ring_buffer, {"type": bpf_helpers.MAP_TYPE_RINGBUF, "max_entries": RING_BUFFER_BYTES})
+        describe_map(
+            debug_info, shared.ring_buffer, {"type": bpf_helpers.MAP_TYPE_RINGBUF, "max_entries": RING_BUFFER_BYTES}
+        )
         shared.lost = define_map(module, LOST_MAP, 4)
         describe_map(debug_info, shared.lost, _array_attributes(8))
     define_license(module)

@@ -289,9 +289,9 @@ class _Checker(ast.Visitor):
         elif isinstance(target, (Pointer, Struct, Array)):
             self.not_supported(node, f"Casting to '{target}'")
         elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Unknown)):
-            self.error(node, f"Cannot cast from \"{operand}\" to \"{target}\"")
+            self.error(node, f'Cannot cast from "{operand}" to "{target}"')
         elif isinstance(target, String) and not isinstance(operand, (String, Unknown)):
-            self.error(node, f"Cannot cast from \"{operand}\" to \"{target}\"")
+            self.error(node, f'Cannot cast from "{operand}" to "{target}"')
 
     def _unknown_type(self, spec: ast.TypeSpec) -> None:
         if spec.struct_kind:
@@ -350,7 +350,10 @@ class _Checker(ast.Visitor):
         if not isinstance(t, (Int, Unknown)):
             name = target.name
             what = "variable" if isinstance(target, ast.Variable) else "map"
-            self.error(node, f"Type mismatch for {name}: trying to assign value of type 'uint64' when {what} already has a type '{t}'")
+            self.error(
+                node,
+                f"Type mismatch for {name}: trying to assign value of type 'uint64' when {what} already has a type '{t}'",
+            )
 
     def visit_Sizeof(self, node: ast.Sizeof) -> None:
         if isinstance(node.operand, ast.TypeSpec):
@@ -442,7 +445,9 @@ class _Checker(ast.Visitor):
         elif low >= high:
             self.error(node, f"lhist() min must be less than max (provided min {low} and max {high})")
         elif (high - low) // step > 1000:
-            self.error(node, f"lhist() too many buckets, maximum is 1000 ((max - min) / step is {(high - low) // step})")
+            self.error(
+                node, f"lhist() too many buckets, maximum is 1000 ((max - min) / step is {(high - low) // step})"
+            )
 
     def _check_exit(self, node: ast.Call) -> None:
         if node.args:
@@ -585,7 +590,11 @@ class _Checker(ast.Visitor):
         literal = constant_value(value_node)
         fixed_int = binding.fixed and isinstance(binding.type, Int)
         out_of_range = fixed_int and literal is not None and not fits(literal, binding.type)
-        if out_of_range or unify(binding.type, value) is None or (binding.fixed and _kind(value) != _kind(binding.type)):
+        if (
+            out_of_range
+            or unify(binding.type, value) is None
+            or (binding.fixed and _kind(value) != _kind(binding.type))
+        ):
             self.error(
                 node,
                 f"Type mismatch for {binding.name}: trying to assign value of type "

@@ -23,7 +23,12 @@ def desugar(program: ast.Program) -> ast.Program:
 class _Desugar(ast.Transformer):
     def visit_Assignment(self, node: ast.Assignment) -> ast.Node:
         value = node.value
-        if isinstance(node.target, ast.Map) and isinstance(value, ast.Call) and value.name == "delete" and not value.args:
+        if (
+            isinstance(node.target, ast.Map)
+            and isinstance(value, ast.Call)
+            and value.name == "delete"
+            and not value.args
+        ):
             return ast.ExprStatement(node.span, _delete(node.span, self.visit(node.target)))
         return self.generic_visit(node)
 

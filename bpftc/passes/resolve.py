@@ -587,5 +587,3 @@ def arithmetic_signed(node: ast.Binop, types: TypeMap) -> bool:
         return isinstance(t, Int) and t.signed and (constant is None or constant < 0)
 
     return node.op == "-" or signed(node.left) or signed(node.right)
-
-

@@ -36,7 +36,7 @@ CONSTRUCTS = [
     # tuples, records, strings, ternary, casts, short-circuit
     'BEGIN { $t = (1, "two", (3, comm)); $r = (a = 1, b = "x"); @t = $t; @r[$r.b] = $t.2.1; print(($t.0, $r)); }',
     'BEGIN { $s = comm == "bpfrun" ? "yes" : "no"; @s[$s] = (uint8)300 + (int16)-2; @b = (bool)5 && 0 || !1; }',
-    'BEGIN { @z = 1 / 0; @m = -7 % (2 - 2); $q = (uint32)-1; @q = $q; @e = sizeof(uint32) + sizeof($q); }',
+    "BEGIN { @z = 1 / 0; @m = -7 % (2 - 2); $q = (uint32)-1; @q = $q; @e = sizeof(uint32) + sizeof($q); }",
     # aggregations of every kind, with and without keys
     "BEGIN { @s = sum(5); @mi = min(-3); @ma = max(4); @a = avg(2); @st = stats(7); @l = lhist(5, 0, 100, 10); }",
     "BEGIN { @s[1] = sum(5); @mi[1] = min(-3); @ma[1] = max(4); @a[1] = avg(2); @st[1] = stats(7); @l[1] = lhist(5, 0, 100, 10); }",
@@ -84,7 +84,9 @@ def test_each_attach_point_gets_its_program_and_section():
 
 
 def test_interval_period_and_begin_end_sections():
-    resources = compiled("interval:ms:250 { } interval:s:2 { } i:us:500 { } interval:hz:99 { } BEGIN { } END { }").resources
+    resources = compiled(
+        "interval:ms:250 { } interval:s:2 { } i:us:500 { } interval:hz:99 { } BEGIN { } END { }"
+    ).resources
     assert [probe.period for probe in resources.probes] == [250_000_000, 2_000_000_000, 500_000, 10_101_010, 0, 0]
     assert [probe.attach_point for probe in resources.probes][-3:] == ["interval:hz:99", "begin", "end"]
     assert {"perf_event", "raw_tp"} <= set(section_names(compiled("interval:s:1 { } BEGIN { }").elf))

@@ -128,7 +128,10 @@ def test_missing_expression_is_reported_at_the_token():
 
 def test_missing_closing_brace_is_reported_at_the_end():
     # bpftrace prints an empty marker line here too (a zero-width span).
-    assert diagnostics_text("BEGIN { @x = 1;") == "stdin:1:16-16: ERROR: syntax: expected '}'\nBEGIN { @x = 1;\n" + " " * 15 + "\n"
+    assert (
+        diagnostics_text("BEGIN { @x = 1;")
+        == "stdin:1:16-16: ERROR: syntax: expected '}'\nBEGIN { @x = 1;\n" + " " * 15 + "\n"
+    )
 
 
 def test_unclosed_call_and_bad_character_name_the_location():
