@@ -171,7 +171,9 @@ class _ToAst(Transformer):
         return None
 
     def let(self, meta, children):
-        variable, type_spec, value = children
+        variable, *rest = children  # lark leaves out the placeholder of an absent `= value`
+        type_spec = next((child for child in rest if isinstance(child, ast.TypeSpec)), None)
+        value = next((child for child in rest if isinstance(child, ast.Node) and child is not type_spec), None)
         return ast.Let(_span(meta), _variable(variable), type_spec, value)
 
     def expr_statement(self, meta, children):

@@ -96,13 +96,14 @@ def _rate(text: str) -> int | str:
 
 
 def _duration(text: str) -> int | str:
+    """`1s`, `100ms`... or a bare number of nanoseconds."""
     digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(digits) :]
+    unit = text[len(digits) :] or "ns"
     rate = _rate(digits)
     if isinstance(rate, str):
         return f"Invalid rate of interval probe: invalid integer: {text}"
     if unit not in _DURATION_NS:
-        return f"{unit or text} is not an accepted unit of time"
+        return f"{unit} is not an accepted unit of time"
     return rate * _DURATION_NS[unit]
 
 

@@ -1,10 +1,11 @@
 """How values of each semantic type are stored in BPF memory: types (bpftc/types.py) → layouts
 (common/layout.py), the contract with bpfrun.
 
-Integers and bools are stored in 8 bytes, sign- or zero-extended from their width, wherever they
-are stored (map keys and values, variables in memory, tuple fields, event payloads): bpftrace
-widens them the same way, and one width makes every copy and comparison a run of u64 moves.
-Strings keep their size; tuples and records are C structs of their stored members.
+Integers and bools are written as 8 bytes, sign- or zero-extended from their width, wherever they
+are stored (map keys and values, variables in memory, tuple fields, event payloads), so that every
+copy and comparison is a run of u64 moves; their layout keeps their own width, which is how bpfrun
+decodes them (and sorts keys, as bpftrace does). Strings keep their size; tuples and records have
+each member at an 8-aligned offset (common/layout.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ SLOT = layout.SLOT
 
 def layout_of(t: Type) -> Layout:
     if isinstance(t, Int):
-        return layout.integer(SLOT, t.signed)
+        return layout.integer(t.size, t.signed)
     if isinstance(t, Bool):
-        return Layout(layout.BOOL, SLOT)
+        return Layout(layout.BOOL, 1)
     if isinstance(t, Pointer):
         return layout.integer(SLOT, False)
     if isinstance(t, String):

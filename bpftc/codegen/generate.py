@@ -400,11 +400,13 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Unop(self, node: ast.Unop) -> ir.Value:
         operand = self.value(node.operand)
-        if node.op == "-":
-            return self.ir.neg(operand, name="negated")
-        if node.op == "~":
-            return self._fit(self.ir.not_(operand, name="inverted"), self.types[node])
-        return self.bpf.as_i64(self.ir.icmp_unsigned("==", operand, I64(0)))
+        if node.op == "!":
+            return self.bpf.as_i64(self.ir.icmp_unsigned("==", operand, I64(0)))
+        result = self.ir.neg(operand, name="negated") if node.op == "-" else self.ir.not_(operand, name="inverted")
+        operand_type = self.types[node.operand]
+        if isinstance(operand_type, Int):  # at the operand's width, as bpftrace computes it
+            result = self.bpf.extend(result, operand_type.bits, operand_type.signed)
+        return result
 
     def visit_Binop(self, node: ast.Binop) -> ir.Value:
         if node.op in ("&&", "||"):
@@ -430,7 +432,10 @@ class _ProbeGenerator(ast.Visitor):
             "<<": self.ir.shl,
             ">>": self.ir.ashr if signed else self.ir.lshr,
         }
-        return self._fit(simple[op](left, right, name="result"), self.types[node])
+        result = simple[op](left, right, name="result")
+        if isinstance(self.types[node], Bool):  # true + true: a bool again
+            return self.bpf.as_i64(self.bpf.truth(result))
+        return self._fit(result, self.types[node])
 
     def _fit(self, value: ir.Value, t: Type) -> ir.Value:
         """Re-extend a result to its type's width (a constant-folded type narrower than 64 bits)."""

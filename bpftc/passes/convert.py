@@ -83,12 +83,14 @@ class _Converter(ast.Transformer):
 
     def visit_Binop(self, node: ast.Binop) -> ast.Node:
         left, right = self.visit(node.left), self.visit(node.right)
-        if node.op in LOGICAL or not _integers(self.types.get(left), self.types.get(right)):
+        result = self.types[node]
+        if node.op in LOGICAL or isinstance(result, Bool) and node.op not in COMPARISONS:
+            return ast.Binop(node.span, node.op, left, right)
+        if not _integers(self.types.get(left), self.types.get(right)):
             return ast.Binop(node.span, node.op, left, right)
         if node.op in COMPARISONS:
             operation = Int(64, arithmetic_signed(node, self.types) and node.op != "-")
         else:
-            result = self.types[node]
             operation = result if isinstance(result, Int) and result.bits == 64 else Int(64, result.signed)
         return ast.Binop(node.span, node.op, self.cast(left, operation), self.cast(right, operation))
 

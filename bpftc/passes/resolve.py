@@ -52,6 +52,7 @@ TypeMap = dict[ast.Node, Type]
 COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 LOGICAL = {"&&", "||"}
 ARITHMETIC = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
+_U64_MASK = (1 << 64) - 1
 _MAX_ROUNDS = 1000  # types only grow, so the worklist empties long before this; a guard against bugs
 
 
@@ -126,11 +127,15 @@ def constant_value(node: ast.Node) -> int | None:
     """The value of an integer expression made of literals only, computed as bpftrace would."""
     if isinstance(node, ast.Integer):
         return node.value
+    if isinstance(node, ast.Cast) and node.type is None:  # a conversion passes/convert.py made
+        return constant_value(node.operand)
     if isinstance(node, ast.Unop) and node.op in ("-", "~"):
         operand = constant_value(node.operand)
         if operand is None:
             return None
-        return -operand if node.op == "-" else ~operand
+        if node.op == "-":
+            return -operand
+        return ~operand & _U64_MASK if operand >= 0 else ~operand  # bpftrace: ~0 is a uint64
     if isinstance(node, ast.Binop) and node.op in ARITHMETIC:
         left, right = constant_value(node.left), constant_value(node.right)
         if left is None or right is None or (node.op in "/%" and right == 0):
@@ -398,8 +403,8 @@ class _Resolver(ast.Visitor):
         if node.op == "*" and isinstance(operand, Pointer):
             return self.typed(node, operand.target)
         if node.op in ("-", "~") and isinstance(operand, (Int, Bool)):
-            signed = node.op == "-" or (isinstance(operand, Int) and operand.signed)
-            return self.typed(node, Int(64, signed))
+            # bpftrace: computed at the operand's width, widened to 64 bits keeping its sign
+            return self.typed(node, Int(64, isinstance(operand, Int) and operand.signed))
         return self.typed(node, UNKNOWN)
 
     def visit_Binop(self, node: ast.Binop) -> Type:
@@ -411,6 +416,8 @@ class _Resolver(ast.Visitor):
         constant = constant_value(node)
         if constant is not None:
             return self.typed(node, literal_type(constant))
+        if isinstance(left, Bool) and isinstance(right, Bool):
+            return self.typed(node, BOOL)  # bpftrace: true + true is true
         return self.typed(node, Int(64, arithmetic_signed(node, self.types)))
 
     def visit_Conditional(self, node: ast.Conditional) -> Type:

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from common import bundle, layout, schema
-from common.layout import I64, U64, Layout
+from common.layout import I64, Layout
 from common.schema import ExitEvent, PrintfEvent
 from bpftc.pipeline import compile_source
 from bpftc.source import Source
@@ -95,8 +95,9 @@ def test_interval_period_and_begin_end_sections():
 def test_maps_record_key_and_value_layouts():
     resources = compiled("BEGIN { @h[comm, pid] = hist(1); @c = count(); @t[tid] = nsecs - 1; }").resources
     maps = {spec.name: spec for spec in resources.maps}
-    # Integers are stored in 8 bytes; tuple fields at 8-aligned offsets; strings keep their size.
-    comm_pid = Layout(layout.TUPLE, 24, (layout.Field("", 0, Layout(layout.STRING, 16)), layout.Field("", 16, U64)))
+    # Integers keep their width in the layout (written as 8 bytes); fields at 8-aligned offsets.
+    pid = layout.integer(4, False)
+    comm_pid = Layout(layout.TUPLE, 24, (layout.Field("", 0, Layout(layout.STRING, 16)), layout.Field("", 16, pid)))
     assert maps["@h"].key == comm_pid and maps["@h"].aggregate == "hist" and maps["@h"].params == (0,)
     assert maps["@h"].kernel_type == schema.PERCPU_HASH
     assert [field.offset for field in schema.kernel_key(maps["@h"]).fields] == [0, 24]
@@ -119,7 +120,7 @@ def test_string_keys_widen_to_the_longest_use():
 def test_printf_and_exit_share_one_event_id_space():
     resources = compiled('BEGIN { printf("a %d\\n", pid); exit(); printf("%s\\n", comm); exit(2); }').resources
     assert resources.events == (
-        PrintfEvent("a %d\n", Layout(layout.TUPLE, 8, (layout.Field("", 0, U64),))),
+        PrintfEvent("a %d\n", Layout(layout.TUPLE, 8, (layout.Field("", 0, layout.integer(4, False)),))),
         ExitEvent(),
         PrintfEvent("%s\n", Layout(layout.TUPLE, 16, (layout.Field("", 0, Layout(layout.STRING, 16)),))),
     )
