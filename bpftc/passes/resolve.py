@@ -43,6 +43,7 @@ from bpftc.types import (
     Tuple,
     Type,
     Unknown,
+    fits,
     literal_type,
     unify,
 )
@@ -57,6 +58,14 @@ _MAX_ROUNDS = 1000  # types only grow, so the worklist empties long before this;
 
 
 @dataclass
+class Literals:
+    """What the non-negative integer literals assigned to a variable or map need (see _join)."""
+
+    only: bool = True  # nothing but such literals assigned so far
+    largest: int = 0
+
+
+@dataclass
 class MapInfo:
     name: str
     keyed: bool | None  # its first access had keys; None while only named whole (print(@m))
@@ -64,6 +73,7 @@ class MapInfo:
     key: Type = UNKNOWN  # one key's type, or a Tuple for several
     value: Type = UNKNOWN
     deleted: bool = False  # delete() is called on it: its kernel map must allow deleting
+    joined: Literals = field(default_factory=lambda: Literals())  # see _join
 
 
 @dataclass(eq=False)
@@ -74,6 +84,7 @@ class Binding:
     declaration: ast.Node  # the Let, the first Assignment, or the loop that declares it
     type: Type = UNKNOWN
     fixed: bool = False  # `let $x: type`: assignments convert to this type
+    joined: Literals = field(default_factory=lambda: Literals())  # see _join
 
 
 @dataclass
@@ -259,10 +270,10 @@ class _Resolver(ast.Visitor):
         self.resolution.bindings[variable] = binding
         return binding
 
-    def _assign_binding(self, binding: Binding, value: Type) -> None:
+    def _assign_binding(self, binding: Binding, value: Type, value_node: ast.Node | None = None) -> None:
         if binding.fixed or isinstance(value, Unknown):
             return
-        grown = unify(binding.type, _assignable(value))
+        grown = _join(binding.joined, binding.type, _assignable(value), value_node)
         if grown is not None and grown != binding.type:
             self.bindings_grew = not isinstance(binding.type, Unknown) or self.bindings_grew
             binding.type = grown
@@ -282,7 +293,7 @@ class _Resolver(ast.Visitor):
             binding.type = declared if declared is not None else UNKNOWN
             binding.fixed = True
         elif value is not None:
-            self._assign_binding(binding, value)
+            self._assign_binding(binding, value, node.value)
         self.typed(node.variable, binding.type)
 
     def visit_Assignment(self, node: ast.Assignment) -> None:
@@ -291,10 +302,10 @@ class _Resolver(ast.Visitor):
         if isinstance(target, ast.Variable):
             binding = self.scope.find(target.name) or self._declare(target, node)
             self.resolution.bindings[target] = binding
-            self._assign_binding(binding, value)
+            self._assign_binding(binding, value, node.value)
             self.typed(target, binding.type)
         elif isinstance(target, ast.Map):
-            self._assign_map(target, value)
+            self._assign_map(target, value, node.value)
 
     def visit_CompoundAssignment(self, node: ast.CompoundAssignment) -> None:
         raise AssertionError("compound assignments are rewritten by passes/desugar.py")
@@ -524,7 +535,7 @@ class _Resolver(ast.Visitor):
             info.key = merged
             self.grown_maps.add(node.name)
 
-    def _assign_map(self, node: ast.Map, value: Type) -> None:
+    def _assign_map(self, node: ast.Map, value: Type, value_node: ast.Node | None = None) -> None:
         self._map_type(node, read=False)
         info = self.maps[node.name]
         if isinstance(value, Unknown):
@@ -532,7 +543,7 @@ class _Resolver(ast.Visitor):
         if isinstance(value, Aggregate) or isinstance(info.value, Aggregate):
             merged = value if isinstance(info.value, Unknown) else _merge_aggregate(info.value, value)
         else:
-            merged = unify(info.value, _assignable(value))
+            merged = _join(info.joined, info.value, _assignable(value), value_node)
         if merged is not None and merged != info.value:
             info.value = merged
             self.grown_maps.add(node.name)
@@ -551,6 +562,25 @@ class _Resolver(ast.Visitor):
             params = tuple(constant_value(arg) for arg in node.args[1:])
             return Aggregate("lhist", value_int, tuple(p if p is not None else 0 for p in params))
         return Aggregate(node.name, value_int)
+
+
+def _join(literals: Literals, known: Type, value: Type, value_node: ast.Node | None) -> Type | None:
+    """The type a variable or map of type `known` takes when assigned `value` (None: they do not
+    mix). A non-negative literal adapts, as in bpftrace: `$a = 1; $a = (uint64)2` makes $a a
+    uint64, not the int64 that holds both int8 and uint64; it widens `known` only if it does not fit.
+    """
+    literal = constant_value(value_node) if value_node is not None else None
+    if literal is not None and literal >= 0 and isinstance(value, Int):
+        literals.largest = max(literals.largest, literal)
+        if isinstance(known, Int) and not literals.only:
+            wider = (Int(bits, known.signed) for bits in (8, 16, 32, 64) if bits >= known.bits)
+            return next((t for t in wider if fits(literal, t)), UINT64)
+        return unify(known, value)
+    if isinstance(value, Int) and isinstance(known, Int) and literals.only:
+        literals.only = False
+        return value if fits(literals.largest, value) else unify(value, literal_type(literals.largest))
+    literals.only = literals.only and isinstance(value, Unknown)
+    return unify(known, value)
 
 
 def _names_whole_map(call: ast.Call) -> bool:
