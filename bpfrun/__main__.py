@@ -1,6 +1,8 @@
 """bpfrun: attach and run a bundle compiled by bpftc (the privileged half of bpftrace).
 
-    bpfrun [-v] [-f text|json] BUNDLE     BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log
+    bpfrun [-v] [-f text|json] BUNDLE [ARGUMENTS]...
+        BUNDLE '-' reads the bundle from stdin; -v shows libbpf's log; ARGUMENTS are the
+        program's positional parameters ($1...)
 
 The steps, one module each: read → verify → load → attach → run → print (maps.py reads the maps
 into the value model of values.py, output.py renders it). Exit status: the program's exit() code
@@ -20,13 +22,16 @@ import click
 from bpfrun.errors import UserError
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+# Everything after BUNDLE is the program's (allow_interspersed_args): `bpfrun x.bpfb -5` passes -5.
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False})
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
 @click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
 @click.argument("bundle_path", metavar="BUNDLE")
-def cli(verbose: bool, output_format: str, bundle_path: str) -> int:
-    """Run the bpftrace program compiled into BUNDLE until it exits or is interrupted."""
-    return _main(bundle_path, verbose, output_format)
+@click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
+def cli(verbose: bool, output_format: str, bundle_path: str, arguments: tuple[str, ...]) -> int:
+    """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
+    until it exits or is interrupted."""
+    return _main(bundle_path, verbose, output_format, arguments)
 
 
 def main() -> None:
@@ -41,9 +46,9 @@ def main() -> None:
     sys.exit(status)
 
 
-def _main(path: str, verbose: bool, output_format: str) -> int:
+def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...] = ()) -> int:
     try:
-        return _run(path, verbose, output_format)
+        return _run(path, verbose, output_format, arguments)
     except UserError as error:
         print(f"bpfrun: ERROR: {error}", file=sys.stderr)
         return 1
@@ -59,14 +64,15 @@ def _main(path: str, verbose: bool, output_format: str) -> int:
         return 2
 
 
-def _run(path: str, verbose: bool, output_format: str) -> int:
+def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...]) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
     from bpfrun.attach import attach_probes, check_attach_points
     from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
-    from bpfrun.maps import possible_cpus, read_all
+    from bpfrun.maps import possible_cpus
     from bpfrun.output import Output
+    from bpfrun.parameters import globals_data, positional
     from bpfrun.read import read_bundle
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
@@ -81,10 +87,12 @@ def _run(path: str, verbose: bool, output_format: str) -> int:
     verify(resources)
     output = Output(output_format, sys.stdout.buffer, sys.stderr.buffer)
     ncpus = possible_cpus()
+    values = positional(arguments)
+    data = globals_data(resources.globals, values, ncpus) if resources.globals is not None else b""
     with contextlib.ExitStack() as stack:
-        loaded = load(bundle, stack, log)
+        loaded = load(bundle, stack, log, data)
         check_attach_points(resources.probes)
-        context = Context({spec.name: spec for spec in resources.maps}, loaded.map_fds, ncpus)
+        context = Context(resources.maps, loaded.map_fds, ncpus)
         handler = EventHandler(resources.events, context, output)
         events = Events(loaded, resources, handler, output, stack, stop)
         run_begin(loaded, resources)
@@ -94,7 +102,7 @@ def _run(path: str, verbose: bool, output_format: str) -> int:
         links.close()  # bpftrace detaches before END: END and the printout see final maps
         run_end(loaded, resources, events)
         # Without print_maps_on_exit bpftrace still ends its text output with the two newlines.
-        output.maps_at_exit(read_all(resources.maps, loaded.map_fds, ncpus) if resources.print_maps_on_exit else [])
+        output.maps_at_exit(context.read_all() if resources.print_maps_on_exit else [])
         output.flush()
         return events.exit_code
 

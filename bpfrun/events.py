@@ -16,24 +16,47 @@ A record with an unknown id or too few bytes means the bundle does not describe 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 from bpfrun import maps, printf
 from bpfrun.errors import UserError
 from bpfrun.output import Output, text_value
-from bpfrun.values import Tuple, decode, encode
+from bpfrun.values import MapValue, Tuple, decode, encode
 from common import layout, schema
 from common.schema import EventSpec, MapSpec
 
 
-@dataclass(frozen=True, slots=True)
 class Context:
-    """What decoding needs besides the record: the maps (for print, clear, zero)."""
+    """What decoding needs besides the record: the maps, read, cleared and zeroed in user space.
 
-    maps: Mapping[str, MapSpec]  # by script name
-    map_fds: Mapping[str, int]  # by ELF name
-    ncpus: int
+    Owns which maps without keys zero() left at 0 (see maps.read_map)."""
+
+    def __init__(self, specs: Iterable[MapSpec], map_fds: Mapping[str, int], ncpus: int) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+        self._map_fds = map_fds
+        self._ncpus = ncpus
+        self._zeroed: set[str] = set()
+
+    def read(self, name: str, top: int = 0, div: int = 0) -> MapValue:
+        spec = self._specs[name]
+        return maps.read_map(spec, self._fd(spec), self._ncpus, top, div, name in self._zeroed)
+
+    def read_all(self) -> list[MapValue]:
+        """Every map, ordered by name as bpftrace prints them at exit."""
+        return [self.read(name) for name in sorted(self._specs, key=str.encode)]
+
+    def clear(self, name: str) -> None:
+        spec = self._specs[name]
+        maps.clear_map(spec, self._fd(spec), self._ncpus)
+        self._zeroed.discard(name)
+
+    def zero(self, name: str) -> None:
+        spec = self._specs[name]
+        if maps.zero_map(spec, self._fd(spec), self._ncpus) and spec.key is None:
+            self._zeroed.add(name)
+
+    def _fd(self, spec: MapSpec) -> int:
+        return self._map_fds[spec.elf_name]
 
 
 class EventHandler:
@@ -73,20 +96,16 @@ class EventHandler:
         return decode(layout.I64, payload)
 
     def _print_map(self, event_id: int, event: schema.PrintMapEvent, payload: bytes) -> None:
-        spec = self._context.maps[event.map]
-        fd = self._context.map_fds[spec.elf_name]
-        self._output.map(maps.read_map(spec, fd, self._context.ncpus, event.top, event.div))
+        self._output.map(self._context.read(event.map, event.top, event.div))
 
     def _print_value(self, event_id: int, event: schema.PrintValueEvent, payload: bytes) -> None:
         self._output.value(decode(event.value, payload))
 
     def _clear(self, event_id: int, event: schema.ClearEvent, payload: bytes) -> None:
-        spec = self._context.maps[event.map]
-        maps.clear_map(spec, self._context.map_fds[spec.elf_name], self._context.ncpus)
+        self._context.clear(event.map)
 
     def _zero(self, event_id: int, event: schema.ZeroEvent, payload: bytes) -> None:
-        spec = self._context.maps[event.map]
-        maps.zero_map(spec, self._context.map_fds[spec.elf_name], self._context.ncpus)
+        self._context.zero(event.map)
 
 
 _HANDLERS = {

@@ -117,6 +117,7 @@ _prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char
 _prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
 _prototype(lib, "bpf_link__destroy", c_int, c_void_p)
 _prototype(lib, "bpf_map__fd", c_int, c_void_p)
+_prototype(lib, "bpf_map__initial_value", c_void_p, c_void_p, POINTER(c_size_t))
 _prototype(lib, "bpf_map__type", c_int, c_void_p)
 _prototype(lib, "bpf_map__key_size", c_uint32, c_void_p)
 _prototype(lib, "bpf_map__value_size", c_uint32, c_void_p)

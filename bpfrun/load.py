@@ -50,7 +50,8 @@ class LoadedObject:
     elf: ctypes.Array  # the ELF bytes libbpf parsed; kept alive as long as the object
 
 
-def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture) -> LoadedObject:
+def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_data: bytes = b"") -> LoadedObject:
+    """Open, check and load the bundle's object; `globals_data` goes into its .rodata first."""
     resources = bundle.resources
     elf = ctypes.create_string_buffer(bundle.elf, len(bundle.elf))
     log.clear()
@@ -61,6 +62,8 @@ def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture) -> Loaded
     stack.callback(lib.bpf_object__close, handle)
     programs = _find_programs(handle, resources)
     maps = _find_maps(handle, resources)
+    if globals_data:
+        _write_globals(handle, globals_data)
     log.clear()
     error = lib.bpf_object__load(handle)
     if error:
@@ -95,6 +98,16 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
             raise UserError(f"bundle's lost-events map {resources.lost_map!r} is not a per-CPU array of one u64")
         maps[resources.lost_map] = lost
     return maps
+
+
+def _write_globals(handle: int, data: bytes) -> None:
+    """Write the values the program reads from .rodata, before the kernel sees (and freezes) it."""
+    rodata = _find_map(handle, ".rodata", "parameters")
+    size = ctypes.c_size_t(0)
+    initial = lib.bpf_map__initial_value(rodata, ctypes.byref(size))
+    if not initial or size.value < len(data):
+        raise UserError(f"bundle's .rodata holds {size.value} bytes, its metadata describes {len(data)}")
+    ctypes.memmove(initial, data, len(data))
 
 
 def _find_map(handle: int, elf_name: str, purpose: str) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterable
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import lib
@@ -40,11 +39,13 @@ def possible_cpus() -> int:
     return count
 
 
-def read_map(spec: MapSpec, map_fd: int, ncpus: int, top: int = 0, div: int = 0) -> MapValue:
+def read_map(spec: MapSpec, map_fd: int, ncpus: int, top: int = 0, div: int = 0, zeroed: bool = False) -> MapValue:
     """The map's current contents; `top` keeps only the last (largest) entries, `div` divides
-    the values (print(@m, top, div))."""
+    the values (print(@m, top, div)). `zeroed`: zero() was called on this map without keys while
+    it had a value, so it prints as 0 until written again (a hash map keeps its zeroed keys by
+    itself; a per-CPU array cannot tell a zero from nothing)."""
     entries = read_entries(spec, map_fd, ncpus)
-    return build(spec, entries, ncpus, top, div)
+    return build(spec, entries, ncpus, top, div, zeroed)
 
 
 def read_entries(spec: MapSpec, map_fd: int, ncpus: int) -> Entries:
@@ -82,11 +83,14 @@ def clear_map(spec: MapSpec, map_fd: int, ncpus: int) -> None:
         lib.bpf_map_delete_elem(map_fd, key)
 
 
-def zero_map(spec: MapSpec, map_fd: int, ncpus: int) -> None:
-    """zero(@m): set every element of every CPU to zero, keeping the keys."""
+def zero_map(spec: MapSpec, map_fd: int, ncpus: int) -> bool:
+    """zero(@m): set every element of every CPU to zero, keeping the keys. Returns whether the map
+    had a value to zero (a map without keys)."""
+    had_value = bool(build(spec, read_entries(spec, map_fd, ncpus), ncpus).entries)
     zeros = bytes(_value_bytes(spec, ncpus))
     for key, _ in read_entries(spec, map_fd, ncpus):
         lib.bpf_map_update_elem(map_fd, key, zeros, 0)
+    return had_value
 
 
 def _value_bytes(spec: MapSpec, ncpus: int) -> int:
@@ -97,12 +101,14 @@ def _value_bytes(spec: MapSpec, ncpus: int) -> int:
 # The value model
 
 
-def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 0) -> MapValue:
+def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 0, zeroed: bool = False) -> MapValue:
     if schema.is_histogram(spec):
         values = _histograms(spec, entries, ncpus)
     else:
         values = [(_key(spec, key), _reduce(spec, value, ncpus)) for key, value in entries]
         values = [(key, value) for key, value in values if value is not _UNSET]
+    if zeroed and not values:
+        values = [(None, _ZERO[spec.aggregate])]
     values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0])))
     if top and len(values) > top:
         values = values[len(values) - top :]
@@ -112,6 +118,8 @@ def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 
 
 
 _UNSET = object()  # a per-CPU element no CPU has written (a min() never called...)
+# What a zeroed element of each aggregate reduces to (a plain map is never a per-CPU array).
+_ZERO = {"count": 0, "sum": 0, "min": 0, "max": 0, "avg": (0, 0), "stats": (0, 0), "hist": {}, "lhist": {}}
 
 
 def _key(spec: MapSpec, kernel_key: bytes) -> Primitive:
@@ -320,9 +328,3 @@ def _linear_label(number: int, step: int) -> str:
     if number % 1024 == 0:
         return f"{number // 1024}K"
     return str(number)
-
-
-def read_all(specs: Iterable[MapSpec], map_fds: dict[str, int], ncpus: int) -> list[MapValue]:
-    """Every map of the bundle, ordered by name as bpftrace prints them at exit."""
-    ordered = sorted(specs, key=lambda spec: spec.name.encode())
-    return [read_map(spec, map_fds[spec.elf_name], ncpus) for spec in ordered]

@@ -152,9 +152,9 @@ def _float32(value: float) -> float:
 
 
 def json_map(value: MapValue) -> str | None:
-    """The map's JSON line; None for a map bpftrace leaves out (no entries), except that an avg()
-    or stats() map without keys and without a value prints `{}` (as bpftrace does)."""
-    if not value.entries and not (value.stats and not value.keyed):
+    """The map's JSON line; None for a map bpftrace leaves out (no entries), except that an empty
+    avg() or stats() map prints `{}` (as bpftrace does)."""
+    if not value.entries and not value.stats:
         return None
     kind = "stats" if value.stats else "map"
     if value.entries and isinstance(value.entries[0][1], Histogram):

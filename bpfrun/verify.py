@@ -4,7 +4,7 @@ Consumes `Resources`; returns nothing; raises `UserError` (one line) for the fir
 
 - the bundle was built for another architecture than `os.uname().machine`, or for one bpfrun
   cannot run on (its syscall numbers and va_list handling are x86_64's);
-- positional parameters, which bpfrun cannot pass yet;
+- globals (values written before load, see parameters.py) bpfrun does not know;
 - probes: none at all, a duplicate or empty program name, a provider bpfrun cannot attach (see
   attach.PROVIDERS), a target of the wrong shape;
 - maps: duplicate names or ELF names, a layout bpfrun cannot decode, an aggregate that does not
@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 
-from bpfrun import printf
+from bpfrun import parameters, printf
 from bpfrun.attach import PROVIDERS
 from bpfrun.errors import UserError
 from common import layout, schema
@@ -35,8 +35,8 @@ _MAX_LHIST_BUCKETS = 1002
 
 def verify(resources: Resources) -> None:
     _verify_host(resources)
-    if resources.parameters:
-        raise UserError("bundle takes positional parameters ($1...), which this bpfrun cannot pass yet")
+    if resources.globals is not None:
+        _verify_globals(resources.globals)
     _verify_probes(resources.probes)
     _verify_maps(resources.maps, [resources.event_map, resources.lost_map])
     _verify_events(resources)
@@ -49,6 +49,16 @@ def _verify_host(resources: Resources) -> None:
         raise UserError(f"bundle was built for {arch}, this host is {host}")
     if host not in SUPPORTED_ARCHES:
         raise UserError(f"bpfrun runs on {', '.join(SUPPORTED_ARCHES)} only, this host is {host}")
+
+
+def _verify_globals(spec: Layout) -> None:
+    _check_layout(spec, "bundle's globals", (layout.RECORD,))
+    for field in spec.fields:
+        wanted = layout.STRING if field.name.startswith(schema.STRING_ARGUMENT) else layout.INT
+        if not parameters.known_global(field.name) or field.layout.kind not in (wanted, layout.UINT):
+            raise UserError(f"bundle's globals have a field bpfrun does not know: {field.name!r} ({field.layout.kind})")
+        if field.layout.kind != layout.STRING and field.layout.size != 8:
+            raise UserError(f"bundle's global {field.name!r} is not 64 bits")
 
 
 def _verify_probes(probes: tuple[ProbeSpec, ...]) -> None:

@@ -76,6 +76,7 @@ FUNCTIONS: dict[str, Function] = {
     "print": Function(1, 3),
     "exit": Function(0, 1),
     "printf": Function(1, 64),
+    "str": Function(1, 2),
 }
 
 # The 2017 spellings of the original README, rewritten by passes/desugar.py.

@@ -7,6 +7,8 @@ The compiler builds one `Resources`; the loader gets it back from the bundle and
 - every map is a BTF-defined map in `.maps` named `MapSpec.elf_name`, of kernel type
   `MapSpec.kernel_type`, whose key is `kernel_key(map)` and whose value (per CPU for the per-CPU
   types) is `element(map)`, both padded to `key_size(map)` and `element_size(map)` bytes;
+- values only known when bpfrun starts live in the ELF's `.rodata` section, laid out as
+  `Resources.globals` (a record); bpfrun writes them before loading (see GLOBALS below);
 - asynchronous events go through one BPF ring buffer, `Resources.event_map`. A record is a u64
   event id (an index into `Resources.events`) followed, at offset EVENT_HEADER, by the payload
   the event's kind defines. Records the programs fail to reserve are counted per CPU in
@@ -137,10 +139,13 @@ EventSpec = PrintfEvent | ExitEvent | PrintMapEvent | PrintValueEvent | ClearEve
 EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 
 
-@dataclass(frozen=True, slots=True)
-class ParameterSpec:
-    position: int  # $1 is 1
-    kind: str  # 'int' or 'string'
+# The fields `Resources.globals` may have, by name, and what bpfrun writes there:
+NCPUS = "ncpus"  # u64: the number of possible CPUs
+START_NS = "start_ns"  # u64: CLOCK_MONOTONIC when bpfrun started (the `elapsed` builtin)
+ARGUMENT_COUNT = "argc"  # u64: how many positional parameters were given ($#)
+INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
+STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
+PARAMETER_STRING_SIZE = 128  # bytes of a string parameter, NUL included; longer ones are cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,7 @@ class Resources:
     event_map: str  # ring buffer's ELF name; '' when the program sends no events
     lost_map: str  # per-CPU u64 counter of records that could not be reserved; '' without events
     requirements: Requirements
-    parameters: tuple[ParameterSpec, ...] = ()
+    globals: Layout | None = None  # a record of the fields named above; None when not needed
     print_maps_on_exit: bool = True
 
 

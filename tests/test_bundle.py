@@ -31,7 +31,6 @@ from common.schema import (
     ClearEvent,
     ExitEvent,
     MapSpec,
-    ParameterSpec,
     PrintfEvent,
     ProbeSpec,
     Requirements,
@@ -74,7 +73,8 @@ def resources(**changes: object) -> Resources:
 
 
 def test_round_trip() -> None:
-    original = Bundle(resources(parameters=(ParameterSpec(1, "int"),)), FAKE_ELF)
+    arguments = layout.packed(layout.RECORD, [("arg1", I64), ("str2", Layout(layout.STRING, 128))])
+    original = Bundle(resources(globals=arguments), FAKE_ELF)
     assert bundle.read(bundle.write(original)) == original
 
 
@@ -144,7 +144,10 @@ INCONSISTENT = {
         resources(requirements=Requirements("aarch64")),
         "bundle was built for aarch64, this host is x86_64",
     ),
-    "parameters": (resources(parameters=(ParameterSpec(1, "int"),)), "bundle takes positional parameters"),
+    "unknown global": (
+        resources(globals=layout.packed(layout.RECORD, [("secret", I64)])),
+        "bundle's globals have a field bpfrun does not know: 'secret' (int)",
+    ),
     "no probes": (resources(probes=()), "bundle has no probes"),
     "duplicate program": (
         resources(probes=(ProbeSpec("begin", (), "p", "begin"), ProbeSpec("end", (), "p", "end"))),

@@ -35,6 +35,7 @@ GET_NUMA_NODE_ID = 42
 GET_CURRENT_CGROUP_ID = 80
 JIFFIES64 = 118
 RINGBUF_RESERVE = 131
+MAP_LOOKUP_PERCPU_ELEM = 195
 RINGBUF_SUBMIT = 132
 
 # Map types (enum bpf_map_type).
@@ -115,6 +116,19 @@ class BpfBuilder:
         assert size % 8 == 0, size
         for offset in range(0, size, 8):
             self.store_i64(self.load_i64(source, offset, name="chunk"), destination, offset)
+
+    def copy_bytes(self, destination: ir.Value, source: ir.Value, size: int) -> None:
+        """Copy `size` bytes from a source that may be unaligned (map value memory) to an aligned
+        destination: u64 moves, then single bytes; the destination's last u64 is zero-padded."""
+        whole = size // 8 * 8
+        for offset in range(0, whole, 8):
+            chunk = self.ir.load(self.at(source, offset), name="chunk", typ=I64, align=1)
+            self.store_i64(chunk, destination, offset)
+        if whole < size:
+            self.store_i64(I64(0), destination, whole)
+            for offset in range(whole, size):
+                byte = self.ir.load(self.at(source, offset), name="byte", typ=I8, align=1)
+                self.ir.store(byte, self.at(destination, offset), align=1)
 
     def zero(self, destination: ir.Value, size: int, start: int = 0) -> None:
         assert size % 8 == 0 and start % 8 == 0, (size, start)

@@ -29,7 +29,7 @@ from bpftc.codegen.debuginfo import DebugInfo
 from bpftc.codegen.maps import MapAccess
 from bpftc.codegen.memory import SCRATCH_LIMIT, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
-from bpftc.passes.resolve import Binding, Resolution, constant_value, type_of_spec
+from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, SCRATCH_MAP, Plan, ProgramPlan
 from bpftc.types import Bool, Int, Record, String, Tuple, Type
 
@@ -55,6 +55,7 @@ class Module:
     maps: dict[str, ir.GlobalVariable]  # by the script's map name
     ring_buffer: ir.GlobalVariable | None
     lost: ir.GlobalVariable | None
+    globals: ir.GlobalVariable | None = None  # .rodata, written by bpfrun before load
     scratch: ir.GlobalVariable | None = None
 
     def scratch_map(self) -> ir.GlobalVariable:
@@ -78,6 +79,8 @@ def generate(
         )
         shared.lost = define_map(module, LOST_MAP, 4)
         describe_map(debug_info, shared.lost, _array_attributes(8))
+    if plan.resources.globals is not None:
+        shared.globals = _define_globals(module, plan.resources.globals.size)
     define_license(module)
     scratch_bytes = 0
     for program_plan in plan.programs:
@@ -107,6 +110,18 @@ def _define_script_maps(module: ir.Module, debug_info: DebugInfo, plan: Plan) ->
         describe_map(debug_info, variable, attributes)
         variables[name] = variable
     return variables
+
+
+def _define_globals(module: ir.Module, size: int) -> ir.GlobalVariable:
+    """The values bpfrun writes before loading, in .rodata: libbpf freezes that map after load, so
+    the verifier knows them as constants (a loop up to ncpus or $1 is bounded). Not an LLVM
+    constant, or LLVM would fold its zero initializer into every read."""
+    array = ir.ArrayType(I64, layout.aligned(size, 8) // 8)
+    variable = ir.GlobalVariable(module, array, "bpftc_globals")
+    variable.initializer = ir.Constant(array, None)
+    variable.section = ".rodata"
+    variable.align = 8
+    return variable
 
 
 def _array_attributes(value_size: int) -> dict[str, int]:
@@ -365,6 +380,11 @@ class _ProbeGenerator(ast.Visitor):
             return self.ir.and_(uid_gid, I64(0xFFFFFFFF), name="uid")
         if name in _BUILTIN_HELPERS:
             return self.bpf.call_helper(_BUILTIN_HELPERS[name], [], name=name)
+        if name == "ncpus":
+            return self.load_global(schema.NCPUS)
+        if name == "elapsed":
+            now = self.bpf.call_helper(bpf_helpers.KTIME_GET_NS, [], name="now")
+            return self.ir.sub(now, self.load_global(schema.START_NS), name="elapsed")
         if name == "retval":
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
         if name.startswith("arg"):
@@ -379,6 +399,19 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
         else:
             self.bpf.store_i64(self.visit_Builtin(node), destination)
+
+    def visit_Positional(self, node: ast.Positional) -> ir.Value:
+        return self.load_global(f"{schema.INTEGER_ARGUMENT}{node.index}")
+
+    def visit_PositionalCount(self, node: ast.PositionalCount) -> ir.Value:
+        return self.load_global(schema.ARGUMENT_COUNT)
+
+    def global_pointer(self, name: str) -> ir.Value:
+        fields = {field.name: field.offset for field in self.plan.resources.globals.fields}
+        return self.bpf.at(self.shared.globals, fields[name])
+
+    def load_global(self, name: str) -> ir.Value:
+        return self.bpf.load_i64(self.global_pointer(name), name=name)
 
     def visit_Variable(self, node: ast.Variable) -> ir.Value:
         binding = self.bindings[node]
@@ -413,15 +446,15 @@ class _ProbeGenerator(ast.Visitor):
             return self._short_circuit(node)
         left_type = self.types[node.left]
         left, right = self.value(node.left), self.value(node.right)
-        if isinstance(left_type, String):
-            return self._strings_equal(node.op, left, right, left_type, self.types[node.right])
+        if not storage.in_register(left_type):  # strings, tuples, records: == and != only
+            return self._memory_equal(node.op, left, right, left_type, self.types[node.right])
         signed = isinstance(left_type, Int) and left_type.signed
         op = node.op
         if op in ("==", "!=", "<", "<=", ">", ">="):
             compare = self.ir.icmp_signed if signed else self.ir.icmp_unsigned
             return self.bpf.as_i64(compare(op, left, right))
         if op in ("/", "%"):
-            return self._fit(self._divide(op, left, right, signed), self.types[node])
+            return self._fit(self.divide(left, right, signed, op), self.types[node])
         simple = {
             "+": self.ir.add,
             "-": self.ir.sub,
@@ -462,9 +495,10 @@ class _ProbeGenerator(ast.Visitor):
         result.add_incoming(right, right_block)
         return self.bpf.as_i64(result)
 
-    def _strings_equal(self, op: str, left: ir.Value, right: ir.Value, left_type: Type, right_type: Type) -> ir.Value:
-        """== and != on strings: both buffers are NUL-padded, so compare them 8 bytes at a time, the
-        shorter one reading as zeros past its end."""
+    def _memory_equal(self, op: str, left: ir.Value, right: ir.Value, left_type: Type, right_type: Type) -> ir.Value:
+        """== and != on values in memory. Strings are NUL-padded and tuples have zeroed padding
+        (and the same type, passes/convert.py made sure), so compare them 8 bytes at a time, the
+        shorter string reading as zeros past its end."""
         left_size, right_size = storage.size_of(left_type), storage.size_of(right_type)
         equal = ir.Constant(bpf_helpers.I1, 1)
         for offset in range(0, max(left_size, right_size), 8):
@@ -473,7 +507,7 @@ class _ProbeGenerator(ast.Visitor):
             equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
         return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
 
-    def _divide(self, op: str, left: ir.Value, right: ir.Value, signed: bool) -> ir.Value:
+    def divide(self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/") -> ir.Value:
         """Division and remainder. By 0 they give 1, as bpftrace's do (it also warns; bpftc does not
         yet): the divisor is replaced by 1 and the result by 1, because dividing by 0 is undefined
         in LLVM IR, which would let LLVM drop checks elsewhere (a map lookup's NULL check).
@@ -639,6 +673,23 @@ class _ProbeGenerator(ast.Visitor):
     def call_exit(self, node: ast.Call) -> None:
         self._send(node, node.args[:1], default=I64(0))
         self.bpf.return_now()
+
+    def call_str(self, node: ast.Call) -> ir.Value:
+        return self.in_memory(node)
+
+    def into_Call(self, node: ast.Call, destination: ir.Value) -> None:
+        if node.name != "str":
+            self.bpf.store_i64(self.visit_Call(node), destination)
+            return
+        parameter = parameter_offset(node.args[0])
+        if parameter is None:  # str() of a string
+            self.into(node.args[0], destination)
+            return
+        index, offset = parameter
+        size = schema.PARAMETER_STRING_SIZE
+        source = self.bpf.at(self.global_pointer(f"{schema.STRING_ARGUMENT}{index}"), min(offset, size - 1))
+        self.bpf.copy_bytes(destination, source, max(size - offset, 1))
+        self.bpf.zero(destination, size, start=layout.aligned(max(size - offset, 1), 8))
 
     def call_delete(self, node: ast.Call) -> ir.Value:
         return self.maps.delete(node.args[0], node.args[1] if len(node.args) > 1 else None)

@@ -16,7 +16,9 @@ from common import schema
 from common.schema import MapSpec
 
 from bpftc import ast, storage
-from bpftc.codegen.builder import BPF_ANY, I64, NULL
+from bpftc.codegen.builder import BPF_ANY, I64, MAP_LOOKUP_PERCPU_ELEM, NULL, PTR
+
+MAX_CPUS = 8192  # a bound the verifier can see even before it knows ncpus (CONFIG_NR_CPUS' maximum)
 
 if TYPE_CHECKING:
     from bpftc.codegen.generate import _ProbeGenerator
@@ -70,6 +72,9 @@ class MapAccess:
 
     def read(self, node: ast.Map) -> ir.Value:
         """The element's value; 0 (or zeroed memory) when the map has no such element."""
+        spec = self._spec(node)
+        if spec.aggregate != schema.PLAIN:
+            return self._read_aggregate(spec, node)
         t = self.generator.types[node]
         if not storage.in_register(t):
             destination = self.generator.temporary(t)
@@ -115,6 +120,60 @@ class MapAccess:
     def has_key(self, target: ast.Map, key: ast.Node) -> ir.Value:
         element = self.bpf.map_lookup(self._variable(target), self.key(self._spec(target), [key]))
         return self.bpf.as_i64(self.ir.icmp_unsigned("!=", element, NULL, name="present"))
+
+    def _read_aggregate(self, spec: MapSpec, node: ast.Map) -> ir.Value:
+        """count, sum, min, max, avg read in an expression: this element reduced over every
+        CPU's copy, as bpfrun reduces it (common/schema.py), with bpf_map_lookup_percpu_elem.
+
+        The loop runs to ncpus, a constant of the frozen .rodata, so the verifier sees it end."""
+        key = self.key(spec, node.keys)
+        accumulators = {name: self._variable_slot(name) for name in ("cpu", "first", "second", "seen")}
+        header, body, step, done = (self.bpf.new_block(name) for name in ("cpus", "cpu", "next_cpu", "reduced"))
+        self.ir.branch(header)
+        self.ir.position_at_end(header)
+        cpu = self.bpf.load_i64(accumulators["cpu"], name="cpu")
+        in_range = self.ir.and_(
+            self.ir.icmp_unsigned("<", cpu, self.generator.load_global(schema.NCPUS)),
+            self.ir.icmp_unsigned("<", cpu, I64(MAX_CPUS)),
+        )
+        self.ir.cbranch(in_range, body, done)
+        self.ir.position_at_end(body)
+        element = self.bpf.call_helper(
+            MAP_LOOKUP_PERCPU_ELEM, [self._variable(node), key, cpu], name="element", returns=PTR
+        )
+        with self.ir.if_then(self.ir.icmp_unsigned("!=", element, NULL, name="found")):
+            self._accumulate(spec, element, accumulators)
+        self.ir.branch(step)
+        self.ir.position_at_end(step)
+        self.bpf.store_i64(self.ir.add(cpu, I64(1)), accumulators["cpu"])
+        self.ir.branch(header)
+        self.ir.position_at_end(done)
+        first = self.bpf.load_i64(accumulators["first"], name="first")
+        if spec.aggregate != "avg":
+            return first
+        second = self.bpf.load_i64(accumulators["second"], name="second")
+        return self.generator.divide(first, second, spec.value.kind == "int")
+
+    def _variable_slot(self, name: str) -> ir.Value:
+        slot = self.bpf.allocas.alloca(I64, name=name)
+        self.bpf.allocas.store(I64(0), slot)  # LLVM promotes it to a register (mem2reg)
+        return slot
+
+    def _accumulate(self, spec: MapSpec, element: ir.Value, accumulators: dict[str, ir.Value]) -> None:
+        first, second = accumulators["first"], accumulators["second"]
+        if spec.aggregate in ("min", "max"):
+            value = self.bpf.load_i64(element, 0)
+            compare = self.ir.icmp_signed if spec.value.kind == "int" else self.ir.icmp_unsigned
+            better = compare("<" if spec.aggregate == "min" else ">", value, self.bpf.load_i64(first))
+            take = self.ir.or_(self.ir.icmp_unsigned("==", self.bpf.load_i64(accumulators["seen"]), I64(0)), better)
+            is_set = self.ir.icmp_unsigned("!=", self.bpf.load_i64(element, 8), I64(0))
+            with self.ir.if_then(self.ir.and_(is_set, take)):
+                self.bpf.store_i64(value, first)
+                self.bpf.store_i64(I64(1), accumulators["seen"])
+            return
+        self.bpf.store_i64(self.ir.add(self.bpf.load_i64(first), self.bpf.load_i64(element, 0)), first)
+        if spec.aggregate == "avg":
+            self.bpf.store_i64(self.ir.add(self.bpf.load_i64(second), self.bpf.load_i64(element, 8)), second)
 
     # Aggregations
 

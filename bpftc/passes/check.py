@@ -47,14 +47,14 @@ MAX_UNROLL = 100
 NOT_YET_FUNCTIONS = {
     "buf", "cat", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "static_assert", "str", "strcontains", "strerror", "strftime",
+    "signal", "skboutput", "socket_cookie", "static_assert", "strcontains", "strerror", "strftime",
     "strlen", "strncmp", "strstr", "system", "time", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
     "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "cpid", "debugf",
 }  # fmt: skip
 NOT_YET_BUILTINS = {"curtask", "args", "cpid", "func", "kstack", "ustack", "usermode", "probetype", "username"}
-# Builtins bpftc knows the type of but cannot generate yet (they need values set at load time).
-NOT_YET_GENERATED = {"elapsed", "ncpus"}
+# Builtins bpftc knows the type of but cannot generate yet.
+NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
 
 
@@ -226,15 +226,13 @@ class _Checker(ast.Visitor):
             self.error(node, f"Undefined or undeclared variable: {node.name}")
 
     def visit_Positional(self, node: ast.Positional) -> None:
-        self.not_supported(node, "Positional parameters")
-
-    def visit_PositionalCount(self, node: ast.PositionalCount) -> None:
-        self.not_supported(node, "Positional parameters")
+        if node.index == 0:
+            self.error(node, "$0 is not a positional parameter: they start at $1")
 
     def visit_Map(self, node: ast.Map) -> None:
         self._check_map_access(node)
         value = self.maps[node.name].value
-        if isinstance(value, Aggregate):
+        if isinstance(value, Aggregate) and not value.readable:
             self.not_supported(node, f"Reading the value of a {value} map")
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -262,7 +260,7 @@ class _Checker(ast.Visitor):
         left, right = self.type_of(node.left), self.type_of(node.right)
         if isinstance(left, Unknown) or isinstance(right, Unknown):
             return  # already reported where the operand is
-        if isinstance(left, String) and isinstance(right, String) and node.op in ("==", "!="):
+        if isinstance(left, (String, Tuple, Record)) and node.op in ("==", "!=") and unify(left, right) is not None:
             return
         if not isinstance(left, (Int, Bool)) or not isinstance(right, (Int, Bool)):
             context = (Context(node.left.span, f"left ({left})"), Context(node.right.span, f"right ({right})"))
@@ -524,6 +522,12 @@ class _Checker(ast.Visitor):
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
 
+    def _check_str(self, node: ast.Call) -> None:
+        if isinstance(self.type_of(node), Unknown) and not isinstance(self.type_of(node.args[0]), Unknown):
+            self.not_supported(node, f"str() of a {self.type_of(node.args[0])} (reading a string from memory)")
+        elif len(node.args) == 2:
+            self.not_supported(node.args[1], "str() with a length")
+
     # Maps and variables
 
     def _check_map_access(self, node: ast.Map) -> None:
@@ -609,11 +613,16 @@ class _Checker(ast.Visitor):
     def _aggregate_copied(self, node: ast.Assignment, source: ast.Map) -> None:
         aggregate = self.maps[source.name].value
         example = _AGGREGATE_EXAMPLES.get(aggregate.kind, f"@y = {aggregate.kind}(...);")
-        # bpftrace adds a hint to cast the aggregate to an integer, which bpftc cannot do yet.
+        hints = ()
+        if aggregate.readable:
+            hints = (
+                f"Add a cast to integer if you want the value of the aggregate, e.g. `@y = (int64){source.name};`.",
+            )
         self.error(
             node,
             f"Map value '{aggregate}' cannot be assigned from one map to another. The function "
             f"that returns this type must be called directly e.g. `{example}`.",
+            hints=hints,
         )
 
 
@@ -684,4 +693,5 @@ _ARGUMENT_CHECKS = {
     "zero": _Checker._check_whole_map,
     "print": _Checker._check_print,
     "printf": _Checker._check_printf,
+    "str": _Checker._check_str,
 }

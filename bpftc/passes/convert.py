@@ -21,7 +21,7 @@ import dataclasses
 from bpftc import ast
 from bpftc.builtins import FUNCTIONS
 from bpftc.passes.resolve import COMPARISONS, LOGICAL, Resolution, arithmetic_signed
-from bpftc.types import INT64, Aggregate, Bool, Int, Tuple, Type
+from bpftc.types import INT64, Aggregate, Bool, Int, Record, Tuple, Type, unify
 
 
 def convert(program: ast.Program, resolution: Resolution) -> tuple[ast.Program, Resolution]:
@@ -87,6 +87,10 @@ class _Converter(ast.Transformer):
         if node.op in LOGICAL or isinstance(result, Bool) and node.op not in COMPARISONS:
             return ast.Binop(node.span, node.op, left, right)
         if not _integers(self.types.get(left), self.types.get(right)):
+            left_type, right_type = self.types.get(left), self.types.get(right)
+            if isinstance(left_type, (Tuple, Record)):  # compared as the type that holds both
+                common = unify(left_type, right_type)
+                left, right = self.cast(left, common), self.cast(right, common)
             return ast.Binop(node.span, node.op, left, right)
         if node.op in COMPARISONS:
             operation = Int(64, arithmetic_signed(node, self.types) and node.op != "-")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.schema import PARAMETER_STRING_SIZE
+
 from bpftc import ast
 from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS
 from bpftc.passes.probes import ProbeTargets
@@ -400,6 +402,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, self._aggregate(node))
         if function is not None and function.result is not None:
             return self.typed(node, function.result)
+        if node.name == "str":
+            return self.typed(node, _str_type(node, self.types))
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
             return self.typed(node, BUILTIN_VARIABLES[node.name].type)
         return self.typed(node, VOID if function is not None else UNKNOWN)
@@ -581,6 +585,30 @@ def _join(literals: Literals, known: Type, value: Type, value_node: ast.Node | N
         return value if fits(literals.largest, value) else unify(value, literal_type(literals.largest))
     literals.only = literals.only and isinstance(value, Unknown)
     return unify(known, value)
+
+
+def parameter_offset(node: ast.Node) -> tuple[int, int] | None:
+    """(N, k) when `node` is `$N + k` (or `$N`, k = 0) with a constant k >= 0: what str() of a
+    positional parameter takes."""
+    if isinstance(node, ast.Cast) and node.type is None:
+        return parameter_offset(node.operand)
+    if isinstance(node, ast.Positional):
+        return node.index, 0
+    if isinstance(node, ast.Binop) and node.op == "+" and isinstance(node.left, (ast.Positional, ast.Cast)):
+        inner, offset = parameter_offset(node.left), constant_value(node.right)
+        if inner is not None and offset is not None and offset >= 0:
+            return inner[0], inner[1] + offset
+    return None
+
+
+def _str_type(node: ast.Call, types: TypeMap) -> Type:
+    """str($N) is the parameter as a string; str() of a string is that string."""
+    if not node.args:
+        return UNKNOWN
+    if parameter_offset(node.args[0]) is not None:
+        return String(PARAMETER_STRING_SIZE)
+    argument = types.get(node.args[0])
+    return argument if isinstance(argument, String) else UNKNOWN
 
 
 def _names_whole_map(call: ast.Call) -> bool:

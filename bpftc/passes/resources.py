@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from common import schema
+from common import layout, schema
 from common.layout import Layout
 from common.schema import (
     ClearEvent,
@@ -33,7 +33,7 @@ from common.schema import (
 from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import Resolution, constant_value
+from bpftc.passes.resolve import Resolution, constant_value, parameter_offset
 from bpftc.probes import ProbeTarget
 from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
 
@@ -74,6 +74,7 @@ def plan_resources(
         event_map=EVENT_MAP if events else "",
         lost_map=LOST_MAP if events else "",
         requirements=Requirements(arch=arch.name),
+        globals=_globals(program, resolution),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
     )
     return Plan(resources, programs, maps, event_ids)
@@ -111,6 +112,47 @@ def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool) -> 
         array = MapSpec(name, elf_name, schema.PERCPU_ARRAY, None, aggregated, schema.histogram_buckets(array),
                         value.kind, params)  # fmt: skip
     return array
+
+
+def _globals(program: ast.Program, resolution: Resolution) -> Layout | None:
+    """The values bpfrun writes into .rodata before loading (common/schema.py's GLOBALS), for
+    what the program uses: positional parameters, $#, ncpus, elapsed; reading an aggregate sums
+    its per-CPU elements, for which it needs ncpus."""
+    names: set[str] = set()
+    as_strings: set[ast.Node] = set()  # the $N inside str($N + k): read as a string only
+    for node in ast.walk(program):
+        if isinstance(node, ast.Call) and node.name == "str" and node.args:
+            parameter = parameter_offset(node.args[0])
+            if parameter is not None:
+                names.add(f"{schema.STRING_ARGUMENT}{parameter[0]}")
+                as_strings.update(ast.walk(node.args[0]))
+        if isinstance(node, ast.Positional) and node not in as_strings:
+            names.add(f"{schema.INTEGER_ARGUMENT}{node.index}")
+        elif isinstance(node, ast.PositionalCount):
+            names.add(schema.ARGUMENT_COUNT)
+        elif isinstance(node, ast.Builtin) and node.name == "ncpus":
+            names.add(schema.NCPUS)
+        elif isinstance(node, ast.Builtin) and node.name == "elapsed":
+            names.add(schema.START_NS)
+        elif isinstance(node, ast.Map) and _reads_aggregate(node, resolution):
+            names.add(schema.NCPUS)
+    if not names:
+        return None
+    members = [(name, _global_layout(name)) for name in sorted(names)]
+    return layout.packed(layout.RECORD, members)
+
+
+def _reads_aggregate(node: ast.Map, resolution: Resolution) -> bool:
+    """A read of count(), sum()... in an expression: typed as the integer it gives."""
+    return isinstance(resolution.maps[node.name].value, Aggregate) and isinstance(resolution.types.get(node), Int)
+
+
+def _global_layout(name: str) -> Layout:
+    if name.startswith(schema.STRING_ARGUMENT):
+        return Layout(layout.STRING, schema.PARAMETER_STRING_SIZE)
+    if name.startswith(schema.INTEGER_ARGUMENT):
+        return layout.I64
+    return layout.U64
 
 
 def _entries(keyed: bool) -> int:

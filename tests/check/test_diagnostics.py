@@ -246,13 +246,12 @@ def test_every_error_of_a_pass_is_reported_in_source_order():
     """)
 
 
-def test_aggregation_map_copy_has_bpftraces_message_without_its_cast_hint():
-    # bpftrace adds "HINT: Add a cast to integer ... `@y = (int64)@x;`": reading an aggregate's
-    # value is not supported yet, so bpftc leaves out a hint the user could not follow.
+def test_aggregation_map_copy_has_bpftraces_message_and_hint():
     assert diagnostics_text("BEGIN { @x = count(); @y = @x; }") == dedent("""\
         stdin:1:23-30: ERROR: Map value 'count_t' cannot be assigned from one map to another. The function that returns this type must be called directly e.g. `@y = count();`.
         BEGIN { @x = count(); @y = @x; }
                               ~~~~~~~
+        HINT: Add a cast to integer if you want the value of the aggregate, e.g. `@y = (int64)@x;`.
     """)
 
 

@@ -1,0 +1,87 @@
+"""What a bundle needs to know when it starts: its positional parameters, the CPU count, the start
+time. Written into the BPF object's .rodata before it is loaded (common/schema.py, GLOBALS), so
+one bundle serves every invocation.
+
+Consumes the bundle's `globals` layout and the command line's arguments after BUNDLE; produces
+the bytes of .rodata. Arguments are taken as bpftrace takes them: `--` only separates (an
+argument that starts with '-' comes after it), an integer parameter may be written in decimal,
+hex (0x10), octal (010), with `_` separators or as 1e3. A parameter the program does not get
+reads as 0 (and "" as a string), as in bpftrace; one that is not an integer where the program
+uses it as one is a `UserError`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from bpfrun.errors import UserError
+from common import layout, schema
+from common.layout import Layout
+
+_INTEGER = re.compile(r"(?P<sign>-?)(?P<digits>0[xX][0-9a-fA-F_]+|0[0-7_]*|[1-9][0-9_]*)(?:e(?P<exponent>[0-9]+))?")
+
+
+def positional(arguments: Sequence[str]) -> list[str]:
+    """The positional parameters: every argument but the first `--`."""
+    values = list(arguments)
+    if "--" in values:
+        values.remove("--")
+    return values
+
+
+def globals_data(spec: Layout, arguments: Sequence[str], ncpus: int) -> bytes:
+    data = bytearray(spec.size)
+    for field in spec.fields:
+        value = _value(field.name, arguments, ncpus)
+        if field.layout.kind == layout.STRING:
+            encoded = value.encode("utf-8", "surrogateescape")[: field.layout.size - 1]
+            data[field.offset : field.offset + len(encoded)] = encoded
+        else:
+            data[field.offset : field.offset + 8] = (value & (1 << 64) - 1).to_bytes(8, "little")
+    return bytes(data)
+
+
+def _value(name: str, arguments: Sequence[str], ncpus: int) -> int | str:
+    if name == schema.NCPUS:
+        return ncpus
+    if name == schema.START_NS:
+        return time.clock_gettime_ns(time.CLOCK_MONOTONIC)  # the clock of bpf_ktime_get_ns
+    if name == schema.ARGUMENT_COUNT:
+        return len(arguments)
+    kind, index = _parameter(name)
+    text = arguments[index - 1] if index <= len(arguments) else ""
+    if kind == schema.STRING_ARGUMENT:
+        return text
+    return integer(text, index) if text else 0
+
+
+def _parameter(name: str) -> tuple[str, int]:
+    for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT):
+        if name.startswith(kind) and name[len(kind) :].isdigit():
+            return kind, int(name[len(kind) :])
+    raise AssertionError(f"verify.py let through the global {name!r}")
+
+
+def integer(text: str, index: int) -> int:
+    match = _INTEGER.fullmatch(text.strip())
+    if match is None:
+        raise UserError(f"positional parameter ${index} is not an integer: {text!r}")
+    digits = match["digits"].replace("_", "")
+    base = 16 if digits[:2].lower() == "0x" else 8 if len(digits) > 1 and digits[0] == "0" else 10
+    value = int(digits[2:] if base == 16 else digits, base) * 10 ** int(match["exponent"] or 0)
+    value = -value if match["sign"] else value
+    if not -(1 << 63) <= value < 1 << 64:
+        raise UserError(f"positional parameter ${index} does not fit in 64 bits: {text!r}")
+    return value
+
+
+def known_global(name: str) -> bool:
+    """Whether bpfrun knows what to write into a global of this name (for verify.py)."""
+    if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT):
+        return True
+    return any(
+        name.startswith(kind) and name[len(kind) :].isdigit()
+        for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT)
+    )
