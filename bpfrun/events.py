@@ -8,7 +8,8 @@ kind, in `_HANDLERS`:
 - exit: the exit code; `handle` returns it and the caller stops;
 - print_map, clear, zero: act on a whole map, in user space (as bpftrace does), through the
   decoding context (the maps' fds, the CPU count);
-- print_value: one value.
+- print_value: one value;
+- runtime_error: a warning the program raised (a division by zero), at its source location.
 
 A record with an unknown id or too few bytes means the bundle does not describe its own bytecode:
 `UserError`.
@@ -107,6 +108,9 @@ class EventHandler:
     def _zero(self, event_id: int, event: schema.ZeroEvent, payload: bytes) -> None:
         self._context.zero(event.map)
 
+    def _runtime_error(self, event_id: int, event: schema.RuntimeErrorEvent, payload: bytes) -> None:
+        self._output.runtime_error(event)
+
 
 _HANDLERS = {
     schema.PrintfEvent: EventHandler._printf,
@@ -115,6 +119,7 @@ _HANDLERS = {
     schema.PrintValueEvent: EventHandler._print_value,
     schema.ClearEvent: EventHandler._clear,
     schema.ZeroEvent: EventHandler._zero,
+    schema.RuntimeErrorEvent: EventHandler._runtime_error,
 }
 
 

@@ -109,7 +109,7 @@ def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 
         values = [(key, value) for key, value in values if value is not _UNSET]
     if zeroed and not values:
         values = [(None, _ZERO[spec.aggregate])]
-    values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0])))
+    values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0], spec.key)))
     if top and len(values) > top:
         values = values[len(values) - top :]
     stats = spec.aggregate in ("avg", "stats")
@@ -202,19 +202,23 @@ def _value_order(spec: MapSpec, value) -> int:
     return 0  # other values print by key
 
 
-def _key_order(key: Primitive) -> tuple:
-    if key is None:
+def _key_order(key: Primitive, spec: layout.Layout | None) -> tuple:
+    """Keys compare as bpftrace compares them: integers as signed integers of their own width
+    (a uint8 key of 255 comes before 1), strings by bytes, tuples field by field."""
+    if key is None or spec is None:
         return ()
     if isinstance(key, bool):
         return (0, int(key))
     if isinstance(key, int):
-        return (0, _wrap(key, True))  # the stored 64 bits, compared as signed (as bpftrace)
+        bits = 8 * spec.size
+        low = key & ((1 << bits) - 1)
+        return (0, low - (1 << bits) if low >> (bits - 1) else low)
     if isinstance(key, str):
         return (1, key.encode("utf-8", "surrogateescape"))
     if isinstance(key, Tuple):
-        return (2, tuple(_key_order(item) for item in key.items))
+        return (2, tuple(_key_order(item, field.layout) for item, field in zip(key.items, spec.fields)))
     if isinstance(key, Record):
-        return (3, tuple(_key_order(item) for _, item in key.fields))
+        return (3, tuple(_key_order(item, field.layout) for (_, item), field in zip(key.fields, spec.fields)))
     return (4,)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from bpfrun.values import Histogram, MapValue, Primitive, Record, Tuple, Value, encode
+from common.schema import RuntimeErrorEvent
 
 BAR_WIDTH = 52
 TEXT = "text"
@@ -50,6 +51,19 @@ class Output:
             self._line(f'{{"type": "lost_events", "count": {count}, "data": {{"events": {count}}}}}')
         else:
             self._err.write(encode(f"Lost {count} events\n"))
+
+    def runtime_error(self, event: RuntimeErrorEvent) -> None:
+        """A warning raised by the running program, located in its source (bpftrace's format)."""
+        if self.json:
+            message, filename = json_string(encode(event.message)), json_string(encode(event.filename))
+            self._line(
+                f'{{"type": "runtime_error", "msg": {message}, "filename": {filename}, '
+                f'"line": {event.line}, "col": {event.column}}}'
+            )
+        else:
+            location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
+            lines = [f"{location}: WARNING: {event.message}", *event.excerpt]
+            self._err.write(encode("".join(line + "\n" for line in lines)))
 
     def printf(self, data: bytes) -> None:
         if self.json:

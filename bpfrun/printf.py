@@ -27,9 +27,10 @@ from common.printf_format import Conversion
 
 INTEGER_CONVERSIONS = printf_format.INTEGER_CONVERSIONS
 STRING_CONVERSIONS = printf_format.STRING_CONVERSIONS
+UNSUPPORTED_CONVERSIONS = printf_format.UNSUPPORTED_CONVERSIONS
 _SIGNED = "di"
 _LENGTH_BITS = {"": 32, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
-_BASES = {"d": 10, "i": 10, "u": 10, "o": 8, "x": 16, "X": 16}
+_BASES = {"d": 10, "i": 10, "u": 10, "o": 8, "x": 16, "X": 16, "p": 16}
 
 
 Piece = bytes | Conversion  # literal text, or one conversion that takes one argument
@@ -80,7 +81,7 @@ def _text(value: int | bool | bytes) -> bytes:
 
 
 def _format_integer(spec: Conversion, value: int) -> bytes:
-    bits = _LENGTH_BITS[spec.length]
+    bits = 64 if spec.conversion == "p" else _LENGTH_BITS[spec.length]
     value &= (1 << bits) - 1
     if spec.conversion in _SIGNED and value >> (bits - 1):
         value -= 1 << bits
@@ -95,6 +96,8 @@ def _format_integer(spec: Conversion, value: int) -> bytes:
     alternate = "#" in spec.flags
     if alternate and spec.conversion == "o" and not digits.startswith("0"):
         digits = "0" + digits
+    elif spec.conversion == "p" and value != 0:  # a pointer: 64 bits, 0x as %#x writes it (bpftrace: 0 is "0")
+        prefix = "0x"
     elif alternate and spec.conversion in "xX" and value != 0:
         prefix = "0X" if spec.conversion == "X" else "0x"
     if spec.conversion in _SIGNED:

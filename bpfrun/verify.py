@@ -139,6 +139,10 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
         _verify_printf(event, where)
     elif isinstance(event, schema.PrintValueEvent):
         _check_layout(event.value, f"{where} value", _KEY_KINDS)
+    elif isinstance(event, schema.RuntimeErrorEvent):
+        texts = (event.message, event.filename, *event.excerpt)
+        if len(event.excerpt) > 2 or any("\n" in text or len(text) > 4096 for text in texts):
+            raise UserError(f"{where}: its message and location must be short single lines")
     elif isinstance(event, (schema.PrintMapEvent, schema.ClearEvent, schema.ZeroEvent)):
         if event.map not in map_names:
             raise UserError(f"{where} names a map the bundle does not have: {event.map!r}")
@@ -152,6 +156,8 @@ def _verify_printf(event: schema.PrintfEvent, where: str) -> None:
     if len(conversions) != len(arguments):
         raise UserError(f"{where} ({event.format!r}): {len(conversions)} conversions for {len(arguments)} arguments")
     for position, (spec, argument) in enumerate(zip(conversions, arguments), 1):
+        if spec.conversion in printf.UNSUPPORTED_CONVERSIONS:
+            raise UserError(f"{where}: unsupported format specifier: {spec.conversion}")
         # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.
         numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL)
         if spec.conversion not in printf.STRING_CONVERSIONS and not numeric:

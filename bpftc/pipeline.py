@@ -67,7 +67,7 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None)
     program, resolution = convert(program, resolution)
     if stop_after("convert", lambda: print_ast(program, resolution.types)):
         return result
-    plan = plan_resources(program, targets, resolution, source.name, arch)
+    plan = plan_resources(program, targets, resolution, source, arch)
     if stop_after("resources", lambda: json.dumps(schema.to_dict(plan.resources), indent=1) + "\n"):
         return result
     from bpftc.codegen.generate import generate  # imports llvmlite: only when the script is valid

@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-INTEGER_CONVERSIONS = "diouxXc"
+INTEGER_CONVERSIONS = "diouxXcp"
 STRING_CONVERSIONS = "s"
+# C conversions bpftrace refuses (it has no floating point; %n writes memory): the compiler
+# reports them, and the loader refuses a bundle that has one.
+UNSUPPORTED_CONVERSIONS = "aAeEfFgGn"
 
 _CONVERSION = re.compile(
-    r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d*))?(?P<length>hh|h|ll|l|j|z|t)?(?P<conversion>[diouxXcs%])"
+    r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d*))?(?P<length>hh|h|ll|l|L|j|z|t)?"
+    r"(?P<conversion>[diouxXcsp%aAeEfFgGn])"
 )
 
 

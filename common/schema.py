@@ -135,7 +135,22 @@ class ZeroEvent:
     map: str
 
 
-EventSpec = PrintfEvent | ExitEvent | PrintMapEvent | PrintValueEvent | ClearEvent | ZeroEvent
+@dataclass(frozen=True, slots=True)
+class RuntimeErrorEvent:
+    """A problem a program met while running (a division by zero): no payload. The location is
+    the source's, for the message bpfrun prints: `stdin:1:31-38: WARNING: message`, the source
+    line and a marker under the span (`excerpt`); JSON gets the file, line and column."""
+
+    KIND: ClassVar[str] = "runtime_error"
+    message: str
+    filename: str
+    line: int
+    column: int
+    end_column: int
+    excerpt: tuple[str, ...]  # the source line and its `~~~` marker
+
+
+EventSpec = PrintfEvent | ExitEvent | PrintMapEvent | PrintValueEvent | ClearEvent | ZeroEvent | RuntimeErrorEvent
 EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 
 

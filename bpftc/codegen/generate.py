@@ -454,7 +454,7 @@ class _ProbeGenerator(ast.Visitor):
             compare = self.ir.icmp_signed if signed else self.ir.icmp_unsigned
             return self.bpf.as_i64(compare(op, left, right))
         if op in ("/", "%"):
-            return self._fit(self.divide(left, right, signed, op), self.types[node])
+            return self._fit(self.divide(left, right, signed, op, node), self.types[node])
         simple = {
             "+": self.ir.add,
             "-": self.ir.sub,
@@ -507,7 +507,7 @@ class _ProbeGenerator(ast.Visitor):
             equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
         return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
 
-    def divide(self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/") -> ir.Value:
+    def divide(self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/", node: ast.Node | None = None) -> ir.Value:
         """Division and remainder. By 0 they give 1, as bpftrace's do (it also warns; bpftc does not
         yet): the divisor is replaced by 1 and the result by 1, because dividing by 0 is undefined
         in LLVM IR, which would let LLVM drop checks elsewhere (a map lookup's NULL check).
@@ -515,6 +515,9 @@ class _ProbeGenerator(ast.Visitor):
         Signed ones go through unsigned, because LLVM's BPF backend aborts on sdiv/srem unless the
         CPU is v4 (kernel 6.6), which would exclude older production kernels."""
         by_zero = self.ir.icmp_unsigned("==", right, I64(0), name="by_zero")
+        if node in self.plan.event_ids:  # warn at run time, as bpftrace does
+            with self.ir.if_then(by_zero):
+                self._send(node, [])
         right = self.ir.select(by_zero, I64(1), right, name="divisor")
         unsigned = self.ir.udiv if op == "/" else self.ir.urem
         if signed:
@@ -697,12 +700,16 @@ class _ProbeGenerator(ast.Visitor):
     def call_has_key(self, node: ast.Call) -> ir.Value:
         return self.maps.has_key(node.args[0], node.args[1])
 
-    def _send(self, node: ast.Call, args: list[ast.Node], default: ir.Value | None = None) -> None:
+    def _send(self, node: ast.Node, args: list[ast.Node], default: ir.Value | None = None) -> None:
         """Reserve the event's record in the ring buffer and write its id and payload straight into
-        it; when the ring buffer is full, count the record as lost instead."""
+        it; when the ring buffer is full, count the record as lost instead.
+
+        Integer arguments are computed before the reservation, as bpftrace computes them before
+        it sends the record: events they raise (a division by zero) come first."""
         event_id = self.plan.event_ids[node]
         payload = _payload_layout(self.plan.resources.events[event_id])
         size = schema.EVENT_HEADER + payload.size
+        scalars = {arg: self.value(arg) for arg in args if storage.in_register(self.types[arg])}
         record = self.bpf.ringbuf_reserve(self.shared.ring_buffer, size)
         with self.ir.if_else(self.bpf.is_null(record)) as (full, reserved):
             with full:
@@ -710,7 +717,11 @@ class _ProbeGenerator(ast.Visitor):
             with reserved:
                 self.bpf.store_i64(I64(event_id), record)
                 for arg, field in zip(args, payload.fields):
-                    self.into(arg, self.bpf.at(record, schema.EVENT_HEADER + field.offset))
+                    destination = self.bpf.at(record, schema.EVENT_HEADER + field.offset)
+                    if arg in scalars:
+                        self.bpf.store_i64(scalars[arg], destination)
+                    else:
+                        self.into(arg, destination)
                 if default is not None and not args:
                     self.bpf.store_i64(default, record, schema.EVENT_HEADER)
                 self.bpf.ringbuf_submit(record)

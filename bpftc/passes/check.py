@@ -7,7 +7,7 @@ bpftrace that bpftc cannot compile yet is reported as "not supported yet", at it
 
 from __future__ import annotations
 
-from common.printf_format import INTEGER_CONVERSIONS, conversions
+from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
 
 from bpftc import ast
 from bpftc.builtins import (
@@ -262,6 +262,9 @@ class _Checker(ast.Visitor):
             return  # already reported where the operand is
         if isinstance(left, (String, Tuple, Record)) and node.op in ("==", "!=") and unify(left, right) is not None:
             return
+        if isinstance(left, String) and isinstance(right, String):
+            self.error(node, f"The {node.op} operator can not be used on expressions of types {left}, {right}")
+            return
         if not isinstance(left, (Int, Bool)) or not isinstance(right, (Int, Bool)):
             context = (Context(node.left.span, f"left ({left})"), Context(node.right.span, f"right ({right})"))
             message = f"Type mismatch for '{node.op}': comparing {left} with {right}"
@@ -466,7 +469,7 @@ class _Checker(ast.Visitor):
                 self.error(node, f"{node.name}() of a map with keys needs the key: {node.name}({target.name}, key)")
             return
         if not info.keyed:
-            self.error(target, _keyed_mismatch(target.name, keyed_access=True))
+            self.error(node, f"call to {node.name}() expects a map with explicit keys (non-scalar map)")
             return
         self._check_key(target, self.type_of(node.args[1]), node.args[1])
 
@@ -508,6 +511,10 @@ class _Checker(ast.Visitor):
             self.error(node, f"printf() expects a string literal ({_kind_name(self.type_of(format_node))} provided)")
             return
         specs = conversions(format_node.value.decode("utf-8", "surrogateescape"))
+        unsupported = [spec.conversion for spec in specs if spec.conversion in UNSUPPORTED_CONVERSIONS]
+        if unsupported:
+            self.error(node, f"unsupported format specifier: {unsupported[0]}")
+            return
         if len(args) != len(specs):
             which = "not enough" if len(args) < len(specs) else "too many"
             self.error(node, f"{which} arguments for format string ({len(args)} supplied, {len(specs)} expected)")
@@ -577,7 +584,10 @@ class _Checker(ast.Visitor):
                 f"'{value}' when map already has a type '{info.value}'",
             )
         elif isinstance(value, Aggregate) and value.params != info.value.params:
-            self.error(value_node, f"{value.kind}() of {target.name} is called with other parameters elsewhere")
+            if value.kind == "hist":
+                self.error(value_node, "Different bits in a single hist unsupported")
+            else:
+                self.error(value_node, "Different lhist bounds in a single map unsupported")
         elif not isinstance(value, Aggregate) and not _storable(value):
             self.not_supported(node, f"A map value of type '{value}'")
 

@@ -27,6 +27,7 @@ from common.schema import (
     ProbeSpec,
     Requirements,
     Resources,
+    RuntimeErrorEvent,
     ZeroEvent,
 )
 
@@ -35,6 +36,7 @@ from bpftc.arch import Arch
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, parameter_offset
 from bpftc.probes import ProbeTarget
+from bpftc.source import Source, Span, excerpt
 from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
 
 MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys
@@ -55,19 +57,17 @@ class Plan:
     resources: Resources
     programs: list[ProgramPlan]
     maps: dict[str, MapSpec]  # by the script's map name
-    event_ids: dict[ast.Call, int] = field(default_factory=dict)  # calls that send an event
+    event_ids: dict[ast.Node, int] = field(default_factory=dict)  # calls (and divisions) that send an event
 
 
-def plan_resources(
-    program: ast.Program, targets: ProbeTargets, resolution: Resolution, source_name: str, arch: Arch
-) -> Plan:
+def plan_resources(program: ast.Program, targets: ProbeTargets, resolution: Resolution, source: Source, arch: Arch) -> Plan:
     programs = _programs(program, targets)
     maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted)
             for name, info in sorted(resolution.maps.items())}  # fmt: skip
-    events, event_ids = _events(program, resolution)
+    events, event_ids = _events(program, resolution, source)
     settings = {item.name: item.value for item in program.config}
     resources = Resources(
-        source_name=source_name,
+        source_name=source.name,
         probes=tuple(plan.spec for plan in programs),
         maps=tuple(maps.values()),
         events=tuple(events),
@@ -159,11 +159,18 @@ def _entries(keyed: bool) -> int:
     return MAX_MAP_ENTRIES if keyed else 1
 
 
-def _events(program: ast.Program, resolution: Resolution) -> tuple[list[EventSpec], dict[ast.Call, int]]:
+DIVISION_BY_ZERO = "Divide or modulo by 0 detected. This can lead to unexpected results. 1 is being used as the result."
+
+
+def _events(program: ast.Program, resolution: Resolution, source: Source) -> tuple[list[EventSpec], dict[ast.Node, int]]:
     events: list[EventSpec] = []
-    event_ids: dict[ast.Call, int] = {}
+    event_ids: dict[ast.Node, int] = {}
     exit_id = None
     for node in ast.walk(program):
+        if isinstance(node, ast.Binop) and node.op in ("/", "%") and not constant_value(node.right):
+            event_ids[node] = len(events)
+            events.append(_runtime_error(DIVISION_BY_ZERO, node.span, source))
+            continue
         if not isinstance(node, ast.Call):
             continue
         event = _event(node, resolution)
@@ -178,6 +185,10 @@ def _events(program: ast.Program, resolution: Resolution) -> tuple[list[EventSpe
             event_ids[node] = len(events)
             events.append(event)
     return events, event_ids
+
+
+def _runtime_error(message: str, span: Span, source: Source) -> RuntimeErrorEvent:
+    return RuntimeErrorEvent(message, source.name, span.line, span.col, span.end_col, tuple(excerpt(source, span)))
 
 
 def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
