@@ -40,9 +40,12 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
 }
 
 # Builtins that may also be called: `pid()`, `nsecs(boot)`. The argument of nsecs names a clock.
-CALLABLE_BUILTINS = {"pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "ncpus", "comm", "rand", "cgroup"}
+CALLABLE_BUILTINS = {name for name in BUILTIN_VARIABLES if name != "retval" and not name.startswith("arg")}
 NSECS_CLOCKS = ("monotonic", "boot", "tai", "sw_tai")
 PID_NAMESPACES = ("curr_ns", "init")
+# The modes that mean the builtin itself: nsecs(monotonic) is nsecs; pid(init) is pid (bpfrun
+# runs in the initial PID namespace).
+DEFAULT_MODES = {("nsecs", "monotonic"), ("pid", "init"), ("tid", "init")}
 
 CONTEXT_ERRORS = {
     "args": "The {name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes",
@@ -77,7 +80,11 @@ FUNCTIONS: dict[str, Function] = {
     "exit": Function(0, 1),
     "printf": Function(1, 64),
     "str": Function(1, 2),
+    "strlen": Function(1, 1, result=UINT64),
+    "strcontains": Function(2, 2, result=BOOL),
+    "strncmp": Function(3, 3, result=INT64),
 }
+STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp")  # their first arguments are strings
 
 # The 2017 spellings of the original README, rewritten by passes/desugar.py.
 LEGACY_FUNCTIONS = {"quantize": "hist"}
@@ -98,3 +105,20 @@ def arity_message(name: str, function: Function, provided: int) -> str:
 
 def _arguments(count: int) -> str:
     return "one argument" if count == 1 else f"{count} arguments"
+
+
+# bpftrace's config settings (its docs/language.md, Config Variables): the type of the ones bpftc
+# uses; None for the ones it knows but does not support yet. Names are case-insensitive and may
+# carry a BPFTRACE_ prefix (passes/desugar.py writes them in one form).
+CONFIG_SETTINGS: dict[str, type | None] = {
+    "print_maps_on_exit": bool,
+    "max_map_keys": int,
+    **dict.fromkeys(
+        (
+            "cache_user_symbols", "cpp_demangle", "lazy_symbolication", "license", "log_size", "max_bpf_progs",
+            "max_cat_bytes", "max_probes", "max_strlen", "missing_probes", "on_stack_limit", "perf_rb_pages",
+            "show_debug_info", "stack_mode", "str_trunc_trailer", "symbol_source", "unstable_macro",
+            "unstable_map_decl", "unstable_import", "unstable_tseries", "unstable_addr",
+        )
+    ),
+}  # fmt: skip

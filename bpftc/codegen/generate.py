@@ -24,6 +24,7 @@ from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.builtins import COMM_SIZE
 from bpftc.codegen import builder as bpf_helpers
+from bpftc.codegen import strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
 from bpftc.codegen.debuginfo import DebugInfo
 from bpftc.codegen.maps import MapAccess
@@ -676,6 +677,27 @@ class _ProbeGenerator(ast.Visitor):
     def call_exit(self, node: ast.Call) -> None:
         self._send(node, node.args[:1], default=I64(0))
         self.bpf.return_now()
+
+    def call_nsecs(self, node: ast.Call) -> ir.Value:
+        """nsecs(boot) and nsecs(tai); nsecs(monotonic) is the nsecs builtin."""
+        (mode,) = node.args
+        helper = bpf_helpers.KTIME_GET_BOOT_NS if mode.name == "boot" else bpf_helpers.KTIME_GET_TAI_NS
+        return self.bpf.call_helper(helper, [], name=f"nsecs_{mode.name}")
+
+    def call_strlen(self, node: ast.Call) -> ir.Value:
+        (text,) = node.args
+        return strings.strlen(self.bpf, self.value(text), self.types[text].size)
+
+    def call_strcontains(self, node: ast.Call) -> ir.Value:
+        haystack, needle = node.args
+        sizes = (self.types[haystack].size, self.types[needle].size)
+        return strings.contains(self.bpf, self.value(haystack), sizes[0], self.value(needle), sizes[1])
+
+    def call_strncmp(self, node: ast.Call) -> ir.Value:
+        left, right, limit = node.args
+        sizes = (self.types[left].size, self.types[right].size)
+        limit_value = self.value(limit)
+        return strings.differ(self.bpf, self.value(left), sizes[0], self.value(right), sizes[1], limit_value)
 
     def call_str(self, node: ast.Call) -> ir.Value:
         return self.in_memory(node)

@@ -12,6 +12,7 @@ from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, c
 from bpftc import ast
 from bpftc.builtins import (
     BUILTIN_VARIABLES,
+    CONFIG_SETTINGS,
     CONTEXT_ERRORS,
     FUNCTIONS,
     HIST_MAX_BITS,
@@ -47,8 +48,7 @@ MAX_UNROLL = 100
 NOT_YET_FUNCTIONS = {
     "buf", "cat", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "static_assert", "strcontains", "strerror", "strftime",
-    "strlen", "strncmp", "strstr", "system", "time", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "strftime", "strstr", "system", "time", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
     "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "cpid", "debugf",
 }  # fmt: skip
@@ -71,14 +71,14 @@ def _contexts(probe: ast.Probe, targets: ProbeTargets) -> list[tuple[str, ...]]:
     return [PROVIDERS[targets[point].provider].context for point in probe.attach_points if point in targets]
 
 
-CONFIG_SETTINGS = {"print_maps_on_exit": bool}
-
-
 def _check_config(item: ast.ConfigItem, diagnostics: Diagnostics) -> None:
-    expected = CONFIG_SETTINGS.get(item.name)
+    if item.name not in CONFIG_SETTINGS:
+        diagnostics.error(item.span, f"{item.name}: not a known configuration option")
+        return
+    expected = CONFIG_SETTINGS[item.name]
     if expected is None:
         diagnostics.error(item.span, f"config setting '{item.name}' is not supported yet")
-    elif type(item.value) is not expected:
+    elif type(item.value) is not expected or (expected is int and item.value <= 0):
         diagnostics.error(item.span, f"Invalid type for {item.name}. Type: {type(item.value).__name__}")
 
 
@@ -374,15 +374,16 @@ class _Checker(ast.Visitor):
     # Calls
 
     def _check_call(self, node: ast.Call) -> None:
+        if node.name in BUILTIN_VARIABLES and node.name not in FUNCTIONS:
+            self._check_builtin_call(node)  # its argument names a mode, not a value
+            return
         function = FUNCTIONS.get(node.name)
         takes_map = function is not None and (function.map_argument or node.name == "print")
         for position, arg in enumerate(node.args):
             if not (position == 0 and takes_map and isinstance(arg, ast.Map)):
                 self.visit(arg)
         if function is None:
-            if node.name in BUILTIN_VARIABLES:
-                self._check_builtin_call(node)
-            elif node.name in NOT_YET_FUNCTIONS:
+            if node.name in NOT_YET_FUNCTIONS:
                 self.not_supported(node, f"The function '{node.name}()'")
             else:
                 self.error(node, f"Unknown function: '{node.name}'")
@@ -398,15 +399,16 @@ class _Checker(ast.Visitor):
             check_arguments(self, node)
 
     def _check_builtin_call(self, node: ast.Call) -> None:
-        """`nsecs(boot)`, `pid(init)`: the no-argument forms were desugared into builtins."""
+        """`nsecs(boot)`, `pid(curr_ns)`: the no-argument and default forms were desugared."""
         modes = {"nsecs": NSECS_CLOCKS, "pid": PID_NAMESPACES, "tid": PID_NAMESPACES}.get(node.name)
         if modes is None or len(node.args) != 1:
             self.error(node, f"{node.name}() takes no arguments ({len(node.args)} provided)")
             return
         (mode,) = node.args
         if not isinstance(mode, ast.Builtin) or mode.name not in modes:
-            self.error(mode, f"Invalid argument of {node.name}(): expected one of {', '.join(modes)}")
-        else:
+            what = "timestamp mode" if node.name == "nsecs" else "PID namespace"
+            self.error(mode, f"Invalid {what}: {mode.name if isinstance(mode, ast.Builtin) else '?'}")
+        elif node.name != "nsecs" or mode.name == "sw_tai":
             self.not_supported(node, f"{node.name}({mode.name})")
 
     def _integer_argument(self, node: ast.Call) -> None:
@@ -528,6 +530,14 @@ class _Checker(ast.Visitor):
             if isinstance(t, (Tuple, Record)) and spec.conversion == "s":
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
+
+    def _check_strings(self, node: ast.Call) -> None:
+        strings = node.args[:2] if node.name != "strlen" else node.args[:1]
+        for arg in strings:
+            if not isinstance(self.type_of(arg), (String, Unknown)):
+                self.error(arg, f"{node.name}() expects strings ({self.type_of(arg)} provided)")
+        if node.name == "strncmp" and not isinstance(self.type_of(node.args[2]), (Int, Bool, Unknown)):
+            self.error(node.args[2], f"strncmp() expects an integer length ({self.type_of(node.args[2])} provided)")
 
     def _check_str(self, node: ast.Call) -> None:
         if isinstance(self.type_of(node), Unknown) and not isinstance(self.type_of(node.args[0]), Unknown):
@@ -704,4 +714,7 @@ _ARGUMENT_CHECKS = {
     "print": _Checker._check_print,
     "printf": _Checker._check_printf,
     "str": _Checker._check_str,
+    "strlen": _Checker._check_strings,
+    "strcontains": _Checker._check_strings,
+    "strncmp": _Checker._check_strings,
 }

@@ -4,7 +4,9 @@
   `delete(@m, k)`;
 - `delete(@m[k])` (deprecated in bpftrace, still accepted) is `delete(@m, k)`;
 - compound assignment `x op= e` is `x = x op e`;
-- `pid()`, `comm()`... with no arguments are the builtins `pid`, `comm`.
+- config settings are named in lower case without BPFTRACE_; 0 and 1 are false and true;
+- `pid()`, `comm()`... with no arguments are the builtins `pid`, `comm`; so are `nsecs(monotonic)`,
+  `pid(init)` and `tid(init)`.
 
 Consumes an `ast.Program`; returns a new one (the input is not changed). Reports nothing: the
 checker reports what stays wrong.
@@ -13,7 +15,7 @@ checker reports what stays wrong.
 from __future__ import annotations
 
 from bpftc import ast
-from bpftc.builtins import CALLABLE_BUILTINS, LEGACY_FUNCTIONS
+from bpftc.builtins import CALLABLE_BUILTINS, CONFIG_SETTINGS, DEFAULT_MODES, LEGACY_FUNCTIONS
 
 
 def desugar(program: ast.Program) -> ast.Program:
@@ -21,6 +23,14 @@ def desugar(program: ast.Program) -> ast.Program:
 
 
 class _Desugar(ast.Transformer):
+    def visit_ConfigItem(self, node: ast.ConfigItem) -> ast.Node:
+        """`BPFTRACE_PRINT_MAPS_ON_EXIT = 0` is `print_maps_on_exit = false`."""
+        name = node.name.lower().removeprefix("bpftrace_")
+        value = node.value
+        if CONFIG_SETTINGS.get(name) is bool and type(value) is int and value in (0, 1):
+            value = bool(value)
+        return ast.ConfigItem(node.span, name, value)
+
     def visit_Assignment(self, node: ast.Assignment) -> ast.Node:
         value = node.value
         if (
@@ -44,6 +54,8 @@ class _Desugar(ast.Transformer):
         if node.name == "delete" and len(node.args) == 1 and isinstance(node.args[0], ast.Map):
             return _delete(node.span, node.args[0])
         if node.name in CALLABLE_BUILTINS and not node.args:
+            return ast.Builtin(node.span, node.name)
+        if len(node.args) == 1 and isinstance(node.args[0], ast.Builtin) and (node.name, node.args[0].name) in DEFAULT_MODES:
             return ast.Builtin(node.span, node.name)
         return node
 

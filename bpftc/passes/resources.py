@@ -39,7 +39,7 @@ from bpftc.probes import ProbeTarget
 from bpftc.source import Source, Span, excerpt
 from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
 
-MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys
+MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys (config = { max_map_keys = N })
 EVENT_MAP = "events"
 LOST_MAP = "lost_events"
 SCRATCH_MAP = "scratch"
@@ -62,10 +62,11 @@ class Plan:
 
 def plan_resources(program: ast.Program, targets: ProbeTargets, resolution: Resolution, source: Source, arch: Arch) -> Plan:
     programs = _programs(program, targets)
-    maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted)
+    settings = {item.name: item.value for item in program.config}
+    max_keys = settings.get("max_map_keys", MAX_MAP_ENTRIES)
+    maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted, max_keys)
             for name, info in sorted(resolution.maps.items())}  # fmt: skip
     events, event_ids = _events(program, resolution, source)
-    settings = {item.name: item.value for item in program.config}
     resources = Resources(
         source_name=source.name,
         probes=tuple(plan.spec for plan in programs),
@@ -95,16 +96,16 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool) -> MapSpec:
+def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool, max_keys: int) -> MapSpec:
     key_layout = storage.layout_of(key) if keyed and not isinstance(key, Unknown) else None
     elf_name = "AT_" + (name[1:] or "_")
     if isinstance(value, Unknown):  # read but never assigned: reads as 0, like bpftrace's int64 map
         value = INT64
     if not isinstance(value, Aggregate):
-        return MapSpec(name, elf_name, schema.HASH, key_layout, storage.layout_of(value), _entries(keyed))
+        return MapSpec(name, elf_name, schema.HASH, key_layout, storage.layout_of(value), _entries(keyed, max_keys))
     aggregated: Layout = storage.layout_of(value.value if value.value is not None else UINT64)
     params = value.params
-    spec = MapSpec(name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed), value.kind, params)
+    spec = MapSpec(name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed, max_keys), value.kind, params)
     if keyed or deleted:
         return spec
     array = MapSpec(name, elf_name, schema.PERCPU_ARRAY, None, aggregated, 1, value.kind, params)
@@ -155,8 +156,8 @@ def _global_layout(name: str) -> Layout:
     return layout.U64
 
 
-def _entries(keyed: bool) -> int:
-    return MAX_MAP_ENTRIES if keyed else 1
+def _entries(keyed: bool, max_keys: int) -> int:
+    return max_keys if keyed else 1
 
 
 DIVISION_BY_ZERO = "Divide or modulo by 0 detected. This can lead to unexpected results. 1 is being used as the result."

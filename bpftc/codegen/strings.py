@@ -1,0 +1,57 @@
+"""String functions on strings the program holds: strlen, strcontains, strncmp.
+
+Strings in memory are NUL-padded to their whole size (storage.py), so every function is
+straight-line code over constant byte offsets: no loops for the verifier to bound and no
+variable-offset stack accesses, which it refuses. A byte past a string's size reads as 0.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from bpftc.codegen.builder import I1, I8, I64, BpfBuilder
+
+
+def _byte(bpf: BpfBuilder, string: ir.Value, size: int, offset: int) -> ir.Value:
+    if offset >= size:
+        return ir.Constant(I8, 0)
+    return bpf.ir.load(bpf.at(string, offset), name="byte", typ=I8, align=1)
+
+
+def strlen(bpf: BpfBuilder, string: ir.Value, size: int) -> ir.Value:
+    """The index of the first NUL (size when there is none)."""
+    length = I64(size)
+    for offset in reversed(range(size)):
+        is_nul = bpf.ir.icmp_unsigned("==", _byte(bpf, string, size, offset), ir.Constant(I8, 0))
+        length = bpf.ir.select(is_nul, I64(offset), length, name="length")
+    return length
+
+
+def contains(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int) -> ir.Value:
+    """1 when `needle` occurs in `haystack` (an empty needle always does), else 0.
+
+    At each start i, every needle byte j must be NUL (the needle ended) or equal haystack[i + j];
+    haystack bytes past its end are 0 and match no needle byte."""
+    needle_bytes = [_byte(bpf, needle, needle_size, j) for j in range(needle_size)]
+    needle_ended = [bpf.ir.icmp_unsigned("==", b, ir.Constant(I8, 0)) for b in needle_bytes]
+    found = ir.Constant(I1, 0)
+    for start in range(max(haystack_size, 1)):
+        match = ir.Constant(I1, 1)
+        for j, (byte, ended) in enumerate(zip(needle_bytes, needle_ended)):
+            same = bpf.ir.icmp_unsigned("==", _byte(bpf, haystack, haystack_size, start + j), byte)
+            match = bpf.ir.and_(match, bpf.ir.or_(ended, same))
+        found = bpf.ir.or_(found, match, name="found")
+    return bpf.as_i64(found)
+
+
+def differ(bpf: BpfBuilder, left: ir.Value, left_size: int, right: ir.Value, right_size: int, limit: ir.Value) -> ir.Value:
+    """strncmp(left, right, limit) as 0 (the same up to `limit` bytes) or 1: past both NULs the
+    padding is zero, so comparing every byte below `limit` is comparing up to the first NUL."""
+    different = ir.Constant(I1, 0)
+    for offset in range(max(left_size, right_size)):
+        unequal = bpf.ir.icmp_unsigned(
+            "!=", _byte(bpf, left, left_size, offset), _byte(bpf, right, right_size, offset)
+        )
+        counted = bpf.ir.icmp_unsigned("<", I64(offset), limit)
+        different = bpf.ir.or_(different, bpf.ir.and_(unequal, counted), name="different")
+    return bpf.as_i64(different)
