@@ -28,7 +28,7 @@ from bpftc.codegen import strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
 from bpftc.codegen.debuginfo import DebugInfo
 from bpftc.codegen.maps import MapAccess
-from bpftc.codegen.memory import SCRATCH_LIMIT, Memory, OutOfMemory
+from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUDGET, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, SCRATCH_MAP, Plan, ProgramPlan
@@ -58,6 +58,19 @@ class Module:
     lost: ir.GlobalVariable | None
     globals: ir.GlobalVariable | None = None  # .rodata, written by bpfrun before load
     scratch: ir.GlobalVariable | None = None
+
+    def count_callback(self) -> ir.Function:
+        """The callback of len(): it only goes on to the next element."""
+        existing = self.module.globals.get("visit_element")
+        if existing is not None:
+            return existing
+        function = ir.Function(self.module, ir.FunctionType(I64, [PTR, PTR, PTR, PTR]), "visit_element")
+        function.linkage = "internal"
+        function.section = ".text"
+        function.attributes.add("nounwind")
+        ir.IRBuilder(function.append_basic_block("entry")).ret(I64(0))
+        self.debug_info.describe_function(function)
+        return function
 
     def scratch_map(self) -> ir.GlobalVariable:
         if self.scratch is None:
@@ -129,6 +142,26 @@ def _array_attributes(value_size: int) -> dict[str, int]:
     return {"type": bpf_helpers.MAP_TYPE_PERCPU_ARRAY, "max_entries": 1, "key_size": 4, "value_size": value_size}
 
 
+@dataclass(eq=False)
+class _Callback:
+    """A for-map body's function, what it shares with the probe, and where its scratch starts."""
+
+    function: ir.Function
+    loop: ast.ForMap
+    outer: list[Binding]  # the probe's variables it uses, in the order of the context's pointers
+    scratch_start: int
+    context: ir.Value | None = None  # the function's context argument, once generation starts
+
+
+def _outer_bindings(body: ast.Node, bindings: dict, storage_of: dict) -> list[Binding]:
+    """The variables `body` uses that are declared outside it (they already have storage)."""
+    found: dict[Binding, None] = {}
+    for node in ast.walk(body):
+        if isinstance(node, ast.Variable) and node in bindings and bindings[node] in storage_of:
+            found.setdefault(bindings[node], None)
+    return list(found)
+
+
 class _Loop:
     def __init__(self, next_iteration: ir.Block, done: ir.Block) -> None:
         self.next_iteration = next_iteration
@@ -146,23 +179,32 @@ class _ProbeGenerator(ast.Visitor):
         plan: Plan,
         arch: Arch,
         diagnostics: Diagnostics,
+        callback: _Callback | None = None,
     ) -> None:
         self.shared = shared
         self.program_plan = program_plan
+        self.resolution = resolution
         self.types = resolution.types
         self.bindings = resolution.bindings
         self.plan = plan
         self.arch = arch
         self.diagnostics = diagnostics
-        function = ir.Function(shared.module, ir.FunctionType(I64, [PTR]), program_plan.spec.program)
-        function.section = program_plan.target.section
+        self.callback = callback
+        if callback is None:
+            function = ir.Function(shared.module, ir.FunctionType(I64, [PTR]), program_plan.spec.program)
+            function.section = program_plan.target.section
+            self.memory_budget, scratch_start = STACK_BUDGET, 0
+        else:
+            function = callback.function
+            self.memory_budget, scratch_start = CALLBACK_STACK_BUDGET, callback.scratch_start
         function.attributes.add("nounwind")  # no .eh_frame: BPF has no unwinding
+        shared.debug_info.describe_function(function)
         self.bpf = BpfBuilder(function)
         self.ir = self.bpf.ir
-        self.memory = Memory(self.bpf, shared.scratch_map)
+        self.memory = Memory(self.bpf, shared.scratch_map, self.memory_budget, scratch_start)
         self.maps = MapAccess(self)
         self.storage: dict[Binding, ir.Value] = {}  # each variable's alloca (scalars) or memory
-        self.loops: list[_Loop] = []
+        self.loops: list[_Loop | None] = []  # None: the body of a for-map callback
 
     def generate(self) -> int:
         """Generate the function; return the bytes of per-CPU scratch it needs."""
@@ -318,12 +360,67 @@ class _ProbeGenerator(ast.Visitor):
             self.ir.branch(next_iteration)
 
     def visit_Jump(self, node: ast.Jump) -> None:
+        loop = self.loops[-1] if self.loops else None
         if node.kind == "return":
-            self.bpf.return_now()
+            if self.callback is not None:  # tell the probe to return once the iteration stops
+                self.bpf.store_i64(I64(1), self.callback.context)
+                self.ir.ret(I64(1))
+                self.ir.position_at_end(self.bpf.new_block("unreachable"))
+            else:
+                self.bpf.return_now()
             return
-        loop = self.loops[-1]
-        self.ir.branch(loop.done if node.kind == "break" else loop.next_iteration)
+        if loop is None:  # in a for-map callback: 1 stops the iteration, 0 goes on to the next element
+            self.ir.ret(I64(1 if node.kind == "break" else 0))
+        else:
+            self.ir.branch(loop.done if node.kind == "break" else loop.next_iteration)
         self.ir.position_at_end(self.bpf.new_block("unreachable"))
+
+    def visit_ForMap(self, node: ast.ForMap) -> None:
+        """`for ($kv : @m) { body }`: the body is a callback that bpf_for_each_map_elem calls for
+        every element. The variables of the probe the body uses are reached through a context on
+        the probe's stack (pointers to their storage), after a flag the body sets on `return`."""
+        outer = _outer_bindings(node.body, self.bindings, self.storage)
+        context = self.bpf.allocas.alloca(ir.ArrayType(I64, 1 + len(outer)), name="for_context")
+        context.type = PTR  # llvmlite's typed alloca used as an opaque pointer, as in memory.py
+        self.bpf.store_i64(I64(0), context)
+        for index, binding in enumerate(outer, 1):
+            self.ir.store(self.storage[binding], self.bpf.at(context, 8 * index), align=8)
+        function = ir.Function(
+            self.shared.module,
+            ir.FunctionType(I64, [PTR, PTR, PTR, PTR]),
+            f"{self.bpf.function.name}_for_{len(self.shared.module.functions)}",
+        )
+        function.linkage = "internal"
+        function.section = ".text"
+        callback = _Callback(function, node, outer, self.memory.scratch_offset)
+        child = _ProbeGenerator(
+            self.shared, self.program_plan, self.resolution, self.plan, self.arch, self.diagnostics, callback
+        )
+        self.memory.scratch_bytes = max(self.memory.scratch_bytes, child.generate_callback())
+        map_variable = self.shared.maps[node.map.name]
+        self.bpf.call_helper(bpf_helpers.FOR_EACH_MAP_ELEM, [map_variable, function, context, I64(0)], name="visited")
+        with self.ir.if_then(self.bpf.truth(self.bpf.load_i64(context, name="returned"))):
+            self.ir.ret(I64(0))
+
+    def generate_callback(self) -> int:
+        """Generate a for-map body's function; return the scratch bytes it needs (at most)."""
+        callback = self.callback
+        _, key, value, context = self.bpf.function.args
+        for index, binding in enumerate(callback.outer, 1):
+            self.storage[binding] = self.ir.load(self.bpf.at(context, 8 * index), name=binding.name[1:], typ=PTR, align=8)
+        callback.context = context
+        element = self._allocate(self.bindings[callback.loop.variable])
+        element_type = self.bindings[callback.loop.variable].type
+        fields = storage.layout_of(element_type).fields
+        self.bpf.copy_bytes(element, key, storage.size_of(element_type.elements[0]))
+        self.bpf.copy_bytes(self.bpf.at(element, fields[1].offset), value, storage.size_of(element_type.elements[1]))
+        self.loops.append(None)
+        try:
+            self.visit(callback.loop.body)
+        except _Refused:
+            pass
+        self.bpf.finish(self.memory.entry_guard())
+        return self.memory.scratch_bytes
 
     # Expressions: value() and into()
 
@@ -718,6 +815,13 @@ class _ProbeGenerator(ast.Visitor):
 
     def call_delete(self, node: ast.Call) -> ir.Value:
         return self.maps.delete(node.args[0], node.args[1] if len(node.args) > 1 else None)
+
+    def call_len(self, node: ast.Call) -> ir.Value:
+        """len(@m): bpf_for_each_map_elem returns how many elements it visited, and a callback
+        that returns 0 visits them all."""
+        visit_all = self.shared.count_callback()
+        map_variable = self.shared.maps[node.args[0].name]
+        return self.bpf.call_helper(bpf_helpers.FOR_EACH_MAP_ELEM, [map_variable, visit_all, bpf_helpers.NULL, I64(0)], name="length")
 
     def call_has_key(self, node: ast.Call) -> ir.Value:
         return self.maps.has_key(node.args[0], node.args[1])

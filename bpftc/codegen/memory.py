@@ -27,6 +27,8 @@ from llvmlite import ir
 from bpftc.codegen.builder import I8, I32, I64, MAP_LOOKUP_ELEM, PTR, BpfBuilder
 
 STACK_BUDGET = 256
+# A for-map body runs as a callback whose stack adds to the probe's, within the same 512 bytes.
+CALLBACK_STACK_BUDGET = 64
 SCRATCH_LIMIT = 32 * 1024
 
 
@@ -41,15 +43,27 @@ class Mark:
 
 
 class Memory:
-    def __init__(self, bpf: BpfBuilder, scratch_map: Callable[[], ir.GlobalVariable]) -> None:
+    def __init__(
+        self,
+        bpf: BpfBuilder,
+        scratch_map: Callable[[], ir.GlobalVariable],
+        stack_budget: int = STACK_BUDGET,
+        scratch_start: int = 0,
+    ) -> None:
         self.bpf = bpf
         self.scratch_map = scratch_map  # defines the module's scratch map the first time it is called
+        self.stack_budget = stack_budget
         self.stack_bytes = 0  # bytes of all stack slots made so far
-        self.scratch_bytes = 0  # the scratch element size this program needs (high-water mark)
+        self.scratch_bytes = scratch_start  # the scratch element size this program needs (high-water mark)
         self._free: list[tuple[int, ir.Value]] = []  # (size, slot), released stack slots
         self._in_use: list[tuple[int, ir.Value]] = []  # stack slots in acquisition order
-        self._scratch_offset = 0
+        # A callback's scratch starts past what the probe calling it holds.
+        self._scratch_offset = scratch_start
         self._scratch_base: ir.Value | None = None
+
+    @property
+    def scratch_offset(self) -> int:
+        return self._scratch_offset
 
     def acquire(self, size: int) -> ir.Value:
         """A pointer to `size` bytes (a multiple of 8), 8-aligned, uninitialised."""
@@ -60,7 +74,7 @@ class Memory:
             self._free.remove(chosen)
             self._in_use.append(chosen)
             return chosen[1]
-        if self.stack_bytes + size <= STACK_BUDGET:
+        if self.stack_bytes + size <= self.stack_budget:
             slot = self.bpf.allocas.alloca(ir.ArrayType(I64, size // 8), name="slot")
             slot.align = 8
             # llvmlite still gives an alloca a typed pointer type and checks loads and stores

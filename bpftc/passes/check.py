@@ -189,10 +189,15 @@ class _Checker(ast.Visitor):
         self._loop_body(node.body)
 
     def visit_ForMap(self, node: ast.ForMap) -> None:
-        self._check_map_access(node.map)
-        value = self.maps[node.map.name].value
-        if isinstance(value, Aggregate) and not value.readable:
-            self.not_supported(node.map, f"Iterating over a map of {value}")
+        info = self.maps[node.map.name]
+        if node.map.keys:
+            self.error(node.map, f"for-loops iterate over a whole map, e.g. `for ($kv : {node.map.name})`")
+        elif info.keyed is None:
+            self.error(node.map, f"Undefined map: {node.map.name}")
+        elif not info.keyed:
+            self.error(node.map, "for-loops over a map without keys are not supported yet")
+        elif isinstance(info.value, Aggregate):
+            self.not_supported(node.map, f"Iterating over a map of {info.value}")
         self._loop_body(node.body)
 
     def _loop_body(self, body: ast.Block) -> None:
@@ -484,8 +489,11 @@ class _Checker(ast.Visitor):
 
     def _check_len(self, node: ast.Call) -> None:
         self._check_whole_map(node)
-        if not self.maps[node.args[0].name].keyed:
-            self.error(node, "len() expects a map with explicit keys (non-scalar map)")
+        info = self.maps[node.args[0].name]
+        if info.keyed is False:
+            self.error(node, "call to len() expects a map with explicit keys (non-scalar map)")
+        elif isinstance(info.value, Aggregate) and info.value.kind in ("hist", "lhist"):
+            self.not_supported(node, f"len() of a {info.value} map")
 
     def _check_print(self, node: ast.Call) -> None:
         target = node.args[0]

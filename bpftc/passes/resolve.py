@@ -323,7 +323,7 @@ class _Resolver(ast.Visitor):
         self.scope = self.scope.parent
 
     def visit_ForMap(self, node: ast.ForMap) -> None:
-        self._map_type(node.map, read=True)
+        self._map_type(node.map, read=True, keyed=None)  # names the whole map
         info = self.maps.get(node.map.name)
         self.scope = _Scope(self.scope)
         binding = self._declare(node.variable, node)
