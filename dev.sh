@@ -56,8 +56,19 @@ demo() {
 
 run_tests() {
   set +e
-  .venv/bin/python -m pytest -q "$@"
-  local status=$?
+  local status
+  if [ $# -gt 0 ]; then
+    .venv/bin/python -m pytest -q "$@"
+    status=$?
+  else
+    # The runtime cases are independent (each traces its own workload): 4 at a time. The other
+    # tests look at every BPF program on the machine, so they run alone, afterwards.
+    .venv/bin/python -m pytest -q -n 4 tests/runtime
+    status=$?
+    .venv/bin/python -m pytest -q --ignore=tests/runtime
+    local rest=$?
+    [ $status -eq 0 ] && status=$rest
+  fi
   set -e
   if [ $status -eq 5 ]; then
     echo "dev.sh: pytest collected no tests: the suite is broken" >&2

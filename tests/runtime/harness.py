@@ -29,6 +29,7 @@ A case file holds one or more cases separated by blank lines before NAME:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -144,13 +145,12 @@ def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, 
         case = _substitute(case, str(workload.pid) if workload else "")
         with tempfile.TemporaryDirectory() as directory:
             if compile_first:
-                bundle = Path(directory, "case.bpfb")
-                compiled = subprocess.run(
-                    [BIN / "bpftc", "-e", case.program, "-o", bundle], capture_output=True, text=True
-                )
-                if compiled.returncode != 0:
-                    return case, Run("", compiled.stderr, compiled.returncode)
-                command = [*tracer, str(bundle), *case.args]
+                bundle, compile_errors = compile_program(case.program)
+                if bundle is None:
+                    return case, Run("", compile_errors, 1)
+                bundle_path = Path(directory, "case.bpfb")
+                bundle_path.write_bytes(bundle)
+                command = [*tracer, str(bundle_path), *case.args]
             elif case.program:
                 command = [*tracer, "-e", case.program, *case.args]
             else:
@@ -160,6 +160,19 @@ def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, 
         if workload is not None and workload.poll() is None:
             workload.kill()
             workload.wait()
+
+
+@functools.lru_cache(maxsize=256)
+def compile_program(program: str) -> tuple[bytes | None, str]:
+    """bpftc's bundle for `program` and what it printed on stderr; compiled in this process (the
+    compiler's start-up would dominate a run) and once for the text and JSON runs of a case."""
+    from bpftc.diagnostics import render
+    from bpftc.pipeline import compile_source
+    from bpftc.source import Source
+
+    source = Source("stdin", program)
+    result = compile_source(source)
+    return (None if result.diagnostics.has_errors else result.bundle), render(source, result.diagnostics)
 
 
 def _start_workload(reads: int) -> subprocess.Popen:
