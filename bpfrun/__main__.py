@@ -26,12 +26,13 @@ from bpfrun.errors import UserError
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False})
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
 @click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option("--unsafe", is_flag=True, help="Allow a bundle that runs commands (system()).")
 @click.argument("bundle_path", metavar="BUNDLE")
 @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
-def cli(verbose: bool, output_format: str, bundle_path: str, arguments: tuple[str, ...]) -> int:
+def cli(verbose: bool, output_format: str, unsafe: bool, bundle_path: str, arguments: tuple[str, ...]) -> int:
     """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
     until it exits or is interrupted."""
-    return _main(bundle_path, verbose, output_format, arguments)
+    return _main(bundle_path, verbose, output_format, arguments, unsafe)
 
 
 def main() -> None:
@@ -46,9 +47,9 @@ def main() -> None:
     sys.exit(status)
 
 
-def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...] = ()) -> int:
+def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...] = (), unsafe: bool = False) -> int:
     try:
-        return _run(path, verbose, output_format, arguments)
+        return _run(path, verbose, output_format, arguments, unsafe)
     except UserError as error:
         print(f"bpfrun: ERROR: {error}", file=sys.stderr)
         return 1
@@ -64,7 +65,7 @@ def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ..
         return 2
 
 
-def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...]) -> int:
+def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...], unsafe: bool) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
     from bpfrun.attach import attach_probes, check_attach_points
@@ -84,7 +85,7 @@ def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...
     log = libbpf.capture_log(verbose)
     bundle = read_bundle(path)
     resources = bundle.resources
-    verify(resources)
+    verify(resources, unsafe)
     output = Output(output_format, sys.stdout.buffer, sys.stderr.buffer)
     ncpus = possible_cpus()
     values = positional(arguments)

@@ -9,7 +9,9 @@ kind, in `_HANDLERS`:
 - print_map, clear, zero: act on a whole map, in user space (as bpftrace does), through the
   decoding context (the maps' fds, the CPU count);
 - print_value: one value;
-- runtime_error: a warning the program raised (a division by zero), at its source location.
+- runtime_error: a warning the program raised (a division by zero), at its source location;
+- time: the wall-clock time now; cat: a file's contents; system: a command's output (run
+  only when bpfrun is given --unsafe, which verify.py checks).
 
 A record with an unknown id or too few bytes means the bundle does not describe its own bytecode:
 `UserError`.
@@ -17,12 +19,14 @@ A record with an unknown id or too few bytes means the bundle does not describe 
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterable, Mapping
 
-from bpfrun import maps, printf
+from bpfrun import maps, printf, values
 from bpfrun.errors import UserError
 from bpfrun.output import Output, text_value
-from bpfrun.values import MapValue, Tuple, decode, encode
+from bpfrun.values import MapValue, Timestamp, Tuple, decode, encode
 from common import layout, schema
 from common.schema import EventSpec, MapSpec
 
@@ -71,7 +75,7 @@ class EventHandler:
         self._formats = {
             index: printf.parse(event.format)
             for index, event in enumerate(events)
-            if isinstance(event, schema.PrintfEvent)
+            if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent))
         }
 
     def handle(self, record: bytes) -> int | None:
@@ -111,6 +115,29 @@ class EventHandler:
     def _runtime_error(self, event_id: int, event: schema.RuntimeErrorEvent, payload: bytes) -> None:
         self._output.runtime_error(event)
 
+    def _time(self, event_id: int, event: schema.TimeEvent, payload: bytes) -> None:
+        self._output.text("time", encode(Timestamp(time.clock_gettime_ns(time.CLOCK_BOOTTIME), event.format).text()))
+
+    def _cat(self, event_id: int, event: schema.CatEvent, payload: bytes) -> None:
+        path = self._formatted(event_id, event, payload)
+        try:
+            with open(path, "rb") as file:
+                contents = file.read(MAX_CAT_BYTES)
+        except OSError as error:
+            self._output.warning(f"cat: cannot read {values.text(path)}: {error.strerror}")
+            return
+        self._output.text("cat", contents)
+
+    def _system(self, event_id: int, event: schema.SystemEvent, payload: bytes) -> None:
+        command = self._formatted(event_id, event, payload)
+        # bpftrace runs the command and waits for it: events queue up meanwhile (its docs say so).
+        finished = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self._output.text("syscall", finished.stdout)
+
+    def _formatted(self, event_id: int, event, payload: bytes) -> bytes:
+        args = decode(event.args, payload)
+        return printf.format(self._formats[event_id], [_printf_argument(arg) for arg in args.items])
+
 
 _HANDLERS = {
     schema.PrintfEvent: EventHandler._printf,
@@ -120,7 +147,11 @@ _HANDLERS = {
     schema.ClearEvent: EventHandler._clear,
     schema.ZeroEvent: EventHandler._zero,
     schema.RuntimeErrorEvent: EventHandler._runtime_error,
+    schema.TimeEvent: EventHandler._time,
+    schema.CatEvent: EventHandler._cat,
+    schema.SystemEvent: EventHandler._system,
 }
+MAX_CAT_BYTES = 10240  # bpftrace's default max_cat_bytes
 
 
 def _printf_argument(value) -> int | bool | bytes:

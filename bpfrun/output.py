@@ -17,7 +17,7 @@ import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from bpfrun.values import Histogram, MapValue, Primitive, Record, Tuple, Value, encode
+from bpfrun.values import Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
 from common.schema import RuntimeErrorEvent
 
 BAR_WIDTH = 52
@@ -51,6 +51,16 @@ class Output:
             self._line(f'{{"type": "lost_events", "count": {count}, "data": {{"events": {count}}}}}')
         else:
             self._err.write(encode(f"Lost {count} events\n"))
+
+    def text(self, kind: str, data: bytes) -> None:
+        """What time(), cat() and system() print: as it is, or JSON's {"type": kind, "data": ...}."""
+        if self.json:
+            self._line(f'{{"type": "{kind}", "data": {json_string(data)}}}')
+        else:
+            self._out.write(data)
+
+    def warning(self, message: str) -> None:
+        self._err.write(encode(f"WARNING: {message}\n"))
 
     def runtime_error(self, event: RuntimeErrorEvent) -> None:
         """A warning raised by the running program, located in its source (bpftrace's format)."""
@@ -139,6 +149,8 @@ def text_value(value: Value) -> str:
         return "{ " + ", ".join(f".{name} = {text_value(item)}" for name, item in value.fields) + " }"
     if isinstance(value, Histogram):
         return text_histogram(value)
+    if isinstance(value, Timestamp):
+        return value.text()
     return str(value)
 
 
@@ -194,6 +206,8 @@ def json_value(value: Value) -> str:
         return json_int(value)
     if isinstance(value, str):
         return json_string(encode(value))
+    if isinstance(value, Timestamp):
+        return json_string(encode(value.text()))
     if isinstance(value, Tuple):
         return "[" + ",".join(json_value(item) for item in value.items) + "]"
     if isinstance(value, Record):

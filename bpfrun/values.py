@@ -7,6 +7,7 @@ payload); produces values that output.py renders as text or JSON:
     str                  a string (bytes that are not UTF-8 kept as surrogate escapes); one that
                          fills its whole buffer without a NUL was cut short: it ends in ".."
     Tuple, Record        their decoded fields
+    Timestamp            a strftime() value, formatted when printed
     None                 no value
     Histogram            rows of a hist() or lhist() map value (built by maps.py)
     MapValue             a whole map, its entries in print order (built by maps.py)
@@ -16,6 +17,7 @@ Decoding trusts nothing: data shorter than its layout is a `ValueError`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from common import layout
@@ -34,7 +36,23 @@ class Record:
     fields: tuple[tuple[str, Primitive], ...]
 
 
-Primitive = int | bool | str | Tuple | Record | None
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """strftime(format, ns): nanoseconds since boot, printed as wall-clock time."""
+
+    nanoseconds: int
+    format: str
+
+    def text(self) -> str:
+        """The time by strftime(3) in the local time zone, with bpftrace's %f (microseconds)."""
+        wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME) + self.nanoseconds
+        seconds, remainder = divmod(wall, 1_000_000_000)
+        pieces = self.format.split("%%")
+        pieces = [piece.replace("%f", f"{remainder // 1000:06d}") for piece in pieces]
+        return "%".join(time.strftime(piece, time.localtime(seconds)) if piece else "" for piece in pieces)
+
+
+Primitive = int | bool | str | Tuple | Record | Timestamp | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +94,8 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Tuple(tuple(decode(field.layout, data[field.offset :]) for field in spec.fields))
     if kind == layout.RECORD:
         return Record(tuple((field.name, decode(field.layout, data[field.offset :])) for field in spec.fields))
+    if kind == layout.TIMESTAMP:
+        return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
     return None
 
 

@@ -30,11 +30,15 @@ from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
 _KEY_KINDS = (layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD)
+_VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP)
 _MAX_LHIST_BUCKETS = 1002
 
 
-def verify(resources: Resources) -> None:
+def verify(resources: Resources, allow_unsafe: bool = False) -> None:
+    """`allow_unsafe`: bpfrun --unsafe, without which a bundle that runs commands is refused."""
     _verify_host(resources)
+    if not allow_unsafe and any(isinstance(event, schema.SystemEvent) for event in resources.events):
+        raise UserError("bundle runs commands with system(), an unsafe function: run it with --unsafe")
     if resources.globals is not None:
         _verify_globals(resources.globals)
     _verify_probes(resources.probes)
@@ -87,7 +91,7 @@ def _verify_map(spec: MapSpec) -> None:
     where = f"map {spec.name}"
     if spec.key is not None:
         _check_layout(spec.key, f"{where} key", _KEY_KINDS)
-    _check_layout(spec.value, f"{where} value", _KEY_KINDS)
+    _check_layout(spec.value, f"{where} value", _VALUE_KINDS)
     if spec.kernel_type not in schema.KERNEL_MAP_TYPES:
         raise UserError(f"{where} has an unknown kernel map type {spec.kernel_type!r}")
     if not 1 <= spec.max_entries <= 1 << 24:
@@ -134,11 +138,11 @@ def _verify_events(resources: Resources) -> None:
 
 def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
     where = f"{event.KIND} event {event_id}"
-    if isinstance(event, schema.PrintfEvent):
+    if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent)):
         _check_layout(event.args, f"{where} arguments", (layout.TUPLE,))
         _verify_printf(event, where)
     elif isinstance(event, schema.PrintValueEvent):
-        _check_layout(event.value, f"{where} value", _KEY_KINDS)
+        _check_layout(event.value, f"{where} value", _VALUE_KINDS)
     elif isinstance(event, schema.RuntimeErrorEvent):
         texts = (event.message, event.filename, *event.excerpt)
         if len(event.excerpt) > 2 or any("\n" in text or len(text) > 4096 for text in texts):
@@ -150,7 +154,7 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
             raise UserError(f"{where}: negative top or div")
 
 
-def _verify_printf(event: schema.PrintfEvent, where: str) -> None:
+def _verify_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEvent, where: str) -> None:
     conversions = printf.conversions(printf.parse(event.format))
     arguments = event.args.fields
     if len(conversions) != len(arguments):

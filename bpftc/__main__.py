@@ -44,10 +44,13 @@ def main() -> None:
 @click.option("-e", "program", metavar="PROGRAM", help="Compile PROGRAM instead of a script file.")
 @click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
 @click.option("--dump", type=click.Choice(STAGES), help="Print a stage's result and stop.")
-def compile_command(script: str | None, program: str | None, output: str | None, dump: str | None) -> None:
+@click.option("--unsafe", is_flag=True, help="Allow functions that act outside tracing, such as system().")
+def compile_command(
+    script: str | None, program: str | None, output: str | None, dump: str | None, unsafe: bool
+) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
-    result = _compile_with_room(source, dump)
+    result = _compile_with_room(source, dump, unsafe)
     if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
@@ -62,7 +65,7 @@ def compile_command(script: str | None, program: str | None, output: str | None,
     _write_bundle(result.bundle, output or _default_output(script))
 
 
-def _compile_with_room(source: Source, dump: str | None):
+def _compile_with_room(source: Source, dump: str | None, unsafe: bool):
     """compile_source in a thread with a large stack; returns its Result or the exception."""
     from bpftc.pipeline import compile_source
 
@@ -70,7 +73,7 @@ def _compile_with_room(source: Source, dump: str | None):
 
     def run() -> None:
         try:
-            outcome.append(compile_source(source, dump=dump))
+            outcome.append(compile_source(source, dump=dump, unsafe=unsafe))
         except BaseException as error:  # noqa: BLE001 (handed back to the caller)
             outcome.append(error)
 

@@ -60,6 +60,7 @@ class Function:
     aggregation: bool = False  # must be assigned directly to a map (count, hist...)
     map_argument: bool = False  # the first argument names a map (delete, clear, print...)
     result: Type | None = None  # a fixed result type; None: decided by passes/resolve.py
+    unsafe: bool = False  # only with --unsafe (bpftc and bpfrun)
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -83,7 +84,13 @@ FUNCTIONS: dict[str, Function] = {
     "strlen": Function(1, 1, result=UINT64),
     "strcontains": Function(2, 2, result=BOOL),
     "strncmp": Function(3, 3, result=INT64),
+    "time": Function(0, 1),
+    "strftime": Function(2, 2),
+    "system": Function(1, 64, unsafe=True),
+    "cat": Function(1, 64),
 }
+PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments
+DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp")  # their first arguments are strings
 
 # The 2017 spellings of the original README, rewritten by passes/desugar.py.

@@ -34,8 +34,9 @@ class Result:
     dump: str | None = None  # what --dump asked for
 
 
-def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None) -> Result:
-    """Run every stage on `source`; stop early on errors or after the stage named by `dump`."""
+def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None, unsafe: bool = False) -> Result:
+    """Run every stage on `source`; stop early on errors or after the stage named by `dump`.
+    `unsafe` allows the functions that act outside tracing (system())."""
     assert dump is None or dump in STAGES, dump
     diagnostics = Diagnostics()
     result = Result(diagnostics)
@@ -61,7 +62,7 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None)
     resolution = resolve(program, targets)
     if stop_after("resolve", lambda: print_ast(program, resolution.types)):
         return result
-    check(program, targets, resolution, diagnostics)
+    check(program, targets, resolution, diagnostics, unsafe)
     if stop_after("check", lambda: print_ast(program, resolution.types)):
         return result
     program, resolution = convert(program, resolution)

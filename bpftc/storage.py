@@ -13,7 +13,7 @@ from __future__ import annotations
 from common import layout
 from common.layout import Layout
 
-from bpftc.types import Bool, Int, Pointer, Record, String, Tuple, Type
+from bpftc.types import Bool, Int, Pointer, Record, String, Timestamp, Tuple, Type
 
 SLOT = layout.SLOT
 
@@ -25,6 +25,8 @@ def layout_of(t: Type) -> Layout:
         return Layout(layout.BOOL, 1)
     if isinstance(t, Pointer):
         return layout.integer(SLOT, False)
+    if isinstance(t, Timestamp):
+        return Layout(layout.TIMESTAMP, SLOT, text=t.format)
     if isinstance(t, String):
         return Layout(layout.STRING, t.size)
     if isinstance(t, Tuple):
@@ -41,7 +43,7 @@ def size_of(t: Type) -> int:
 
 def in_register(t: Type) -> bool:
     """Integers, bools and pointers are held in one 64-bit register; other values in memory."""
-    return isinstance(t, (Int, Bool, Pointer))
+    return isinstance(t, (Int, Bool, Pointer, Timestamp))
 
 
 def layout_of_tuple(types: list[Type]) -> Layout:

@@ -120,6 +120,16 @@ class Symbol(Type):
 
 
 @dataclass(frozen=True, slots=True)
+class Timestamp(Type):
+    """strftime(format, ns): nanoseconds since boot, formatted in user space."""
+
+    format: str
+
+    def __str__(self) -> str:
+        return "timestamp"
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregate(Type):
     """A map value that only an aggregation function writes: count(), sum(), hist()...
 

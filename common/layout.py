@@ -7,6 +7,7 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     int, uint   size 1, 2, 4 or 8; little-endian, two's complement for int
     bool        size 1..8; any non-zero byte is true
     string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
+    timestamp   size 8: nanoseconds since boot, printed as wall-clock time by strftime(`text`)
     tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
     record      named fields at their offsets (each aligned to 8), printed `{ .a = 1, .b = x }`
     none        size 0: no value
@@ -24,8 +25,9 @@ BOOL = "bool"
 STRING = "string"
 TUPLE = "tuple"
 RECORD = "record"
+TIMESTAMP = "timestamp"
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -42,6 +44,7 @@ class Layout:
     kind: str  # one of KINDS
     size: int
     fields: tuple[Field, ...] = ()
+    text: str = ""  # timestamp: its strftime format
 
 
 def integer(size: int, signed: bool) -> Layout:
@@ -85,6 +88,10 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return f"a string of {layout.size} bytes"
     if layout.kind == NONE and layout.size != 0:
         return "a none value with a size"
+    if layout.kind == TIMESTAMP and layout.size != 8:
+        return f"a timestamp of {layout.size} bytes"
+    if layout.text and (layout.kind != TIMESTAMP or len(layout.text) > 1024):
+        return "a format where none belongs, or one longer than 1024"
     if layout.kind in (TUPLE, RECORD):
         for field in layout.fields:
             if field.offset < 0 or field.offset + field.layout.size > layout.size:

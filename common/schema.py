@@ -136,6 +136,32 @@ class ZeroEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeEvent:
+    """time(format): the wall-clock time when bpfrun handles it, by strftime(format). No payload."""
+
+    KIND: ClassVar[str] = "time"
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEvent:
+    """system(format, ...): run the printf-formatted command and print what it prints. Unsafe."""
+
+    KIND: ClassVar[str] = "system"
+    format: str
+    args: Layout  # a tuple: the payload, as printf's
+
+
+@dataclass(frozen=True, slots=True)
+class CatEvent:
+    """cat(format, ...): print the file the printf-formatted path names."""
+
+    KIND: ClassVar[str] = "cat"
+    format: str
+    args: Layout
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeErrorEvent:
     """A problem a program met while running (a division by zero): no payload. The location is
     the source's, for the message bpfrun prints: `stdin:1:31-38: WARNING: message`, the source
@@ -150,7 +176,18 @@ class RuntimeErrorEvent:
     excerpt: tuple[str, ...]  # the source line and its `~~~` marker
 
 
-EventSpec = PrintfEvent | ExitEvent | PrintMapEvent | PrintValueEvent | ClearEvent | ZeroEvent | RuntimeErrorEvent
+EventSpec = (
+    PrintfEvent
+    | ExitEvent
+    | PrintMapEvent
+    | PrintValueEvent
+    | ClearEvent
+    | ZeroEvent
+    | TimeEvent
+    | SystemEvent
+    | CatEvent
+    | RuntimeErrorEvent
+)
 EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 
 
@@ -179,6 +216,7 @@ class Resources:
     requirements: Requirements
     globals: Layout | None = None  # a record of the fields named above; None when not needed
     print_maps_on_exit: bool = True
+    unsafe: bool = False  # uses system() (compiled with --unsafe; bpfrun needs --unsafe too)
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

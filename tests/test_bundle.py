@@ -341,7 +341,7 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
 def test_a_bug_is_one_line_with_status_2(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_verify(resources: Resources) -> None:
+    def broken_verify(resources: Resources, allow_unsafe: bool) -> None:
         raise KeyError("oops")
 
     monkeypatch.setattr("bpfrun.verify.verify", broken_verify)

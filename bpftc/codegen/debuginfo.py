@@ -102,7 +102,11 @@ class DebugInfo:
             "DISubroutineType", {"types": self.module.add_metadata([long_type] + [pointer] * len(function.args))}
         )
         local = function.linkage == "internal"
-        flags = "DISPFlagLocalToUnit | DISPFlagDefinition | DISPFlagOptimized" if local else "DISPFlagDefinition | DISPFlagOptimized"
+        flags = (
+            "DISPFlagLocalToUnit | DISPFlagDefinition | DISPFlagOptimized"
+            if local
+            else "DISPFlagDefinition | DISPFlagOptimized"
+        )
         subprogram = self.module.add_debug_info(
             "DISubprogram",
             {

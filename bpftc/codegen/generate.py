@@ -407,7 +407,9 @@ class _ProbeGenerator(ast.Visitor):
         callback = self.callback
         _, key, value, context = self.bpf.function.args
         for index, binding in enumerate(callback.outer, 1):
-            self.storage[binding] = self.ir.load(self.bpf.at(context, 8 * index), name=binding.name[1:], typ=PTR, align=8)
+            self.storage[binding] = self.ir.load(
+                self.bpf.at(context, 8 * index), name=binding.name[1:], typ=PTR, align=8
+            )
         callback.context = context
         element = self._allocate(self.bindings[callback.loop.variable])
         element_type = self.bindings[callback.loop.variable].type
@@ -605,7 +607,9 @@ class _ProbeGenerator(ast.Visitor):
             equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
         return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
 
-    def divide(self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/", node: ast.Node | None = None) -> ir.Value:
+    def divide(
+        self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/", node: ast.Node | None = None
+    ) -> ir.Value:
         """Division and remainder. By 0 they give 1, as bpftrace's do (it also warns; bpftc does not
         yet): the divisor is replaced by 1 and the result by 1, because dividing by 0 is undefined
         in LLVM IR, which would let LLVM drop checks elsewhere (a map lookup's NULL check).
@@ -769,6 +773,17 @@ class _ProbeGenerator(ast.Visitor):
     def call_clear(self, node: ast.Call) -> None:
         self._send(node, [])
 
+    def call_time(self, node: ast.Call) -> None:
+        self._send(node, [])
+
+    def call_system(self, node: ast.Call) -> None:
+        self._send(node, node.args[1:])
+
+    call_cat = call_system
+
+    def call_strftime(self, node: ast.Call) -> ir.Value:
+        return self.value(node.args[1])  # the timestamp; bpfrun formats it
+
     call_zero = call_clear
 
     def call_exit(self, node: ast.Call) -> None:
@@ -821,7 +836,9 @@ class _ProbeGenerator(ast.Visitor):
         that returns 0 visits them all."""
         visit_all = self.shared.count_callback()
         map_variable = self.shared.maps[node.args[0].name]
-        return self.bpf.call_helper(bpf_helpers.FOR_EACH_MAP_ELEM, [map_variable, visit_all, bpf_helpers.NULL, I64(0)], name="length")
+        return self.bpf.call_helper(
+            bpf_helpers.FOR_EACH_MAP_ELEM, [map_variable, visit_all, bpf_helpers.NULL, I64(0)], name="length"
+        )
 
     def call_has_key(self, node: ast.Call) -> ir.Value:
         return self.maps.has_key(node.args[0], node.args[1])
@@ -866,7 +883,7 @@ class _Refused(Exception):
 
 def _payload_layout(event: schema.EventSpec) -> layout.Layout:
     """The payload after an event's id, as common/schema.py defines it for each kind."""
-    if isinstance(event, schema.PrintfEvent):
+    if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent)):
         return event.args
     if isinstance(event, schema.ExitEvent):
         return layout.packed(layout.TUPLE, [("", layout.I64)])

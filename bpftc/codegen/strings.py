@@ -44,14 +44,14 @@ def contains(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir
     return bpf.as_i64(found)
 
 
-def differ(bpf: BpfBuilder, left: ir.Value, left_size: int, right: ir.Value, right_size: int, limit: ir.Value) -> ir.Value:
+def differ(
+    bpf: BpfBuilder, left: ir.Value, left_size: int, right: ir.Value, right_size: int, limit: ir.Value
+) -> ir.Value:
     """strncmp(left, right, limit) as 0 (the same up to `limit` bytes) or 1: past both NULs the
     padding is zero, so comparing every byte below `limit` is comparing up to the first NUL."""
     different = ir.Constant(I1, 0)
     for offset in range(max(left_size, right_size)):
-        unequal = bpf.ir.icmp_unsigned(
-            "!=", _byte(bpf, left, left_size, offset), _byte(bpf, right, right_size, offset)
-        )
+        unequal = bpf.ir.icmp_unsigned("!=", _byte(bpf, left, left_size, offset), _byte(bpf, right, right_size, offset))
         counted = bpf.ir.icmp_unsigned("<", I64(offset), limit)
         different = bpf.ir.or_(different, bpf.ir.and_(unequal, counted), name="different")
     return bpf.as_i64(different)

@@ -34,6 +34,7 @@ from bpftc.types import (
     Record,
     String,
     Struct,
+    Timestamp,
     Tuple,
     Type,
     Unknown,
@@ -46,9 +47,9 @@ MAX_UNROLL = 100
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cat", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
+    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "strftime", "strstr", "system", "time", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "strstr", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
     "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "cpid", "debugf",
 }  # fmt: skip
@@ -58,12 +59,15 @@ NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
 
 
-def check(program: ast.Program, targets: ProbeTargets, resolution: Resolution, diagnostics: Diagnostics) -> None:
+def check(
+    program: ast.Program, targets: ProbeTargets, resolution: Resolution, diagnostics: Diagnostics, unsafe: bool = False
+) -> None:
+    """`unsafe`: bpftc --unsafe, which allows system()."""
     for item in program.config:
         _check_config(item, diagnostics)
     for probe in program.probes:
         contexts = _contexts(probe, targets)
-        _Checker(resolution, contexts, diagnostics).check_probe(probe)
+        _Checker(resolution, contexts, diagnostics, unsafe).check_probe(probe)
 
 
 def _contexts(probe: ast.Probe, targets: ProbeTargets) -> list[tuple[str, ...]]:
@@ -83,7 +87,10 @@ def _check_config(item: ast.ConfigItem, diagnostics: Diagnostics) -> None:
 
 
 class _Checker(ast.Visitor):
-    def __init__(self, resolution: Resolution, contexts: list[tuple[str, ...]], diagnostics: Diagnostics) -> None:
+    def __init__(
+        self, resolution: Resolution, contexts: list[tuple[str, ...]], diagnostics: Diagnostics, unsafe: bool
+    ) -> None:
+        self.unsafe = unsafe
         self.types = resolution.types
         self.maps = resolution.maps
         self.resolution = resolution
@@ -396,6 +403,10 @@ class _Checker(ast.Visitor):
         if not function.min_args <= len(node.args) <= function.max_args:
             self.error(node, arity_message(node.name, function, len(node.args)))
             return
+        if function.unsafe and not self.unsafe:
+            self.error(node, f"{node.name}() is an unsafe function being used in safe mode",
+                       hints=("compile with --unsafe (and run the bundle with bpfrun --unsafe)",))  # fmt: skip
+            return
         if function.map_argument and not isinstance(node.args[0], ast.Map):
             self.error(node.args[0], f"{node.name}() expects a map argument")
             return
@@ -516,9 +527,12 @@ class _Checker(ast.Visitor):
             self.error(target, "print() of a value that has no type")
 
     def _check_printf(self, node: ast.Call) -> None:
+        """printf(), and system() and cat() with printf's format."""
         format_node, *args = node.args
         if not isinstance(format_node, ast.String):
-            self.error(node, f"printf() expects a string literal ({_kind_name(self.type_of(format_node))} provided)")
+            self.error(
+                node, f"{node.name}() expects a string literal ({_kind_name(self.type_of(format_node))} provided)"
+            )
             return
         specs = conversions(format_node.value.decode("utf-8", "surrogateescape"))
         unsupported = [spec.conversion for spec in specs if spec.conversion in UNSUPPORTED_CONVERSIONS]
@@ -535,9 +549,22 @@ class _Checker(ast.Visitor):
                 continue
             if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
                 continue
-            if isinstance(t, (Tuple, Record)) and spec.conversion == "s":
+            if isinstance(t, (Tuple, Record, Timestamp)) and spec.conversion == "s":
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
+
+    def _check_time(self, node: ast.Call) -> None:
+        if node.args and not isinstance(node.args[0], ast.String):
+            self.error(node, f"time() expects a string literal ({_kind_name(self.type_of(node.args[0]))} provided)")
+
+    def _check_strftime(self, node: ast.Call) -> None:
+        format_node, timestamp = node.args
+        if not isinstance(format_node, ast.String):
+            self.error(node, f"strftime() expects a string literal ({_kind_name(self.type_of(format_node))} provided)")
+        elif not isinstance(self.type_of(timestamp), (Int, Bool, Unknown)):
+            self.error(timestamp, f"strftime() expects an integer timestamp ({self.type_of(timestamp)} provided)")
+        elif (constant_value(timestamp) or 0) < 0:
+            self.error(timestamp, "strftime() timestamps must be non-negative")
 
     def _check_strings(self, node: ast.Call) -> None:
         strings = node.args[:2] if node.name != "strlen" else node.args[:1]
@@ -721,6 +748,10 @@ _ARGUMENT_CHECKS = {
     "zero": _Checker._check_whole_map,
     "print": _Checker._check_print,
     "printf": _Checker._check_printf,
+    "system": _Checker._check_printf,
+    "cat": _Checker._check_printf,
+    "time": _Checker._check_time,
+    "strftime": _Checker._check_strftime,
     "str": _Checker._check_str,
     "strlen": _Checker._check_strings,
     "strcontains": _Checker._check_strings,

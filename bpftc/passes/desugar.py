@@ -55,7 +55,11 @@ class _Desugar(ast.Transformer):
             return _delete(node.span, node.args[0])
         if node.name in CALLABLE_BUILTINS and not node.args:
             return ast.Builtin(node.span, node.name)
-        if len(node.args) == 1 and isinstance(node.args[0], ast.Builtin) and (node.name, node.args[0].name) in DEFAULT_MODES:
+        if (
+            len(node.args) == 1
+            and isinstance(node.args[0], ast.Builtin)
+            and (node.name, node.args[0].name) in DEFAULT_MODES
+        ):
             return ast.Builtin(node.span, node.name)
         return node
 

@@ -42,6 +42,7 @@ from bpftc.types import (
     Record,
     String,
     Struct,
+    Timestamp,
     Tuple,
     Type,
     Unknown,
@@ -404,6 +405,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, function.result)
         if node.name == "str":
             return self.typed(node, _str_type(node, self.types))
+        if node.name == "strftime" and node.args and isinstance(node.args[0], ast.String):
+            return self.typed(node, Timestamp(node.args[0].value.decode("utf-8", "surrogateescape")))
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
             return self.typed(node, BUILTIN_VARIABLES[node.name].type)
         return self.typed(node, VOID if function is not None else UNKNOWN)

@@ -26,13 +26,17 @@ from common.schema import (
     PrintValueEvent,
     ProbeSpec,
     Requirements,
+    CatEvent,
     Resources,
     RuntimeErrorEvent,
+    SystemEvent,
+    TimeEvent,
     ZeroEvent,
 )
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
+from bpftc.builtins import DEFAULT_TIME_FORMAT
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, parameter_offset
 from bpftc.probes import ProbeTarget
@@ -60,7 +64,9 @@ class Plan:
     event_ids: dict[ast.Node, int] = field(default_factory=dict)  # calls (and divisions) that send an event
 
 
-def plan_resources(program: ast.Program, targets: ProbeTargets, resolution: Resolution, source: Source, arch: Arch) -> Plan:
+def plan_resources(
+    program: ast.Program, targets: ProbeTargets, resolution: Resolution, source: Source, arch: Arch
+) -> Plan:
     programs = _programs(program, targets)
     settings = {item.name: item.value for item in program.config}
     max_keys = settings.get("max_map_keys", MAX_MAP_ENTRIES)
@@ -77,6 +83,7 @@ def plan_resources(program: ast.Program, targets: ProbeTargets, resolution: Reso
         requirements=Requirements(arch=arch.name),
         globals=_globals(program, resolution),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
+        unsafe=any(isinstance(event, SystemEvent) for event in events),
     )
     return Plan(resources, programs, maps, event_ids)
 
@@ -105,7 +112,9 @@ def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool, max
         return MapSpec(name, elf_name, schema.HASH, key_layout, storage.layout_of(value), _entries(keyed, max_keys))
     aggregated: Layout = storage.layout_of(value.value if value.value is not None else UINT64)
     params = value.params
-    spec = MapSpec(name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed, max_keys), value.kind, params)
+    spec = MapSpec(
+        name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed, max_keys), value.kind, params
+    )
     if keyed or deleted:
         return spec
     array = MapSpec(name, elf_name, schema.PERCPU_ARRAY, None, aggregated, 1, value.kind, params)
@@ -163,7 +172,9 @@ def _entries(keyed: bool, max_keys: int) -> int:
 DIVISION_BY_ZERO = "Divide or modulo by 0 detected. This can lead to unexpected results. 1 is being used as the result."
 
 
-def _events(program: ast.Program, resolution: Resolution, source: Source) -> tuple[list[EventSpec], dict[ast.Node, int]]:
+def _events(
+    program: ast.Program, resolution: Resolution, source: Source
+) -> tuple[list[EventSpec], dict[ast.Node, int]]:
     events: list[EventSpec] = []
     event_ids: dict[ast.Node, int] = {}
     exit_id = None
@@ -198,6 +209,15 @@ def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
         format_node, *args = node.args
         payload = storage.layout_of_tuple([types[arg] for arg in args])
         return PrintfEvent(format_node.value.decode("utf-8", "surrogateescape"), payload)
+    if node.name in ("system", "cat"):
+        format_node, *args = node.args
+        event = SystemEvent if node.name == "system" else CatEvent
+        return event(
+            format_node.value.decode("utf-8", "surrogateescape"), storage.layout_of_tuple([types[a] for a in args])
+        )
+    if node.name == "time":
+        text = node.args[0].value.decode("utf-8", "surrogateescape") if node.args else DEFAULT_TIME_FORMAT
+        return TimeEvent(text)
     if node.name == "exit":
         return ExitEvent()
     if node.name in ("clear", "zero"):

@@ -166,6 +166,9 @@ def run_case(case: Case, tracer: list[str], compile_first: bool) -> tuple[Case, 
 def compile_program(program: str) -> tuple[bytes | None, str]:
     """bpftc's bundle for `program` and what it printed on stderr; compiled in this process (the
     compiler's start-up would dominate a run) and once for the text and JSON runs of a case."""
+    from bpftc import OPAQUE_POINTERS
+
+    os.environ.setdefault(*OPAQUE_POINTERS)  # before the compiler imports llvmlite
     from bpftc.diagnostics import render
     from bpftc.pipeline import compile_source
     from bpftc.source import Source
