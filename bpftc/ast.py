@@ -7,7 +7,7 @@ rewrites returns a new tree (`Transformer`), sharing the nodes it does not chang
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterator
 
 from bpftc.source import Span
@@ -153,7 +153,7 @@ class Offsetof(Node):
 @dataclass(eq=False, slots=True)
 class BlockExpr(Node):
     statements: list[Node]
-    value: Node
+    value: Node | None  # None: a block that gives no value (a macro that only does things)
 
 
 # Statements
@@ -252,9 +252,17 @@ class ConfigItem(Node):
 
 
 @dataclass(eq=False, slots=True)
+class Macro(Node):
+    name: str
+    parameters: list[str]  # '$x' (a variable), '@m' (a map) or 'x' (an expression)
+    body: Block
+
+
+@dataclass(eq=False, slots=True)
 class Program(Node):
     config: list[ConfigItem]
     probes: list[Probe]
+    macros: list[Macro] = field(default_factory=list)
 
 
 def children(node: Node) -> Iterator[Node]:

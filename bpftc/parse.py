@@ -97,8 +97,18 @@ class _ToAst(Transformer):
     def start(self, meta, children):
         config = children[0] if children and isinstance(children[0], list) else []
         probes = [child for child in children if isinstance(child, ast.Probe)]
+        macros = [child for child in children if isinstance(child, ast.Macro)]
         span = _span(meta) if children else Span(1, 1, 1, 1)
-        return ast.Program(span, config, probes)
+        return ast.Program(span, config, probes, macros)
+
+    def macro(self, meta, children):
+        name, *rest = children
+        body = rest[-1]
+        parameters = [str(parameter) for parameter in rest[:-1] if parameter is not None]
+        return ast.Macro(_span(meta), str(name), parameters, body)
+
+    def macro_parameter(self, meta, children):
+        return children[0]
 
     def config(self, meta, children):
         return [child for child in children if child is not None]

@@ -1,7 +1,7 @@
 """The compiler's stages, in order. Each stage does one thing; the pipeline stops after the first
 stage that reported an error. `--dump STAGE` prints what a stage produced and stops there.
 
-    parse → desugar → probes → resolve → check → convert → resources → generate → emit → bundle
+    parse → macros → desugar → probes → resolve → check → convert → resources → generate → emit → bundle
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from bpftc.parse import parse
 from bpftc.passes.check import check
 from bpftc.passes.convert import convert
 from bpftc.passes.desugar import desugar
+from bpftc.passes.macros import expand_macros
 from bpftc.passes.probes import resolve_probes
 from bpftc.passes.resolve import resolve
 from bpftc.passes.resources import plan_resources
 from bpftc.printer import print_ast
 from bpftc.source import Source
 
-STAGES = ("parse", "desugar", "probes", "resolve", "check", "convert", "resources", "generate", "emit", "bundle")
+STAGES = ("parse", "macros", "desugar", "probes", "resolve", "check", "convert", "resources", "generate", "emit", "bundle")
 
 
 @dataclass
@@ -52,6 +53,9 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None,
 
     program = parse(source, diagnostics)
     if program is None or stop_after("parse", lambda: print_ast(program)):
+        return result
+    program = expand_macros(program, diagnostics)
+    if stop_after("macros", lambda: print_ast(program)):
         return result
     program = desugar(program)
     if stop_after("desugar", lambda: print_ast(program)):

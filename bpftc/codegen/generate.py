@@ -755,11 +755,11 @@ class _ProbeGenerator(ast.Visitor):
         t = type_of_spec(operand) if isinstance(operand, ast.TypeSpec) else self.types[operand]
         return I64(_sizeof(t))
 
-    def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value:
+    def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value | None:
         for statement in node.statements:  # its variables live as long as the enclosing statement
             self._allocate_declared(statement)
             self.visit(statement)
-        return self.value(node.value)
+        return self.value(node.value) if node.value is not None else None
 
     # Calls
 

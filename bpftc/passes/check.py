@@ -381,7 +381,8 @@ class _Checker(ast.Visitor):
     def visit_BlockExpr(self, node: ast.BlockExpr) -> None:
         for statement in node.statements:
             self.visit(statement)
-        self.visit(node.value)
+        if node.value is not None:
+            self.visit(node.value)
 
     # Calls
 

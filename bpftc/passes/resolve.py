@@ -509,7 +509,7 @@ class _Resolver(ast.Visitor):
     def visit_BlockExpr(self, node: ast.BlockExpr) -> Type:
         self.scope = _Scope(self.scope)
         self.visit_statements(node.statements)
-        value = self.visit(node.value)
+        value = self.visit(node.value) if node.value is not None else VOID
         self.scope = self.scope.parent
         return self.typed(node, value)
 
