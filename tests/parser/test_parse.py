@@ -167,3 +167,11 @@ def test_unterminated_string_points_past_the_line():
     assert diagnostics_text('BEGIN { @x = "abc; }') == (
         'stdin:1:21-21: ERROR: syntax: unterminated string\nBEGIN { @x = "abc; }\n' + " " * 20 + "\n"
     )
+
+
+def test_a_call_after_an_inner_block_is_not_read_as_an_attach_point():
+    # LALR merges the states after the '}' of every rule built on `block`: a probe's or a macro's
+    # body shares them, and `exit` after an inner block became an attach point.
+    program = "macro m() { 1 } BEGIN { if (1) { } exit(); while (0) { } print(m); } END { { } printf(\"x\"); }"
+    text = ast_text(program)
+    assert "Call exit()" in text and "Call printf()" in text and "Macro" in text
