@@ -16,6 +16,8 @@ import contextlib
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import click
 
@@ -27,12 +29,35 @@ from bpfrun.errors import UserError
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
 @click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
 @click.option("--unsafe", is_flag=True, help="Allow a bundle that runs commands (system()).")
+@click.option("-p", "pid", type=click.IntRange(min=1), help="Trace only this process (not begin, end, self, interval).")
+@click.option("-c", "command", metavar="CMD", help="Run CMD, trace it, and stop when it exits (cpid is its pid).")
+@click.option("-o", "output_file", metavar="FILE", help="Write the output to FILE instead of stdout.")
+@click.option("-q", "quiet", is_flag=True, help="Do not print the attached-probes line.")
+@click.option(
+    "-B",
+    "buffering",
+    type=click.Choice(["none", "line", "full"]),
+    help="Output buffering (default: full, line on a terminal).",
+)
 @click.argument("bundle_path", metavar="BUNDLE")
 @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
-def cli(verbose: bool, output_format: str, unsafe: bool, bundle_path: str, arguments: tuple[str, ...]) -> int:
+def cli(bundle_path: str, arguments: tuple[str, ...], **options: object) -> int:
     """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
     until it exits or is interrupted."""
-    return _main(bundle_path, verbose, output_format, arguments, unsafe)
+    return _main(bundle_path, Options(arguments=arguments, **options))
+
+
+@dataclass(frozen=True)
+class Options:
+    verbose: bool = False
+    output_format: str = "text"
+    unsafe: bool = False
+    pid: int | None = None
+    command: str | None = None
+    output_file: str | None = None
+    quiet: bool = False
+    buffering: str | None = None
+    arguments: tuple[str, ...] = ()
 
 
 def main() -> None:
@@ -47,9 +72,9 @@ def main() -> None:
     sys.exit(status)
 
 
-def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...] = (), unsafe: bool = False) -> int:
+def _main(path: str, options: Options) -> int:
     try:
-        return _run(path, verbose, output_format, arguments, unsafe)
+        return _run(path, options)
     except UserError as error:
         print(f"bpfrun: ERROR: {error}", file=sys.stderr)
         return 1
@@ -65,10 +90,11 @@ def _main(path: str, verbose: bool, output_format: str, arguments: tuple[str, ..
         return 2
 
 
-def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...], unsafe: bool) -> int:
+def _run(path: str, options: Options) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
     from bpfrun.attach import attach_probes, check_attach_points
+    from bpfrun.command import Command
     from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
     from bpfrun.maps import possible_cpus
@@ -77,20 +103,32 @@ def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...
     from bpfrun.read import read_bundle
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
+    from common.schema import SIGNAL
 
     stop = StopFlag()
     stop.install()
-    if verbose:
+    if options.verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    log = libbpf.capture_log(verbose)
+    log = libbpf.capture_log(options.verbose)
     bundle = read_bundle(path)
     resources = bundle.resources
-    verify(resources, unsafe)
-    output = Output(output_format, sys.stdout.buffer, sys.stderr.buffer)
+    verify(resources, options.unsafe)
+    if any(probe.provider == SIGNAL for probe in resources.probes):
+        stop.install_user_signal()
+    if options.pid is not None and not os.path.exists(f"/proc/{options.pid}"):
+        raise UserError(f"no process with pid {options.pid}")
     ncpus = possible_cpus()
-    values = positional(arguments)
-    data = globals_data(resources.globals, values, ncpus) if resources.globals is not None else b""
     with contextlib.ExitStack() as stack:
+        output = Output(
+            options.output_format, _output_stream(options, stack), sys.stderr.buffer, _line_buffered(options)
+        )
+        command = Command(options.command) if options.command else None
+        if command is not None:
+            stack.callback(command.stop)
+        target = options.pid or 0
+        data = globals_data(
+            resources.globals, positional(options.arguments), ncpus, target, command.pid if command else 0
+        )
         loaded = load(bundle, stack, log, data)
         check_attach_points(resources.probes)
         context = Context(resources.maps, loaded.map_fds, ncpus)
@@ -98,14 +136,33 @@ def _run(path: str, verbose: bool, output_format: str, arguments: tuple[str, ...
         events = Events(loaded, resources, handler, output, stack, stop)
         run_begin(loaded, resources)
         links = attach_probes(loaded, resources.probes, stack)
-        output.attached(len(resources.probes))
-        run_until_stopped(events, resources, stop)
+        if not options.quiet:
+            output.attached(len(resources.probes))
+        if command is not None:
+            command.release()
+        run_until_stopped(events, resources, stop, command.finished if command else None)
         links.close()  # bpftrace detaches before END: END and the printout see final maps
         run_end(loaded, resources, events)
         # Without print_maps_on_exit bpftrace still ends its text output with the two newlines.
         output.maps_at_exit(context.read_all() if resources.print_maps_on_exit else [])
         output.flush()
         return events.exit_code
+
+
+def _output_stream(options: Options, stack: contextlib.ExitStack) -> BinaryIO:
+    if options.output_file is None:
+        return sys.stdout.buffer
+    try:
+        return stack.enter_context(open(options.output_file, "wb"))
+    except OSError as error:
+        raise UserError(f"cannot write {options.output_file}: {error.strerror}") from None
+
+
+def _line_buffered(options: Options) -> bool:
+    """-B line and none flush after every event; full (the default off a terminal) per batch."""
+    if options.buffering is not None:
+        return options.buffering != "full"
+    return options.output_file is None and sys.stdout.isatty()
 
 
 if __name__ == "__main__":

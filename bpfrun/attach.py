@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,17 +28,45 @@ from bpfrun import tracefs
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
     PERF_COUNT_SW_CPU_CLOCK,
+    PERF_TYPE_HARDWARE,
     PERF_TYPE_SOFTWARE,
+    bpf_uprobe_opts,
     SYS_PERF_EVENT_OPEN,
     lib,
     libc,
     perf_event_attr,
 )
 from bpfrun.load import LoadedObject
-from common.schema import BEGIN, END, INTERVAL, KPROBE, KRETPROBE, TRACEPOINT, ProbeSpec
+from common.schema import (
+    BEGIN,
+    END,
+    HARDWARE,
+    HARDWARE_EVENTS,
+    INTERVAL,
+    KPROBE,
+    KRETPROBE,
+    PROFILE,
+    RAWTRACEPOINT,
+    SIGNAL,
+    SOFTWARE,
+    SOFTWARE_EVENTS,
+    TRACEPOINT,
+    UPROBE,
+    URETPROBE,
+    ProbeSpec,
+)
 
 _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
+_PERF_ATTR_FREQUENCY = 1 << 10  # `freq`: sample_period holds a frequency (profile:hz:N)
+_LIBRARY_DIRECTORIES = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
 
 
 MAX_PERIOD_NS = (1 << 63) - 1
@@ -138,22 +168,132 @@ def _interval_problem(probe: ProbeSpec) -> str | None:
 
 
 def _attach_interval(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
-    attr = perf_event_attr(
-        type=PERF_TYPE_SOFTWARE,
-        size=ctypes.sizeof(perf_event_attr),
-        config=PERF_COUNT_SW_CPU_CLOCK,
-        sample_period=probe.period,
-        flags=_PERF_ATTR_DISABLED,
-    )
     # One CPU (cpu 0, any process): bpftrace's interval fires once per period, not once per CPU.
-    perf_fd = libc.syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), -1, 0, -1, _PERF_FLAG_FD_CLOEXEC)
+    _attach_perf_event(program, probe, links, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, 0)
+
+
+def _attach_on_every_cpu(event_type: int, config: Callable[[ProbeSpec], int]):
+    def attach(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+        for cpu in online_cpus():
+            _attach_perf_event(program, probe, links, event_type, config(probe), cpu)
+
+    return attach
+
+
+def _attach_perf_event(
+    program: int, probe: ProbeSpec, links: contextlib.ExitStack, event_type: int, config: int, cpu: int
+) -> None:
+    flags = _PERF_ATTR_DISABLED | (_PERF_ATTR_FREQUENCY if probe.frequency else 0)
+    attr = perf_event_attr(
+        type=event_type,
+        size=ctypes.sizeof(perf_event_attr),
+        config=config,
+        sample_period=probe.frequency or probe.period,  # a union with sample_freq
+        flags=flags,
+    )
+    perf_fd = libc.syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), -1, cpu, -1, _PERF_FLAG_FD_CLOEXEC)
     if perf_fd < 0:
-        raise UserError(f"cannot attach {probe.attach_point}: perf_event_open: {os.strerror(ctypes.get_errno())}")
+        error = ctypes.get_errno()
+        why = os.strerror(error)
+        if event_type == PERF_TYPE_HARDWARE and error in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
+            why = f"this machine has no hardware performance counters for it ({why})"
+        raise UserError(f"cannot attach {probe.attach_point}: perf_event_open: {why}")
     with contextlib.ExitStack() as pending:
         pending.callback(os.close, perf_fd)
         link = lib.bpf_program__attach_perf_event(program, perf_fd)
         _register(link, probe, links)
         pending.pop_all()  # the perf link owns the fd now: bpf_link__destroy closes it
+
+
+def online_cpus() -> list[int]:
+    """The CPUs a per-CPU perf event goes on: /sys/devices/system/cpu/online, e.g. '0-3,6'."""
+    text = Path("/sys/devices/system/cpu/online").read_text().strip()
+    cpus: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+# rawtracepoint
+
+
+def _rawtracepoint_problem(probe: ProbeSpec) -> str | None:
+    if len(probe.target) != 1 or not _TRACEPOINT_NAME.fullmatch(probe.target[0]):
+        return f"invalid rawtracepoint target {':'.join(probe.target)!r}"
+    return None
+
+
+def _check_rawtracepoint(probe: ProbeSpec) -> None:
+    if not tracefs.raw_tracepoint_exists(probe.target[0]):
+        raise UserError(f"cannot attach {probe.attach_point}: no such tracepoint")
+
+
+def _attach_rawtracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    _register(lib.bpf_program__attach_raw_tracepoint(program, probe.target[0].encode()), probe, links)
+
+
+# uprobes
+
+
+def _uprobe_problem(probe: ProbeSpec) -> str | None:
+    if len(probe.target) != 2 or not probe.target[0] or not _FUNCTION_NAME.fullmatch(probe.target[1]):
+        return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
+    return None
+
+
+def _check_uprobe(probe: ProbeSpec) -> None:
+    binary_path(probe)
+
+
+def binary_path(probe: ProbeSpec) -> str:
+    """The file a uprobe names: a path, or a library name (`libc`) found where ld.so looks."""
+    binary = probe.target[0]
+    if "/" in binary:
+        if not os.path.isfile(binary):
+            raise UserError(f"cannot attach {probe.attach_point}: no such file: {binary}")
+        return binary
+    for directory in _LIBRARY_DIRECTORIES:
+        for name in (f"lib{binary}.so", f"{binary}.so", binary):
+            matches = sorted(Path(directory).glob(name + "*")) if Path(directory).is_dir() else []
+            for match in matches:  # libc.so is a linker script: the library is an ELF file
+                if _is_elf(match):
+                    return str(match)
+    raise UserError(f"cannot attach {probe.attach_point}: no library {binary!r} in {', '.join(_LIBRARY_DIRECTORIES)}")
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    options = bpf_uprobe_opts(sz=ctypes.sizeof(bpf_uprobe_opts), retprobe=probe.provider == URETPROBE)
+    options.func_name = probe.target[1].encode()
+    link = lib.bpf_program__attach_uprobe_opts(program, -1, binary_path(probe).encode(), 0, ctypes.byref(options))
+    _register(link, probe, links)
+
+
+def _profile_problem(probe: ProbeSpec) -> str | None:
+    if probe.target or not (0 < probe.period <= MAX_PERIOD_NS or 0 < probe.frequency <= 1_000_000_000):
+        return "a profile probe needs a period or a frequency"
+    return None
+
+
+def _perf_problem(events: dict[str, int]) -> Callable[[ProbeSpec], str | None]:
+    def problem(probe: ProbeSpec) -> str | None:
+        if len(probe.target) != 1 or probe.target[0] not in events or not 0 < probe.period <= MAX_PERIOD_NS:
+            return f"invalid {probe.provider} event {':'.join(probe.target)!r} every {probe.period}"
+        return None
+
+    return problem
+
+
+def _signal_problem(probe: ProbeSpec) -> str | None:
+    return None if probe.target == ("signal", "SIGUSR1") else "self probes are self:signal:SIGUSR1"
 
 
 def _register(link: int | None, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
@@ -169,4 +309,21 @@ PROVIDERS: dict[str, Provider] = {
     KPROBE: Provider(_kprobe_problem, _check_kprobe, _attach_kprobe),
     KRETPROBE: Provider(_kprobe_problem, _check_kprobe, _attach_kprobe),
     INTERVAL: Provider(_interval_problem, _nothing, _attach_interval),
+    PROFILE: Provider(
+        _profile_problem, _nothing, _attach_on_every_cpu(PERF_TYPE_SOFTWARE, lambda p: PERF_COUNT_SW_CPU_CLOCK)
+    ),
+    SOFTWARE: Provider(
+        _perf_problem(SOFTWARE_EVENTS),
+        _nothing,
+        _attach_on_every_cpu(PERF_TYPE_SOFTWARE, lambda p: SOFTWARE_EVENTS[p.target[0]]),
+    ),
+    HARDWARE: Provider(
+        _perf_problem(HARDWARE_EVENTS),
+        _nothing,
+        _attach_on_every_cpu(PERF_TYPE_HARDWARE, lambda p: HARDWARE_EVENTS[p.target[0]]),
+    ),
+    RAWTRACEPOINT: Provider(_rawtracepoint_problem, _check_rawtracepoint, _attach_rawtracepoint),
+    UPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
+    URETPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
+    SIGNAL: Provider(_signal_problem, _nothing, _nothing),
 }

@@ -88,9 +88,12 @@ class EventHandler:
         event = self._events[event_id]
         payload = record[schema.EVENT_HEADER :]
         try:
-            return _HANDLERS[type(event)](self, event_id, event, payload)
+            result = _HANDLERS[type(event)](self, event_id, event, payload)
         except ValueError as error:
             raise UserError(f"{event.KIND} event {event_id}: {error}") from None
+        if self._output.line_buffered:
+            self._output.flush()
+        return result
 
     def _printf(self, event_id: int, event: schema.PrintfEvent, payload: bytes) -> None:
         args = decode(event.args, payload)

@@ -61,6 +61,18 @@ class bpf_test_run_opts(Structure):  # noqa: N801 (libbpf's name)
     ]
 
 
+class bpf_uprobe_opts(Structure):  # noqa: N801 (libbpf's name)
+    """libbpf 1.1's struct bpf_uprobe_opts (later versions add fields; `sz` tells which)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("ref_ctr_offset", c_size_t),
+        ("bpf_cookie", c_uint64),
+        ("retprobe", c_bool),
+        ("func_name", c_char_p),
+    ]
+
+
 class perf_event_attr(Structure):  # noqa: N801 (the kernel's name)
     """The first PERF_ATTR_SIZE_VER1 (72) bytes of struct perf_event_attr; the kernel accepts
     any published size and treats the fields we leave out as zero."""
@@ -80,6 +92,7 @@ class perf_event_attr(Structure):  # noqa: N801 (the kernel's name)
     ]
 
 
+PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_CPU_CLOCK = 0
 SYS_PERF_EVENT_OPEN = 298  # x86_64; verify.py refuses bundles for other architectures
@@ -115,6 +128,10 @@ _prototype(lib, "bpf_program__fd", c_int, c_void_p)
 _prototype(lib, "bpf_program__attach_tracepoint", c_void_p, c_void_p, c_char_p, c_char_p)
 _prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char_p)
 _prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
+_prototype(lib, "bpf_program__attach_raw_tracepoint", c_void_p, c_void_p, c_char_p)
+_prototype(
+    lib, "bpf_program__attach_uprobe_opts", c_void_p, c_void_p, c_int, c_char_p, c_size_t, POINTER(bpf_uprobe_opts)
+)
 _prototype(lib, "bpf_link__destroy", c_int, c_void_p)
 _prototype(lib, "bpf_map__fd", c_int, c_void_p)
 _prototype(lib, "bpf_map__initial_value", c_void_p, c_void_p, POINTER(c_size_t))

@@ -29,11 +29,12 @@ FORMATS = (TEXT, JSON)
 class Output:
     """Renders every kind of result in one format and owns the buffered streams."""
 
-    def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO) -> None:
+    def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO, line_buffered: bool = False) -> None:
         assert format_name in FORMATS, format_name
         self.json = format_name == JSON
         self._out = out
         self._err = err
+        self.line_buffered = line_buffered  # flush after every event, not once per batch
 
     def flush(self) -> None:
         self._out.flush()

@@ -31,10 +31,13 @@ def positional(arguments: Sequence[str]) -> list[str]:
     return values
 
 
-def globals_data(spec: Layout, arguments: Sequence[str], ncpus: int) -> bytes:
+def globals_data(spec: Layout, arguments: Sequence[str], ncpus: int, target_pid: int = 0, child_pid: int = 0) -> bytes:
     data = bytearray(spec.size)
     for field in spec.fields:
-        value = _value(field.name, arguments, ncpus)
+        if field.name in (schema.TARGET_PID, schema.CHILD_PID):
+            value = target_pid if field.name == schema.TARGET_PID else child_pid
+        else:
+            value = _value(field.name, arguments, ncpus)
         if field.layout.kind == layout.STRING:
             encoded = value.encode("utf-8", "surrogateescape")[: field.layout.size - 1]
             data[field.offset : field.offset + len(encoded)] = encoded
@@ -79,7 +82,7 @@ def integer(text: str, index: int) -> int:
 
 def known_global(name: str) -> bool:
     """Whether bpfrun knows what to write into a global of this name (for verify.py)."""
-    if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT):
+    if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT, schema.TARGET_PID, schema.CHILD_PID):
         return True
     return any(
         name.startswith(kind) and name[len(kind) :].isdigit()

@@ -24,23 +24,31 @@ from bpfrun.libbpf import RING_BUFFER_SAMPLE_FN, bpf_test_run_opts, lib
 from bpfrun.load import LoadedObject
 from bpfrun.maps import possible_cpus
 from bpfrun.output import Output
-from common.schema import BEGIN, END, ProbeSpec, Resources
+from common.schema import BEGIN, END, SIGNAL, ProbeSpec, Resources
 
 POLL_TIMEOUT_MS = 100
 
 
 class StopFlag:
-    """Whether to stop polling; set by SIGINT/SIGTERM (install()) and by exit events."""
+    """Whether to stop polling; set by SIGINT/SIGTERM (install()) and by exit events. Also counts
+    the SIGUSR1s a self:signal:SIGUSR1 probe waits for (install_user_signal())."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.user_signals = 0
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
 
+    def install_user_signal(self) -> None:
+        signal.signal(signal.SIGUSR1, self._on_user_signal)
+
     def _on_signal(self, signum: int, frame: object) -> None:
         self.requested = True
+
+    def _on_user_signal(self, signum: int, frame: object) -> None:
+        self.user_signals += 1
 
 
 class Events:
@@ -57,6 +65,7 @@ class Events:
     ) -> None:
         self.dispatcher = _Dispatcher(handler, stop)
         self.output = output
+        self.loaded = loaded
         self.ring = None
         self.lost = _LostCounter(loaded.map_fds[resources.lost_map]) if resources.lost_map else None
         if resources.event_map:
@@ -92,14 +101,24 @@ def run_begin(loaded: LoadedObject, resources: Resources) -> None:
     _run_programs(loaded, resources.probes, BEGIN)
 
 
-def run_until_stopped(events: Events, resources: Resources, stop: StopFlag) -> None:
-    """Handle events until SIGINT, SIGTERM or exit(); with only BEGIN and END probes there is
-    nothing to wait for, so stop once the ring buffer is empty, as bpftrace does."""
-    if not any(probe.provider not in (BEGIN, END) for probe in resources.probes):
+def run_until_stopped(
+    events: Events, resources: Resources, stop: StopFlag, finished: Callable[[], bool] | None = None
+) -> None:
+    """Handle events until SIGINT, SIGTERM, exit() or, with -c, the command's end; with only BEGIN
+    and END probes there is nothing to wait for, so stop once the ring buffer is empty, as
+    bpftrace does."""
+    if not any(probe.provider not in (BEGIN, END) for probe in resources.probes) and finished is None:
         events.drain()
         return
     while not stop.requested:
         events.poll()
+        if finished is not None and finished():
+            events.drain()
+            break
+        while stop.user_signals and not stop.requested:  # self:signal:SIGUSR1, once per signal
+            stop.user_signals -= 1
+            _run_programs(events.loaded, resources.probes, SIGNAL)
+            events.drain()
 
 
 def run_end(loaded: LoadedObject, resources: Resources, events: Events) -> None:

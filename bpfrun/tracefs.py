@@ -37,6 +37,11 @@ def tracepoint_exists(category: str, name: str) -> bool:
     return (ensure_mounted() / "events" / category / name).is_dir()
 
 
+def raw_tracepoint_exists(name: str) -> bool:
+    """A raw tracepoint is a tracepoint by its name alone, in whatever category."""
+    return any((category / name).is_dir() for category in (ensure_mounted() / "events").iterdir())
+
+
 def kprobes_available() -> bool:
     """Whether the kernel can create kprobes: the kprobe PMU, or the legacy tracefs interface."""
     return KPROBE_PMU.exists() or (ensure_mounted() / "kprobe_events").exists()

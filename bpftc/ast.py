@@ -7,7 +7,8 @@ rewrites returns a new tree (`Transformer`), sharing the nodes it does not chang
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import dataclasses
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterator
 
 from bpftc.source import Span
@@ -262,7 +263,7 @@ class Macro(Node):
 class Program(Node):
     config: list[ConfigItem]
     probes: list[Probe]
-    macros: list[Macro] = field(default_factory=list)
+    macros: list[Macro] = dataclasses.field(default_factory=list)
 
 
 def children(node: Node) -> Iterator[Node]:

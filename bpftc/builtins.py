@@ -32,6 +32,7 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "jiffies": BuiltinVariable(UINT64),
     "rand": BuiltinVariable(UINT64),
     "cgroup": BuiltinVariable(UINT64),
+    "cpid": BuiltinVariable(UINT64),  # bpfrun -c's command
     "comm": BuiltinVariable(String(COMM_SIZE)),
     # The probe's name, a string literal in each program: its type is set by passes/resolve.py.
     "probe": BuiltinVariable(String(1)),

@@ -25,7 +25,19 @@ from bpftc.passes.resources import plan_resources
 from bpftc.printer import print_ast
 from bpftc.source import Source
 
-STAGES = ("parse", "macros", "desugar", "probes", "resolve", "check", "convert", "resources", "generate", "emit", "bundle")
+STAGES = (
+    "parse",
+    "macros",
+    "desugar",
+    "probes",
+    "resolve",
+    "check",
+    "convert",
+    "resources",
+    "generate",
+    "emit",
+    "bundle",
+)
 
 
 @dataclass

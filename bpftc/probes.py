@@ -12,7 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from common.schema import BEGIN, END, INTERVAL, KPROBE, KRETPROBE, TRACEPOINT
+from common.schema import (
+    BEGIN,
+    END,
+    HARDWARE,
+    HARDWARE_EVENTS,
+    INTERVAL,
+    KPROBE,
+    KRETPROBE,
+    PROFILE,
+    RAWTRACEPOINT,
+    SIGNAL,
+    SOFTWARE,
+    SOFTWARE_EVENTS,
+    TRACEPOINT,
+    UPROBE,
+    URETPROBE,
+)
 
 from bpftc.ast import AttachPoint
 
@@ -27,7 +43,8 @@ class ProbeTarget:
     target: tuple[str, ...]  # the parts after the provider, as bpfrun needs them
     section: str  # ELF section of the program
     name: str  # bpftrace's canonical name (the `probe` builtin): 'interval:ms:100'
-    period: int = 0  # interval: nanoseconds
+    period: int = 0  # interval, profile: nanoseconds; software, hardware: events
+    frequency: int = 0  # profile:hz:N
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +53,7 @@ class Provider:
     aliases: tuple[str, ...]
     describe: Callable[[str, tuple[str, ...]], ProbeTarget | str]  # (name, parts) → target or message
     context: tuple[str, ...] = ()  # context builtins it offers: 'args' (arg0..N), 'retval'
+    arguments: str = "registers"  # where arg0..N are: 'registers' (struct pt_regs) or 'array' (u64[])
 
 
 def _fixed_parts(count: int, section: str) -> Callable[[str, tuple[str, ...]], ProbeTarget | str]:
@@ -107,6 +125,91 @@ def _duration(text: str) -> int | str:
     return rate * _DURATION_NS[unit]
 
 
+def _describe_profile(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`profile:hz:N`, `profile:s|ms|us:N`: on every CPU, N times a second or every N units."""
+    if len(parts) == 1:
+        period = _duration(parts[0])
+        if isinstance(period, str):
+            return period.replace("interval", "profile")
+        if period < 1000:
+            return f"Invalid rate of profile probe. Minimum is 1000 or 1us. Found: {period} nanoseconds"
+        return ProbeTarget(name, (), "perf_event", f"{name}:{parts[0]}", period)
+    if len(parts) != 2:
+        return f"profile probe type requires 2 arguments, found {len(parts)}"
+    unit, text = parts
+    rate = _rate(text)
+    if isinstance(rate, str):
+        return rate.replace("interval", "profile")
+    if unit == "hz":
+        if rate > MAX_RATE_HZ:
+            return f"Invalid rate of profile probe: {rate} Hz is faster than the maximum, {MAX_RATE_HZ} Hz"
+        return ProbeTarget(name, (), "perf_event", f"{name}:{unit}:{rate}", frequency=rate)
+    if unit not in _UNIT_NS:
+        return f"{unit} is not an accepted unit of time"
+    period = _UNIT_NS[unit] * rate
+    if period > MAX_PERIOD_NS:
+        return f"Invalid rate of profile probe: the period is longer than {MAX_PERIOD_NS} nanoseconds"
+    return ProbeTarget(name, (), "perf_event", f"{name}:{unit}:{rate}", period)
+
+
+# Aliases of perf event names (bpftrace's), and how many events between two runs when the probe
+# does not say.
+_EVENT_ALIASES = {
+    "cpu": "cpu-clock", "cs": "context-switches", "faults": "page-faults", "migrations": "cpu-migrations",
+    "minflt": "minor-faults", "majflt": "major-faults", "cycles": "cpu-cycles",
+    "branches": "branch-instructions", "cache-references": "cache-references",
+}  # fmt: skip
+_DEFAULT_COUNTS = {
+    "cpu-clock": 1_000_000, "task-clock": 1_000_000, "page-faults": 100, "context-switches": 1000,
+    "minor-faults": 100,
+}  # fmt: skip
+
+
+def _perf_events(events: dict[str, int], default: int) -> Callable[[str, tuple[str, ...]], ProbeTarget | str]:
+    def describe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+        if not 1 <= len(parts) <= 2:
+            return f"{name} probe type requires 2 arguments, found {len(parts)}"
+        event = _EVENT_ALIASES.get(parts[0], parts[0])
+        if event not in events:
+            return f"Unknown {name} event: {parts[0]}"
+        count = _DEFAULT_COUNTS.get(event, default) if len(parts) == 1 else _rate(parts[1])
+        if isinstance(count, str):
+            return count.replace("interval", name)
+        if count > MAX_PERIOD_NS:
+            return f"{name} event count is too large: {count}"
+        written = ":".join((name, event, *parts[1:]))
+        return ProbeTarget(name, (event,), "perf_event", written, count)
+
+    return describe
+
+
+def _describe_rawtracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`rawtracepoint:NAME` or `rawtracepoint:MODULE:NAME` (bpftrace's name is always the latter)."""
+    if len(parts) not in (1, 2) or not all(parts):
+        return f"{name} probe type requires 1 or 2 arguments, found {len(parts)}"
+    if any("*" in part for part in parts):
+        return f"wildcards in {name} probes are not supported yet"
+    module, event = parts if len(parts) == 2 else ("vmlinux", parts[0])
+    return ProbeTarget(name, (event,), f"raw_tp/{event}", f"{name}:{module}:{event}")
+
+
+def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`uprobe:BINARY:FUNCTION`: BINARY a path or a library name (`libc`), found on the host
+    bpfrun runs on; FUNCTION a symbol of it."""
+    if len(parts) != 2 or not all(parts):
+        return f"{name} probe type requires 2 arguments, found {len(parts)}"
+    if any("*" in part for part in parts):
+        return f"wildcards in {name} probes are not supported yet"
+    return ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)))
+
+
+def _describe_signal(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`self:signal:SIGUSR1`: run when bpfrun receives the signal (bpftrace allows SIGUSR1 only)."""
+    if parts != ("signal", "SIGUSR1"):
+        return "self probes are self:signal:SIGUSR1"
+    return ProbeTarget(name, parts, "raw_tp", "self:signal:SIGUSR1")
+
+
 # BEGIN and END programs are run by bpfrun (BPF_PROG_TEST_RUN of a raw tracepoint program), not
 # attached to anything, which is why their section names no tracepoint.
 _PROVIDERS = (
@@ -115,7 +218,14 @@ _PROVIDERS = (
     Provider(KPROBE, ("k",), _fixed_parts(1, "kprobe/{0}"), context=("args",)),
     Provider(KRETPROBE, ("kr",), _fixed_parts(1, "kretprobe/{0}"), context=("retval",)),
     Provider(TRACEPOINT, ("t",), _fixed_parts(2, "tracepoint/{0}/{1}")),
+    Provider(RAWTRACEPOINT, ("rt",), _describe_rawtracepoint, context=("args",), arguments="array"),
+    Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),
+    Provider(URETPROBE, ("ur",), _describe_uprobe, context=("retval",)),
+    Provider(PROFILE, ("p",), _describe_profile),
     Provider(INTERVAL, ("i",), _describe_interval),
+    Provider(SOFTWARE, ("s",), _perf_events(SOFTWARE_EVENTS, 1)),
+    Provider(HARDWARE, ("h",), _perf_events(HARDWARE_EVENTS, 1_000_000)),
+    Provider(SIGNAL, (), _describe_signal),
 )
 PROVIDERS: dict[str, Provider] = {name: p for p in _PROVIDERS for name in (p.name, *p.aliases)}
 

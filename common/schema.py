@@ -45,7 +45,27 @@ END = "end"
 KPROBE = "kprobe"
 KRETPROBE = "kretprobe"
 TRACEPOINT = "tracepoint"
+RAWTRACEPOINT = "rawtracepoint"
+UPROBE = "uprobe"
+UNSCOPED_PROVIDERS = ("begin", "end", "self", "interval")  # the probes -p does not scope
+URETPROBE = "uretprobe"
+PROFILE = "profile"
 INTERVAL = "interval"
+SOFTWARE = "software"
+HARDWARE = "hardware"
+SIGNAL = "self"  # self:signal:SIGUSR1: run when bpfrun receives the signal
+
+# The perf events software: and hardware: probes may name (canonical names, as bpftrace lists
+# them), with their perf_event_attr.config (include/uapi/linux/perf_event.h).
+SOFTWARE_EVENTS = {
+    "cpu-clock": 0, "task-clock": 1, "page-faults": 2, "context-switches": 3, "cpu-migrations": 4,
+    "minor-faults": 5, "major-faults": 6, "alignment-faults": 7, "emulation-faults": 8, "dummy": 9,
+    "bpf-output": 10,
+}  # fmt: skip
+HARDWARE_EVENTS = {
+    "cpu-cycles": 0, "instructions": 1, "cache-references": 2, "cache-misses": 3, "branch-instructions": 4,
+    "branch-misses": 5, "bus-cycles": 6, "frontend-stalls": 7, "backend-stalls": 8, "ref-cycles": 9,
+}  # fmt: skip
 
 # Kernel map types.
 HASH = "hash"
@@ -69,7 +89,8 @@ class ProbeSpec:
     target: tuple[str, ...]  # the attach point's parts after the provider: ('syscalls', 'sys_enter_read')
     program: str  # ELF function of this probe
     attach_point: str  # bpftrace's name for it: 'tracepoint:syscalls:sys_enter_read'
-    period: int = 0  # interval: nanoseconds between runs
+    period: int = 0  # interval, profile: nanoseconds between runs; software, hardware: events between runs
+    frequency: int = 0  # profile:hz:N: runs per second (instead of a period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +216,9 @@ EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 NCPUS = "ncpus"  # u64: the number of possible CPUs
 START_NS = "start_ns"  # u64: CLOCK_MONOTONIC when bpfrun started (the `elapsed` builtin)
 ARGUMENT_COUNT = "argc"  # u64: how many positional parameters were given ($#)
+TARGET_PID = "target_pid"  # u64: bpfrun -p PID; 0 for every process. Probes but begin, end,
+#                            self and interval return at once in the other processes.
+CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 without -c
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
 PARAMETER_STRING_SIZE = 128  # bytes of a string parameter, NUL included; longer ones are cut

@@ -154,8 +154,12 @@ INCONSISTENT = {
         "bundle has duplicate probe program 'p'",
     ),
     "unknown provider": (
+        resources(probes=(ProbeSpec("usdt", ("x",), "u", "usdt:x"),)),
+        "probe 'usdt:x': provider 'usdt' is not supported by bpfrun",
+    ),
+    "uprobe without a function": (
         resources(probes=(ProbeSpec("uprobe", ("x",), "u", "uprobe:x"),)),
-        "probe 'uprobe:x': provider 'uprobe' is not supported by bpfrun",
+        "probe 'uprobe:x': invalid uprobe target 'x'",
     ),
     "interval without period": (
         resources(probes=(ProbeSpec(INTERVAL, (), "i", "interval:s:1", 0),)),
@@ -244,7 +248,7 @@ def test_the_loader_imports_no_compiler() -> None:
 def run_in_process(path: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
-        status = bpfrun_main._main(str(path), verbose=False, output_format="text")
+        status = bpfrun_main._main(str(path), bpfrun_main.Options())
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
@@ -294,7 +298,7 @@ def test_load_and_attach_failures_leave_nothing_behind(
     )
 
     path = compile_program("BEGIN { exit(); }", tmp_path / "verifier.bpfb")
-    changes = {"probes": (ProbeSpec("begin", (), "bad", "begin"),), "events": (), "event_map": "", "lost_map": ""}
+    changes = {"probes": (ProbeSpec("begin", (), "bad", "begin"),), "events": (), "event_map": "", "lost_map": "", "globals": None}
     rewrite(path, changes, elf=verifier_rejected_elf())
     cases.append((path, "bpfrun: ERROR: cannot load begin: math between ctx pointer and 1099511627776 is not allowed"))
 

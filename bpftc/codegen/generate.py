@@ -31,6 +31,7 @@ from bpftc.codegen.maps import MapAccess
 from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUDGET, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
+from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, SCRATCH_MAP, Plan, ProgramPlan
 from bpftc.types import Bool, Int, Record, String, Tuple, Type
 
@@ -210,6 +211,8 @@ class _ProbeGenerator(ast.Visitor):
         """Generate the function; return the bytes of per-CPU scratch it needs."""
         probe = self.program_plan.probe
         try:
+            if self.program_plan.spec.provider not in schema.UNSCOPED_PROVIDERS:
+                self._scope_to_target_pid()
             if probe.predicate is not None:
                 with self.statement(probe.predicate):
                     predicate = self.value(probe.predicate)
@@ -402,6 +405,16 @@ class _ProbeGenerator(ast.Visitor):
         with self.ir.if_then(self.bpf.truth(self.bpf.load_i64(context, name="returned"))):
             self.ir.ret(I64(0))
 
+    def _scope_to_target_pid(self) -> None:
+        """bpfrun -p PID: return at once in other processes. Without -p the pid is 0 in the
+        frozen .rodata, the verifier knows it, and removes this code as dead."""
+        target = self.load_global(schema.TARGET_PID)
+        with self.ir.if_then(self.bpf.truth(target)):
+            pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
+            other = self.ir.icmp_unsigned("!=", self.ir.lshr(pid_tgid, I64(32)), target, name="other_process")
+            with self.ir.if_then(other):
+                self.ir.ret(I64(0))
+
     def generate_callback(self) -> int:
         """Generate a for-map body's function; return the scratch bytes it needs (at most)."""
         callback = self.callback
@@ -482,13 +495,18 @@ class _ProbeGenerator(ast.Visitor):
             return self.bpf.call_helper(_BUILTIN_HELPERS[name], [], name=name)
         if name == "ncpus":
             return self.load_global(schema.NCPUS)
+        if name == "cpid":
+            return self.load_global(schema.CHILD_PID)
         if name == "elapsed":
             now = self.bpf.call_helper(bpf_helpers.KTIME_GET_NS, [], name="now")
             return self.ir.sub(now, self.load_global(schema.START_NS), name="elapsed")
         if name == "retval":
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
         if name.startswith("arg"):
-            return self.bpf.load_i64(self.bpf.context, self.arch.arg_offsets[int(name[3:])], name=name)
+            index = int(name[3:])
+            if PROVIDERS[self.program_plan.target.provider].arguments == "array":  # rawtracepoint: u64 args[]
+                return self.bpf.load_i64(self.bpf.context, 8 * index, name=name)
+            return self.bpf.load_i64(self.bpf.context, self.arch.arg_offsets[index], name=name)
         raise AssertionError(f"no code for builtin {name}")
 
     def into_Builtin(self, node: ast.Builtin, destination: ir.Value) -> None:

@@ -51,9 +51,9 @@ NOT_YET_FUNCTIONS = {
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "strstr", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
     "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
-    "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "cpid", "debugf",
+    "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"curtask", "args", "cpid", "func", "kstack", "ustack", "usermode", "probetype", "username"}
+NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode", "probetype", "username"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}

@@ -55,7 +55,8 @@ class _Expander(ast.Transformer):
     def _expand(self, macro: ast.Macro, args: list[ast.Node], call: ast.Node) -> ast.Node:
         if len(args) != len(macro.parameters):
             self.diagnostics.error(
-                call.span, f"Call to macro {macro.name}() has the wrong number of arguments: expected {len(macro.parameters)}, got {len(args)}"
+                call.span,
+                f"Call to macro {macro.name}() has the wrong number of arguments: expected {len(macro.parameters)}, got {len(args)}",
             )
             return call
         if self.depth >= MAX_DEPTH:

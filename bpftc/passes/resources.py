@@ -94,7 +94,7 @@ def _programs(program: ast.Program, targets: ProbeTargets) -> list[ProgramPlan]:
         for attach_point in probe.attach_points:
             target = targets[attach_point]
             name = f"{_identifier(target.name)}_{len(plans) + 1}"
-            spec = ProbeSpec(target.provider, target.target, name, target.name, target.period)
+            spec = ProbeSpec(target.provider, target.target, name, target.name, target.period, target.frequency)
             plans.append(ProgramPlan(probe, target, spec))
     return plans
 
@@ -124,11 +124,11 @@ def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool, max
     return array
 
 
-def _globals(program: ast.Program, resolution: Resolution) -> Layout | None:
+def _globals(program: ast.Program, resolution: Resolution) -> Layout:
     """The values bpfrun writes into .rodata before loading (common/schema.py's GLOBALS), for
     what the program uses: positional parameters, $#, ncpus, elapsed; reading an aggregate sums
     its per-CPU elements, for which it needs ncpus."""
-    names: set[str] = set()
+    names: set[str] = {schema.TARGET_PID}  # any bundle may be run with bpfrun -p
     as_strings: set[ast.Node] = set()  # the $N inside str($N + k): read as a string only
     for node in ast.walk(program):
         if isinstance(node, ast.Call) and node.name == "str" and node.args:
@@ -144,10 +144,10 @@ def _globals(program: ast.Program, resolution: Resolution) -> Layout | None:
             names.add(schema.NCPUS)
         elif isinstance(node, ast.Builtin) and node.name == "elapsed":
             names.add(schema.START_NS)
+        elif isinstance(node, ast.Builtin) and node.name == "cpid":
+            names.add(schema.CHILD_PID)
         elif isinstance(node, ast.Map) and _reads_aggregate(node, resolution):
             names.add(schema.NCPUS)
-    if not names:
-        return None
     members = [(name, _global_layout(name)) for name in sorted(names)]
     return layout.packed(layout.RECORD, members)
 
