@@ -126,9 +126,10 @@ def _run(path: str, options: Options) -> int:
         if command is not None:
             stack.callback(command.stop)
         target = options.pid or 0
-        data = globals_data(
-            resources.globals, positional(options.arguments), ncpus, target, command.pid if command else 0
-        )
+        child = command.pid if command else 0
+        data = b""
+        if resources.globals is not None:
+            data = globals_data(resources.globals, positional(options.arguments), ncpus, target, child)
         loaded = load(bundle, stack, log, data)
         check_attach_points(resources.probes)
         context = Context(resources.maps, loaded.map_fds, ncpus)
