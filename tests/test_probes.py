@@ -1,0 +1,132 @@
+"""Every probe kind this kernel has, and bpfrun's run-time options, against real workloads.
+
+The workloads are exact: a Python process that calls getpid() or getppid() N times. Its pid goes
+to the program as $1 or through -p, so that other processes do not count.
+"""
+
+from __future__ import annotations
+
+
+import signal
+import subprocess
+
+import time
+from pathlib import Path
+
+from tests.bpfrun_run import bpfrun_command, compile_program, needs_bpf
+
+pytestmark = needs_bpf
+PYTHON = "/usr/bin/python3"
+
+
+def run(bundle: Path, *arguments: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(bpfrun_command(*arguments, bundle) if arguments and arguments[0].startswith("-") else
+                          bpfrun_command(bundle, *arguments), capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def traced_loop(bundle: Path, calls: str, count: int, *options: str) -> subprocess.CompletedProcess:
+    """Run bpfrun on `bundle` while a process makes `count` calls of os.CALLS(), 5 ms apart, once
+    the probes are attached; the process's pid is $1, and -p too when `options` ask for it."""
+    script = f"import os, sys, time\nsys.stdin.readline()\nfor _ in range({count}): os.{calls}(); time.sleep(0.005)\n"
+    loop = subprocess.Popen([PYTHON, "-c", script], stdin=subprocess.PIPE)
+    options = tuple(option.replace("{pid}", str(loop.pid)) for option in options)
+    tracer = subprocess.Popen(
+        bpfrun_command(*options, bundle, str(loop.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    attached = tracer.stderr.readline()
+    loop.stdin.write(b"go\n")
+    loop.stdin.close()
+    loop.wait(timeout=20)
+    time.sleep(0.2)
+    tracer.send_signal(signal.SIGINT)
+    stdout, stderr = tracer.communicate(timeout=20)
+    return subprocess.CompletedProcess(tracer.args, tracer.returncode, stdout, attached + stderr)
+
+
+def test_uprobe_and_uretprobe_on_a_library_function(tmp_path: Path) -> None:
+    program = (
+        "uprobe:libc:getpid /pid == $1/ { @calls = count(); } "
+        "uretprobe:libc:getpid /pid == $1/ { @returned_own_pid[retval == $1] = count(); }"
+    )
+    result = traced_loop(compile_program(program, tmp_path / "u.bpfb"), "getpid", 9)
+    assert result.stdout == "\n\n@calls: 9\n@returned_own_pid[true]: 9\n", result.stderr
+
+
+def test_uprobe_on_a_path_and_its_missing_function(tmp_path: Path) -> None:
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    result = traced_loop(
+        compile_program(f"uprobe:{libc}:getpid /pid == $1/ {{ @ = count(); }}", tmp_path / "p.bpfb"), "getpid", 3
+    )
+    assert result.stdout == "\n\n@: 3\n", result.stderr
+    missing = run(compile_program(f"uprobe:{libc}:no_such_function {{ }}", tmp_path / "m.bpfb"))
+    assert missing.returncode == 1 and missing.stderr.startswith("bpfrun: ERROR: cannot attach uprobe:")
+
+
+def test_rawtracepoint_arguments(tmp_path: Path) -> None:
+    # sys_enter's arguments are (struct pt_regs *, long id); getppid is syscall 110 on x86_64.
+    program = "rawtracepoint:sys_enter /pid == $1 && arg1 == 110/ { @getppid = count(); }"
+    result = traced_loop(compile_program(program, tmp_path / "r.bpfb"), "getppid", 6)
+    assert result.stdout == "\n\n@getppid: 6\n", result.stderr
+
+
+def test_profile_software_and_interval_probes_fire(tmp_path: Path) -> None:
+    program = (
+        "profile:hz:99 { @profile = count(); } software:cpu-clock:1000000 { @software = count(); } "
+        'interval:ms:500 { printf("%d %d\\n", @profile > 0, @software > 0); exit(); }'
+    )
+    result = run(compile_program(program, tmp_path / "p.bpfb"))
+    assert result.returncode == 0 and result.stdout.startswith("1 1\n"), result.stderr
+    assert result.stderr == "Attached 3 probes\n"
+
+
+def test_hardware_probe_fails_in_one_clear_line_without_counters(tmp_path: Path) -> None:
+    result = run(compile_program("hardware:cpu-cycles:1000000 { @ = count(); }", tmp_path / "h.bpfb"))
+    if result.returncode == 0:
+        return  # this machine has a PMU: the probe attached
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("bpfrun: ERROR: cannot attach hardware:cpu-cycles:1000000: perf_event_open: ")
+
+
+def test_self_signal_probe_runs_once_per_sigusr1(tmp_path: Path) -> None:
+    bundle = compile_program('self:signal:SIGUSR1 { printf("%s\\n", probe); }', tmp_path / "s.bpfb")
+    tracer = subprocess.Popen(bpfrun_command(bundle), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert tracer.stderr.readline() == "Attached 1 probe\n"
+    for _ in range(2):
+        tracer.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+    tracer.send_signal(signal.SIGINT)
+    stdout, _ = tracer.communicate(timeout=20)
+    assert stdout == "self:signal:SIGUSR1\nself:signal:SIGUSR1\n\n\n"
+
+
+def test_pid_option_scopes_probes_to_one_process(tmp_path: Path) -> None:
+    bundle = compile_program("tracepoint:syscalls:sys_enter_getppid { @[pid == $1] = count(); }", tmp_path / "p.bpfb")
+    result = traced_loop(bundle, "getppid", 7, "-p", "{pid}")
+    assert result.stdout == "\n\n@[true]: 7\n", result.stderr
+
+
+def test_command_option_traces_the_command_until_it_exits(tmp_path: Path) -> None:
+    bundle = compile_program(
+        "tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @calls = count(); }", tmp_path / "c.bpfb"
+    )
+    command = f"{PYTHON} -c 'import os; [os.getppid() for _ in range(4)]'"
+    result = subprocess.run(bpfrun_command("-c", command, bundle), capture_output=True, text=True, timeout=20)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "\n\n@calls: 4\n", "Attached 1 probe\n")
+
+
+def test_output_file_and_quiet(tmp_path: Path) -> None:
+    bundle = compile_program('begin { printf("to the file\\n"); @x = 1; exit(); }', tmp_path / "o.bpfb")
+    output = tmp_path / "out.txt"
+    result = subprocess.run(bpfrun_command("-q", "-o", output, bundle), capture_output=True, text=True, timeout=20)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert output.read_text() == "to the file\n\n\n@x: 1\n"
+    missing = subprocess.run(bpfrun_command("-o", "/no/such/dir/x", bundle), capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stderr.startswith("bpfrun: ERROR: cannot write /no/such/dir/x")
+
+
+def test_positional_parameters_from_the_command_line(tmp_path: Path) -> None:
+    bundle = compile_program('begin { printf("%d %s %d\\n", $1 * 2, str($2), $#); exit(); }', tmp_path / "a.bpfb")
+    result = subprocess.run(bpfrun_command(bundle, "21", "text"), capture_output=True, text=True, timeout=20)
+    assert result.stdout == "42 text 2\n\n\n"
+    bad = subprocess.run(bpfrun_command(bundle, "x21"), capture_output=True, text=True, timeout=20)
+    assert (bad.returncode, bad.stderr) == (1, "bpfrun: ERROR: positional parameter $1 is not an integer: 'x21'\n")
