@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from bpfrun import maps, printf, values
 from bpfrun.errors import UserError
 from bpfrun.output import Output, text_value
-from bpfrun.values import MapValue, Timestamp, Tuple, decode, encode
+from bpfrun.values import MapValue, Timestamp, decode, encode
 from common import layout, schema
 from common.schema import EventSpec, MapSpec
 
@@ -73,7 +73,7 @@ class EventHandler:
         self._output = output
         # verify.py has parsed every format once already; parsing cannot fail here.
         self._formats = {
-            index: printf.parse(event.format)
+            index: _compile_printf(event)
             for index, event in enumerate(events)
             if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent))
         }
@@ -96,9 +96,7 @@ class EventHandler:
         return result
 
     def _printf(self, event_id: int, event: schema.PrintfEvent, payload: bytes) -> None:
-        args = decode(event.args, payload)
-        assert isinstance(args, Tuple)
-        self._output.printf(printf.format(self._formats[event_id], [_printf_argument(arg) for arg in args.items]))
+        self._output.printf(self._formats[event_id](payload))
 
     def _exit(self, event_id: int, event: schema.ExitEvent, payload: bytes) -> int:
         return decode(layout.I64, payload)
@@ -138,8 +136,7 @@ class EventHandler:
         self._output.text("syscall", finished.stdout)
 
     def _formatted(self, event_id: int, event, payload: bytes) -> bytes:
-        args = decode(event.args, payload)
-        return printf.format(self._formats[event_id], [_printf_argument(arg) for arg in args.items])
+        return self._formats[event_id](payload)
 
 
 _HANDLERS = {
@@ -155,6 +152,20 @@ _HANDLERS = {
     schema.SystemEvent: EventHandler._system,
 }
 MAX_CAT_BYTES = 10240  # bpftrace's default max_cat_bytes
+
+
+_ARGUMENT_KINDS = {layout.INT: "number", layout.UINT: "number", layout.STRING: "string"}
+
+
+def _compile_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEvent) -> Callable[[bytes], bytes]:
+    """payload → formatted bytes, with the decoding and the formatting worked out once per event
+    kind: this is the path every printf record takes."""
+    decode_arguments = values.tuple_decoder(event.args)
+    kinds = [_ARGUMENT_KINDS.get(field.layout.kind, "other") for field in event.args.fields]
+    formatter = printf.compile_format(printf.parse(event.format), kinds)
+    if all(field.layout.kind in (layout.INT, layout.UINT, layout.BOOL, layout.STRING) for field in event.args.fields):
+        return lambda payload: formatter(decode_arguments(payload))
+    return lambda payload: formatter([_printf_argument(arg) for arg in decode_arguments(payload)])
 
 
 def _printf_argument(value) -> int | bool | bytes:

@@ -106,8 +106,6 @@ BPF_MAP_TYPE_RINGBUF = 27
 # va_list is an array type on x86_64, so it arrives as a pointer that vsnprintf accepts as is.
 _VA_LIST_SIZE = 24  # sizeof(va_list) on x86_64
 PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
-# int (*)(void *ctx, void *data, size_t size)
-RING_BUFFER_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
 
 def _prototype(library: ctypes.CDLL, name: str, restype: object, *argtypes: object) -> None:
@@ -138,15 +136,13 @@ _prototype(lib, "bpf_map__initial_value", c_void_p, c_void_p, POINTER(c_size_t))
 _prototype(lib, "bpf_map__type", c_int, c_void_p)
 _prototype(lib, "bpf_map__key_size", c_uint32, c_void_p)
 _prototype(lib, "bpf_map__value_size", c_uint32, c_void_p)
+_prototype(lib, "bpf_map__max_entries", c_uint32, c_void_p)
+_prototype(lib, "bpf_map__set_max_entries", c_int, c_void_p, c_uint32)
 _prototype(lib, "bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
 _prototype(lib, "bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 _prototype(lib, "bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, c_uint64)
 _prototype(lib, "bpf_map_delete_elem", c_int, c_int, c_void_p)
 _prototype(lib, "bpf_prog_test_run_opts", c_int, c_int, POINTER(bpf_test_run_opts))
-_prototype(lib, "ring_buffer__new", c_void_p, c_int, RING_BUFFER_SAMPLE_FN, c_void_p, c_void_p)
-_prototype(lib, "ring_buffer__poll", c_int, c_void_p, c_int)
-_prototype(lib, "ring_buffer__consume", c_int, c_void_p)
-_prototype(lib, "ring_buffer__free", None, c_void_p)
 
 _prototype(libc, "vsnprintf", c_int, c_char_p, c_size_t, c_char_p, c_void_p)
 _prototype(libc, "mount", c_int, c_char_p, c_char_p, c_char_p, c_ulong, c_void_p)

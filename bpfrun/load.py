@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ class LoadedObject:
     handle: int  # struct bpf_object *
     programs: Mapping[str, int]  # ELF function name → struct bpf_program *
     map_fds: Mapping[str, int]  # ELF map name → map fd (the script's maps and the event map)
+    ring_buffer_size: int  # bytes of the event ring buffer (0 without one)
     elf: ctypes.Array  # the ELF bytes libbpf parsed; kept alive as long as the object
 
 
@@ -64,12 +66,15 @@ def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_d
     maps = _find_maps(handle, resources)
     if globals_data:
         _write_globals(handle, globals_data)
+    if resources.event_map:
+        _size_ring_buffer(maps[resources.event_map], resources.ring_buffer_pages)
     log.clear()
     error = lib.bpf_object__load(handle)
     if error:
         raise UserError(_load_failure(resources, log, -error))
     map_fds = {name: lib.bpf_map__fd(pointer) for name, pointer in maps.items()}
-    return LoadedObject(handle, programs, map_fds, elf)
+    ring_size = lib.bpf_map__max_entries(maps[resources.event_map]) if resources.event_map else 0
+    return LoadedObject(handle, programs, map_fds, ring_size, elf)
 
 
 def _find_programs(handle: int, resources: Resources) -> dict[str, int]:
@@ -98,6 +103,35 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
             raise UserError(f"bundle's lost-events map {resources.lost_map!r} is not a per-CPU array of one u64")
         maps[resources.lost_map] = lost
     return maps
+
+
+MAX_RING_BUFFER_BYTES = 1 << 30
+
+
+def _size_ring_buffer(ring_buffer: int, pages: int) -> None:
+    """As bpftrace sizes it: `perf_rb_pages` pages when the script sets it, else the power of two
+    closest to min(available memory, 16544 KiB), at least 256 KiB."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    if not pages:
+        wanted = max(min(_available_kib(), 16544), 256) * 1024
+        pages = wanted // page
+    pages = 1 << max(round(math.log2(pages)), 0)
+    size = pages * page
+    if size > MAX_RING_BUFFER_BYTES:
+        raise UserError(f"perf_rb_pages asks for {size} bytes of ring buffer, more than {MAX_RING_BUFFER_BYTES}")
+    error = lib.bpf_map__set_max_entries(ring_buffer, size)
+    if error:
+        raise UserError(f"cannot size the event ring buffer to {size} bytes: {os.strerror(-error)}")
+
+
+def _available_kib() -> int:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 16544
 
 
 def _write_globals(handle: int, data: bytes) -> None:

@@ -20,7 +20,7 @@ Reports nothing: verify.py checks beforehand that conversions and arguments matc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from common import printf_format
 from common.printf_format import Conversion
@@ -54,6 +54,49 @@ def format(pieces: Sequence[Piece], args: Sequence[int | bytes]) -> bytes:  # no
         else:
             out += _format_one(piece, next(values))
     return bytes(out)
+
+
+_PYTHON_CONVERSIONS = {"d": "d", "i": "d", "u": "d", "x": "x", "X": "X", "o": "o", "c": "c", "s": "s"}
+
+
+def compile_format(pieces: Sequence[Piece], kinds: Sequence[str]) -> Callable[[Sequence[int | bytes]], bytes]:
+    """A formatter for one format whose arguments are of `kinds`: 'number', 'string' or 'other'.
+    Python's own %-formatting, which is C's for these conversions, once each argument is cut to the
+    width its length modifier gives; the general `format` where a conversion needs C's special
+    cases (the '#' flag, %p, a number or a bool printed with %s)."""
+    python_format = []
+    converters: list[Callable[[int | bytes], int | bytes] | None] = []
+    conversion_number = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            python_format.append(piece.replace(b"%", b"%%"))
+            continue
+        kind = kinds[conversion_number]
+        conversion_number += 1
+        is_number = kind == "number"
+        simple = "#" not in piece.flags and piece.conversion in _PYTHON_CONVERSIONS and kind != "other"
+        if not simple or is_number != (piece.conversion != "s"):
+            return lambda args, pieces=tuple(pieces): format(pieces, args)
+        precision = "" if piece.precision is None else f".{piece.precision}"
+        width = "" if piece.width is None else str(piece.width)
+        python_format.append(f"%{piece.flags}{width}{precision}{_PYTHON_CONVERSIONS[piece.conversion]}".encode())
+        converters.append(_integer_converter(piece) if is_number else None)
+    template = b"".join(python_format)
+    if not any(converters):
+        return lambda args: template % tuple(args)
+    return lambda args: template % tuple(convert(arg) if convert else arg for convert, arg in zip(converters, args))
+
+
+def _integer_converter(spec: Conversion) -> Callable[[int], int]:
+    """The C value of an argument for this conversion: cut to its length modifier's bits, read as
+    signed for %d and %i, as unsigned otherwise, and as one byte for %c."""
+    if spec.conversion == "c":
+        return lambda value: value & 0xFF
+    bits = _LENGTH_BITS[spec.length]
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    if spec.conversion in _SIGNED:
+        return lambda value: ((value & mask) ^ sign) - sign
+    return lambda value: value & mask
 
 
 def _piece(piece: str | Conversion) -> Piece:

@@ -2,8 +2,7 @@
 bpftrace 0.27's order: `run_begin` (bpf_prog_test_run_opts, in bpfrun's own process context),
 attach (attach.py), `run_until_stopped`, detach, `run_end`, then prints the maps.
 
-Events that arrive after an exit event or a signal are dropped until END runs, as bpftrace drops
-them. Records the programs could not reserve are counted by the BPF side (`Resources.lost_map`);
+Events that arrive after an exit event are dropped until END runs, as bpftrace drops them. Records the programs could not reserve are counted by the BPF side (`Resources.lost_map`);
 after each batch the new losses are reported, as bpftrace reports them. Every kernel object is
 owned by the caller's `ExitStack`; signal handlers only set `StopFlag.requested`.
 """
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import signal
 import time
@@ -20,10 +18,11 @@ from collections.abc import Callable
 
 from bpfrun.errors import UserError
 from bpfrun.events import EventHandler
-from bpfrun.libbpf import RING_BUFFER_SAMPLE_FN, bpf_test_run_opts, lib
+from bpfrun.libbpf import bpf_test_run_opts, lib
 from bpfrun.load import LoadedObject
 from bpfrun.maps import possible_cpus
 from bpfrun.output import Output
+from bpfrun.ringbuf import MappedRingBuffer
 from common.schema import BEGIN, END, SIGNAL, ProbeSpec, Resources
 
 POLL_TIMEOUT_MS = 100
@@ -69,7 +68,9 @@ class Events:
         self.ring = None
         self.lost = _LostCounter(loaded.map_fds[resources.lost_map]) if resources.lost_map else None
         if resources.event_map:
-            self.ring = stack.enter_context(_RingBuffer(loaded.map_fds[resources.event_map], self.dispatcher))
+            map_fd = loaded.map_fds[resources.event_map]
+            self.ring = MappedRingBuffer(map_fd, loaded.ring_buffer_size)
+            stack.callback(self.ring.close)
 
     @property
     def exit_code(self) -> int:
@@ -78,14 +79,18 @@ class Events:
 
     def poll(self) -> None:
         if self.ring:
-            self.ring.poll(POLL_TIMEOUT_MS)
+            self.ring.wait(POLL_TIMEOUT_MS)
         else:
             time.sleep(POLL_TIMEOUT_MS / 1000)
-        self._after_batch()
+        self.drain()
 
     def drain(self) -> None:
+        """Handle every record the ring buffer holds, then report losses and flush the output:
+        once per batch, however many records it has."""
         if self.ring:
-            self.ring.consume()
+            dispatch = self.dispatcher
+            for record in self.ring.records():
+                dispatch(record)
         self._after_batch()
 
     def _after_batch(self) -> None:
@@ -113,7 +118,6 @@ def run_until_stopped(
     while not stop.requested:
         events.poll()
         if finished is not None and finished():
-            events.drain()
             break
         while stop.user_signals and not stop.requested:  # self:signal:SIGUSR1, once per signal
             stop.user_signals -= 1
@@ -129,11 +133,11 @@ def run_end(loaded: LoadedObject, resources: Resources, events: Events) -> None:
 
 
 class _Dispatcher:
-    """Hands ring buffer records to events.py; drops them once stopping, until END runs.
+    """Hands ring buffer records to events.py; drops them after an exit event, until END runs.
 
-    As bpftrace: after an exit event or a signal the rest of the main phase's records are
-    dropped; END's records are handled up to END's own exit event, if any.
-    """
+    As bpftrace: after an exit event the rest of the main phase's records are dropped; END's
+    records are handled up to END's own exit event, if any. After SIGINT or SIGTERM, what the
+    programs sent before they were detached is still printed: nothing is lost silently."""
 
     def __init__(self, handler: EventHandler, stop: StopFlag) -> None:
         self._handler = handler
@@ -147,7 +151,7 @@ class _Dispatcher:
         self._dropping = False
 
     def __call__(self, record: bytes) -> None:
-        if self._dropping or (self._stop.requested and not self._in_end):
+        if self._dropping:
             return
         code = self._handler.handle(record)
         if code is not None:
@@ -172,46 +176,6 @@ class _LostCounter:
         total = sum(self._values)
         new, self._reported = total - self._reported, total
         return new
-
-
-class _RingBuffer:
-    """Owns a libbpf ring_buffer and its ctypes callback (which must outlive it)."""
-
-    def __init__(self, map_fd: int, on_record: Callable[[bytes], None]) -> None:
-        self._on_record = on_record
-        self._error: BaseException | None = None
-        self._callback = RING_BUFFER_SAMPLE_FN(self._sample)
-        self._handle = lib.ring_buffer__new(map_fd, self._callback, None, None)
-        if not self._handle:
-            raise UserError(f"cannot open the event ring buffer: {os.strerror(ctypes.get_errno())}")
-
-    def __enter__(self) -> _RingBuffer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        lib.ring_buffer__free(self._handle)
-
-    def poll(self, timeout_ms: int) -> None:
-        self._check(lib.ring_buffer__poll(self._handle, timeout_ms))
-
-    def consume(self) -> None:
-        self._check(lib.ring_buffer__consume(self._handle))
-
-    def _sample(self, context: int, data: int, size: int) -> int:
-        # An exception must not cross back into C: keep it, make libbpf stop, re-raise in _check.
-        try:
-            self._on_record(ctypes.string_at(data, size))
-        except BaseException as error:  # noqa: BLE001 (re-raised by _check)
-            self._error = error
-            return -1
-        return 0
-
-    def _check(self, result: int) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        if result < 0 and result != -errno.EINTR:
-            raise UserError(f"cannot read the event ring buffer: {os.strerror(-result)}")
 
 
 def _run_programs(loaded: LoadedObject, probes: tuple[ProbeSpec, ...], provider: str) -> None:

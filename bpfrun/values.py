@@ -17,7 +17,9 @@ Decoding trusts nothing: data shorter than its layout is a `ValueError`.
 
 from __future__ import annotations
 
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from common import layout
@@ -97,6 +99,51 @@ def decode(spec: Layout, data: bytes) -> Primitive:
     if kind == layout.TIMESTAMP:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
     return None
+
+
+_STRUCT_CODES = {(layout.INT, 1): "b", (layout.INT, 2): "h", (layout.INT, 4): "i", (layout.INT, 8): "q"}
+_STRUCT_CODES |= {(layout.UINT, 1): "B", (layout.UINT, 2): "H", (layout.UINT, 4): "I", (layout.UINT, 8): "Q"}
+
+
+def tuple_decoder(spec: Layout) -> Callable[[bytes], tuple[int | bool | bytes, ...]]:
+    """A fast decoder of a tuple of integers, bools and strings (printf's arguments): one
+    struct.unpack_from for the whole record; strings come back as bytes cut at their NUL (with
+    the ".." trailer when they fill their buffer). Other tuples decode field by field."""
+    codes, cursor, strings, bools = ["<"], 0, [], []
+    for index, field in enumerate(spec.fields):
+        code = _STRUCT_CODES.get((field.layout.kind, field.layout.size))
+        if field.layout.kind == layout.STRING:
+            code = f"{field.layout.size}s"
+            strings.append(index)
+        elif field.layout.kind == layout.BOOL:
+            code = f"{field.layout.size}s"
+            bools.append(index)
+        if code is None:
+            return lambda data: tuple(_printf_value(item) for item in decode(spec, data).items)
+        codes.append(f"{field.offset - cursor}x{code}")
+        cursor = field.offset + field.layout.size
+    unpack = struct.Struct("".join(codes)).unpack_from
+
+    def decoder(data: bytes) -> tuple[int | bool | bytes, ...]:
+        if len(data) < spec.size:
+            raise ValueError(f"tuple of {spec.size} bytes in {len(data)} bytes")
+        values = list(unpack(data))
+        for index in strings:
+            value = values[index]
+            end = value.find(b"\0")
+            values[index] = value + TRUNCATION_TRAILER_BYTES if end < 0 else value[:end]
+        for index in bools:
+            values[index] = any(values[index])
+        return tuple(values)
+
+    return decoder
+
+
+def _printf_value(value: Primitive) -> int | bool | bytes | Primitive:
+    return encode(value) if isinstance(value, str) else value
+
+
+TRUNCATION_TRAILER_BYTES = TRUNCATION_TRAILER.encode()
 
 
 def decode_string(buffer: bytes) -> str:

@@ -121,10 +121,11 @@ def _arguments(count: int) -> str:
 CONFIG_SETTINGS: dict[str, type | None] = {
     "print_maps_on_exit": bool,
     "max_map_keys": int,
+    "perf_rb_pages": int,
     **dict.fromkeys(
         (
             "cache_user_symbols", "cpp_demangle", "lazy_symbolication", "license", "log_size", "max_bpf_progs",
-            "max_cat_bytes", "max_probes", "max_strlen", "missing_probes", "on_stack_limit", "perf_rb_pages",
+            "max_cat_bytes", "max_probes", "max_strlen", "missing_probes", "on_stack_limit",
             "show_debug_info", "stack_mode", "str_trunc_trailer", "symbol_source", "unstable_macro",
             "unstable_map_decl", "unstable_import", "unstable_tseries", "unstable_addr",
         )

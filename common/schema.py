@@ -241,6 +241,7 @@ class Resources:
     globals: Layout | None = None  # a record of the fields named above; None when not needed
     print_maps_on_exit: bool = True
     unsafe: bool = False  # uses system() (compiled with --unsafe; bpfrun needs --unsafe too)
+    ring_buffer_pages: int = 0  # config perf_rb_pages: the event ring buffer's size; 0: bpfrun decides
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

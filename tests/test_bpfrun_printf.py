@@ -129,3 +129,19 @@ def test_matches_glibc(conversion: str) -> None:
             if sprintf(fmt, value) != _glibc(fmt, value, length, conversion):
                 mismatches.append((fmt, value, sprintf(fmt, value), _glibc(fmt, value, length, conversion)))
     assert mismatches == []
+
+
+@pytest.mark.parametrize(
+    "fmt, kinds, args",
+    [
+        ("%d %i %u %x %X %o %c|", "number " * 7, [-5, 7, -1, 255, 255, 8, 65]),
+        ("%5d|%-5d|%05d|%+d|% d|%.3d|%5.3d", "number " * 7, [42, 42, -42, 42, 42, 5, 5]),
+        ("%hhd %hd %ld %lld %lu %hhu", "number " * 6, [300, 70000, -1, 2**40, -1, 300]),
+        ("%s|%10s|%-10s|%.2s|", "string " * 4, [b"abc", b"abc", b"abc", b"abc"]),
+        ("%s %d %s", "other number string", [True, 3, b"x"]),
+        ("%#x %#o %p %s", "number number number number", [255, 8, 65, 12]),
+    ],
+)
+def test_the_compiled_fast_path_prints_what_the_general_one_prints(fmt: str, kinds: str, args: list) -> None:
+    pieces = printf.parse(fmt)
+    assert printf.compile_format(pieces, kinds.split())(args) == printf.format(pieces, args)

@@ -84,6 +84,7 @@ def plan_resources(
         globals=_globals(program, resolution),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
         unsafe=any(isinstance(event, SystemEvent) for event in events),
+        ring_buffer_pages=settings.get("perf_rb_pages", 0),
     )
     return Plan(resources, programs, maps, event_ids)
 
