@@ -39,12 +39,31 @@ from bpfrun.errors import UserError
     type=click.Choice(["none", "line", "full"]),
     help="Output buffering (default: full, line on a terminal).",
 )
-@click.argument("bundle_path", metavar="BUNDLE")
+@click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
+@click.argument("bundle_path", metavar="BUNDLE", required=False)
 @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
-def cli(bundle_path: str, arguments: tuple[str, ...], **options: object) -> int:
+def cli(bundle_path: str | None, arguments: tuple[str, ...], list_probes: bool, **options: object) -> int:
     """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
     until it exits or is interrupted."""
+    if list_probes:
+        return _list(bundle_path)
+    if bundle_path is None:
+        raise click.UsageError("Missing argument 'BUNDLE'.")
     return _main(bundle_path, Options(arguments=arguments, **options))
+
+
+def _list(pattern: str | None) -> int:
+    try:
+        from bpfrun.listing import list_probes
+
+        for probe in list_probes(pattern):
+            sys.stdout.write(probe + "\n")
+    except UserError as error:
+        print(f"bpfrun: ERROR: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from common.schema import (
     BEGIN,
     END,
+    EVENT_ALIASES,
     HARDWARE,
     HARDWARE_EVENTS,
     INTERVAL,
@@ -152,13 +153,7 @@ def _describe_profile(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     return ProbeTarget(name, (), "perf_event", f"{name}:{unit}:{rate}", period)
 
 
-# Aliases of perf event names (bpftrace's), and how many events between two runs when the probe
-# does not say.
-_EVENT_ALIASES = {
-    "cpu": "cpu-clock", "cs": "context-switches", "faults": "page-faults", "migrations": "cpu-migrations",
-    "minflt": "minor-faults", "majflt": "major-faults", "cycles": "cpu-cycles",
-    "branches": "branch-instructions", "cache-references": "cache-references",
-}  # fmt: skip
+# How many events between two runs when a software or hardware probe does not say.
 _DEFAULT_COUNTS = {
     "cpu-clock": 1_000_000, "task-clock": 1_000_000, "page-faults": 100, "context-switches": 1000,
     "minor-faults": 100,
@@ -169,7 +164,7 @@ def _perf_events(events: dict[str, int], default: int) -> Callable[[str, tuple[s
     def describe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
         if not 1 <= len(parts) <= 2:
             return f"{name} probe type requires 2 arguments, found {len(parts)}"
-        event = _EVENT_ALIASES.get(parts[0], parts[0])
+        event = EVENT_ALIASES.get(parts[0], parts[0])
         if event not in events:
             return f"Unknown {name} event: {parts[0]}"
         count = _DEFAULT_COUNTS.get(event, default) if len(parts) == 1 else _rate(parts[1])

@@ -67,6 +67,10 @@ HARDWARE_EVENTS = {
     "branch-misses": 5, "bus-cycles": 6, "frontend-stalls": 7, "backend-stalls": 8, "ref-cycles": 9,
 }  # fmt: skip
 
+# Other names bpftrace accepts (and lists) for some of them.
+EVENT_ALIASES = {"cpu": "cpu-clock", "cs": "context-switches", "faults": "page-faults"}
+EVENT_ALIASES |= {"branches": "branch-instructions", "cycles": "cpu-cycles"}
+
 # Kernel map types.
 HASH = "hash"
 PERCPU_HASH = "percpu_hash"

@@ -130,3 +130,26 @@ def test_positional_parameters_from_the_command_line(tmp_path: Path) -> None:
     assert result.stdout == "42 text 2\n\n\n"
     bad = subprocess.run(bpfrun_command(bundle, "x21"), capture_output=True, text=True, timeout=20)
     assert (bad.returncode, bad.stderr) == (1, "bpfrun: ERROR: positional parameter $1 is not an integer: 'x21'\n")
+
+
+def test_list_what_the_host_can_attach_to() -> None:
+    def listing(*pattern: str) -> list[str]:
+        result = subprocess.run(bpfrun_command("-l", *pattern), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    # The same names, aliases included, as bpftrace 0.27 lists.
+    assert listing("software:*") == [
+        "software:alignment-faults:", "software:bpf-output:", "software:context-switches:", "software:cpu-clock:",
+        "software:cpu-migrations:", "software:cpu:", "software:cs:", "software:dummy:", "software:emulation-faults:",
+        "software:faults:", "software:major-faults:", "software:minor-faults:", "software:page-faults:",
+        "software:task-clock:",
+    ]  # fmt: skip
+    assert "tracepoint:syscalls:sys_enter_read" in listing("tracepoint:syscalls:sys_enter_rea*")
+    assert "rawtracepoint:vmlinux:sys_enter" in listing()
+    assert "uprobe:/lib/x86_64-linux-gnu/libc.so.6:getpid" in listing("uprobe:/lib/x86_64-linux-gnu/libc.so.6:getp*")
+    missing = subprocess.run(bpfrun_command("-l", "uprobe:/no/such/file:*"), capture_output=True, text=True)
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "bpfrun: ERROR: cannot read /no/such/file: No such file or directory\n",
+    )
