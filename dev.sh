@@ -63,9 +63,11 @@ run_tests() {
   else
     # The runtime cases are independent (each traces its own workload): 4 at a time. The other
     # tests look at every BPF program on the machine, so they run alone, afterwards.
-    .venv/bin/python -m pytest -q -n 4 tests/runtime
+    # A hung test must fail the run, not stall it: pytest is interrupted (it then prints what it
+    # has) after 25 minutes, and each test's stack is dumped after 10 (faulthandler_timeout).
+    timeout -s INT -k 60 1500 .venv/bin/python -m pytest -q -n 4 tests/runtime
     status=$?
-    .venv/bin/python -m pytest -q --ignore=tests/runtime
+    timeout -s INT -k 60 1500 .venv/bin/python -m pytest -q --ignore=tests/runtime
     local rest=$?
     [ $status -eq 0 ] && status=$rest
   fi

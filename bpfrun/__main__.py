@@ -112,7 +112,7 @@ def _main(path: str, options: Options) -> int:
 def _run(path: str, options: Options) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
-    from bpfrun.attach import attach_probes, check_attach_points
+    from bpfrun.attach import attach_probes, check_attach_points, expand_wildcards, record_tracepoint_names
     from bpfrun.command import Command
     from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
@@ -150,14 +150,16 @@ def _run(path: str, options: Options) -> int:
         if resources.globals is not None:
             data = globals_data(resources.globals, positional(options.arguments), ncpus, target, child)
         loaded = load(bundle, stack, log, data)
-        check_attach_points(resources.probes)
+        probes = expand_wildcards(resources.probes)
+        check_attach_points(probes)
+        record_tracepoint_names(loaded, resources.probe_names_map, probes)
         context = Context(resources.maps, loaded.map_fds, ncpus)
         handler = EventHandler(resources.events, context, output)
         events = Events(loaded, resources, handler, output, stack, stop)
         run_begin(loaded, resources)
-        links = attach_probes(loaded, resources.probes, stack)
+        links = attach_probes(loaded, probes, stack)
         if not options.quiet:
-            output.attached(len(resources.probes))
+            output.attached(len(probes))
         if command is not None:
             command.release()
         run_until_stopped(events, resources, stop, command.finished if command else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import os
 import re
@@ -30,6 +31,7 @@ from bpfrun.libbpf import (
     PERF_COUNT_SW_CPU_CLOCK,
     PERF_TYPE_HARDWARE,
     PERF_TYPE_SOFTWARE,
+    bpf_tracepoint_opts,
     bpf_uprobe_opts,
     SYS_PERF_EVENT_OPEN,
     lib,
@@ -37,6 +39,7 @@ from bpfrun.libbpf import (
     perf_event_attr,
 )
 from bpfrun.load import LoadedObject
+from common import schema
 from common.schema import (
     BEGIN,
     END,
@@ -45,6 +48,7 @@ from common.schema import (
     INTERVAL,
     KPROBE,
     KRETPROBE,
+    PROBE_NAME_SIZE,
     PROFILE,
     RAWTRACEPOINT,
     SIGNAL,
@@ -70,8 +74,9 @@ _LIBRARY_DIRECTORIES = (
 
 
 MAX_PERIOD_NS = (1 << 63) - 1
-_TRACEPOINT_NAME = re.compile(r"[A-Za-z0-9_]+")
-_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.]+")
+_TRACEPOINT_NAME = re.compile(schema.TRACEPOINT_NAME)
+_TRACEPOINT_PATTERN = re.compile(schema.TRACEPOINT_PATTERN)
+_FUNCTION_NAME = re.compile(schema.FUNCTION_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,48 @@ class Provider:
     problem: Callable[[ProbeSpec], str | None]  # what is wrong with a probe's target, or None
     check: Callable[[ProbeSpec], None]  # raises UserError when this kernel cannot attach it
     attach: Callable[[int, ProbeSpec, contextlib.ExitStack], None]  # (bpf_program *, probe, links)
+
+
+def expand_wildcards(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
+    """The bundle's probes with each wildcard tracepoint replaced by the tracepoints of this host
+    that match it, all running the same program (bpftc cannot know which exist here)."""
+    expanded = []
+    for probe in probes:
+        if probe.provider == TRACEPOINT and is_wildcard(probe):
+            expanded.extend(_matching_tracepoints(probe))
+        else:
+            expanded.append(probe)
+    return expanded
+
+
+def is_wildcard(probe: ProbeSpec) -> bool:
+    return any("*" in part for part in probe.target)
+
+
+def _matching_tracepoints(probe: ProbeSpec) -> list[ProbeSpec]:
+    matches = tracefs.matching_tracepoints(*probe.target)
+    if not matches:
+        raise UserError(f"cannot attach {probe.attach_point}: no tracepoint matches it")
+    return [
+        dataclasses.replace(probe, target=(category, name), attach_point=f"{TRACEPOINT}:{category}:{name}")
+        for category, name in matches
+    ]
+
+
+def record_tracepoint_names(loaded: LoadedObject, map_name: str, probes: Sequence[ProbeSpec]) -> None:
+    """Fill the bundle's tracepoint id → name map, from which a wildcard probe's program reads
+    the `probe` builtin (which of the matching tracepoints fired: the id is its attach cookie)."""
+    if not map_name:
+        return
+    map_fd = loaded.map_fds[map_name]
+    for probe in probes:
+        if probe.provider != TRACEPOINT:
+            continue
+        key = ctypes.c_uint64(tracefs.tracepoint_id(*probe.target))
+        name = probe.attach_point.encode()[: PROBE_NAME_SIZE - 1]
+        value = ctypes.create_string_buffer(name, PROBE_NAME_SIZE)
+        if lib.bpf_map_update_elem(map_fd, ctypes.byref(key), value, 0) != 0:
+            raise UserError(f"cannot record the name of {probe.attach_point}: {os.strerror(ctypes.get_errno())}")
 
 
 def check_attach_points(probes: Sequence[ProbeSpec]) -> None:
@@ -119,7 +166,7 @@ def _nothing(*args: object) -> None:
 
 def _tracepoint_problem(probe: ProbeSpec) -> str | None:
     # The names become a tracefs path: only the characters tracepoint names are made of.
-    if len(probe.target) != 2 or not all(_TRACEPOINT_NAME.fullmatch(part) for part in probe.target):
+    if len(probe.target) != 2 or not all(_TRACEPOINT_PATTERN.fullmatch(part) for part in probe.target):
         return f"invalid tracepoint target {':'.join(probe.target)!r}"
     return None
 
@@ -132,7 +179,9 @@ def _check_tracepoint(probe: ProbeSpec) -> None:
 
 def _attach_tracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
     category, name = probe.target
-    link = lib.bpf_program__attach_tracepoint(program, category.encode(), name.encode())
+    # The tracepoint's id as attach cookie: the key of its name in the probe-names map.
+    options = bpf_tracepoint_opts(ctypes.sizeof(bpf_tracepoint_opts), tracefs.tracepoint_id(category, name))
+    link = lib.bpf_program__attach_tracepoint_opts(program, category.encode(), name.encode(), ctypes.byref(options))
     _register(link, probe, links)
 
 

@@ -73,6 +73,10 @@ class bpf_uprobe_opts(Structure):  # noqa: N801 (libbpf's name)
     ]
 
 
+class bpf_tracepoint_opts(Structure):  # noqa: N801 (libbpf's name)
+    _fields_ = [("sz", c_size_t), ("bpf_cookie", c_uint64)]
+
+
 class perf_event_attr(Structure):  # noqa: N801 (the kernel's name)
     """The first PERF_ATTR_SIZE_VER1 (72) bytes of struct perf_event_attr; the kernel accepts
     any published size and treats the fields we leave out as zero."""
@@ -123,7 +127,7 @@ _prototype(lib, "bpf_object__close", None, c_void_p)
 _prototype(lib, "bpf_object__find_program_by_name", c_void_p, c_void_p, c_char_p)
 _prototype(lib, "bpf_object__find_map_by_name", c_void_p, c_void_p, c_char_p)
 _prototype(lib, "bpf_program__fd", c_int, c_void_p)
-_prototype(lib, "bpf_program__attach_tracepoint", c_void_p, c_void_p, c_char_p, c_char_p)
+_prototype(lib, "bpf_program__attach_tracepoint_opts", c_void_p, c_void_p, c_char_p, c_char_p, c_void_p)
 _prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char_p)
 _prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
 _prototype(lib, "bpf_program__attach_raw_tracepoint", c_void_p, c_void_p, c_char_p)

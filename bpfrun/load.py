@@ -31,7 +31,7 @@ from bpfrun.libbpf import (
 )
 from common import schema
 from common.bundle import Bundle
-from common.schema import MapSpec, Resources
+from common.schema import PROBE_NAME_SIZE, MapSpec, Resources
 
 _MAP_TYPES = {
     schema.HASH: BPF_MAP_TYPE_HASH,
@@ -102,6 +102,12 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
         if found != (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8):
             raise UserError(f"bundle's lost-events map {resources.lost_map!r} is not a per-CPU array of one u64")
         maps[resources.lost_map] = lost
+    if resources.probe_names_map:
+        names = _find_map(handle, resources.probe_names_map, "probe names")
+        found = (lib.bpf_map__type(names), lib.bpf_map__key_size(names), lib.bpf_map__value_size(names))
+        if found != (BPF_MAP_TYPE_HASH, 8, PROBE_NAME_SIZE):
+            raise UserError(f"bundle's probe-names map {resources.probe_names_map!r} is not a hash of u64 to names")
+        maps[resources.probe_names_map] = names
     return maps
 
 

@@ -9,6 +9,7 @@ as bpftrace does. A failing mount is a `UserError`.
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 import os
 from pathlib import Path
 
@@ -35,6 +36,26 @@ def ensure_mounted() -> Path:
 
 def tracepoint_exists(category: str, name: str) -> bool:
     return (ensure_mounted() / "events" / category / name).is_dir()
+
+
+def matching_tracepoints(category_pattern: str, name_pattern: str) -> list[tuple[str, str]]:
+    """The (category, name) of every tracepoint matching two shell patterns, sorted."""
+    events = ensure_mounted() / "events"
+    return sorted(
+        (category.name, event.name)
+        for category in events.iterdir()
+        if category.is_dir() and fnmatch.fnmatchcase(category.name, category_pattern)
+        for event in category.iterdir()
+        if event.is_dir() and fnmatch.fnmatchcase(event.name, name_pattern)
+    )
+
+
+def tracepoint_id(category: str, name: str) -> int:
+    """The event id a tracepoint's records carry in their first field (common_type)."""
+    try:
+        return int((ensure_mounted() / "events" / category / name / "id").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the id of tracepoint {category}:{name}: {error}") from None
 
 
 def raw_tracepoint_exists(name: str) -> bool:

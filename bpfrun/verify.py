@@ -42,7 +42,7 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
     if resources.globals is not None:
         _verify_globals(resources.globals)
     _verify_probes(resources.probes)
-    _verify_maps(resources.maps, [resources.event_map, resources.lost_map])
+    _verify_maps(resources.maps, [resources.event_map, resources.lost_map, resources.probe_names_map])
     _verify_events(resources)
 
 
@@ -94,7 +94,7 @@ def _verify_map(spec: MapSpec) -> None:
     _check_layout(spec.value, f"{where} value", _VALUE_KINDS)
     if spec.kernel_type not in schema.KERNEL_MAP_TYPES:
         raise UserError(f"{where} has an unknown kernel map type {spec.kernel_type!r}")
-    if not 1 <= spec.max_entries <= 1 << 24:
+    if not 1 <= spec.max_entries <= schema.MAX_MAP_ENTRIES:
         raise UserError(f"{where} has an invalid max_entries {spec.max_entries}")
     if spec.aggregate == schema.PLAIN:
         if spec.kernel_type != schema.HASH or spec.params:
@@ -145,7 +145,8 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
         _check_layout(event.value, f"{where} value", _VALUE_KINDS)
     elif isinstance(event, schema.RuntimeErrorEvent):
         texts = (event.message, event.filename, *event.excerpt)
-        if len(event.excerpt) > 2 or any("\n" in text or len(text) > 4096 for text in texts):
+        too_long = any("\n" in text or len(text) > schema.RUNTIME_ERROR_TEXT_MAX for text in texts)
+        if len(event.excerpt) > 2 or too_long:
             raise UserError(f"{where}: its message and location must be short single lines")
     elif isinstance(event, (schema.PrintMapEvent, schema.ClearEvent, schema.ZeroEvent)):
         if event.map not in map_names:

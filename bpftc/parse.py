@@ -332,7 +332,10 @@ def _integer_value(token: Token) -> int:
     else:
         value = int(digits, 10)
     if match["exponent"] is not None:
-        value *= 10 ** int(match["exponent"])
+        exponent = int(match["exponent"])
+        if value and exponent > 20:  # 10**21 > 2**64: fail before computing a huge power
+            raise _BadLiteral(_span(token), f"syntax: overflow error, maximum value is {(1 << 64) - 1}: {token}")
+        value *= 10 ** min(exponent, 20)
     suffix = match["suffix"]
     if suffix in _DURATIONS:
         value *= _DURATIONS[suffix]

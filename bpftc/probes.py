@@ -9,9 +9,11 @@ provider (check, attach).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common import schema
 from common.schema import (
     BEGIN,
     END,
@@ -46,6 +48,7 @@ class ProbeTarget:
     name: str  # bpftrace's canonical name (the `probe` builtin): 'interval:ms:100'
     period: int = 0  # interval, profile: nanoseconds; software, hardware: events
     frequency: int = 0  # profile:hz:N
+    wildcard: bool = False  # its parts have wildcards, expanded by bpfrun on the host
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +61,28 @@ class Provider:
 
 
 def _fixed_parts(count: int, section: str) -> Callable[[str, tuple[str, ...]], ProbeTarget | str]:
-    """A provider whose attach point has exactly `count` non-empty parts, none with wildcards."""
+    """A provider whose attach point has exactly `count` non-empty parts, none with wildcards:
+    kernel function names (kprobes) when it has any."""
 
     def describe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
         if len(parts) != count or not all(parts):
             return f"{name} probe type requires {count} arguments, found {len(parts)}"
         if any("*" in part or "?" in part for part in parts):
             return f"wildcards in {name} probes are not supported yet"
-        return ProbeTarget(name, parts, section.format(*parts), ":".join((name, *parts)))
+        problem = _bad_name(name, parts, schema.FUNCTION_NAME, "a kernel function")
+        return problem or ProbeTarget(name, parts, section.format(*parts), ":".join((name, *parts)))
 
     return describe
+
+
+def _bad_name(provider: str, parts: tuple[str, ...], pattern: str, what: str) -> str | None:
+    """A message when one of `parts` is not made of the characters `what` is named with."""
+    for part in parts:
+        if not re.fullmatch(pattern, part):
+            if "+" in part and provider in (KPROBE, UPROBE):
+                return f"{provider} offsets ('{part}') are not supported yet"
+            return f"'{part}' cannot name {what} in a {provider} probe"
+    return None
 
 
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000}
@@ -185,6 +200,9 @@ def _describe_rawtracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | 
     if any("*" in part for part in parts):
         return f"wildcards in {name} probes are not supported yet"
     module, event = parts if len(parts) == 2 else ("vmlinux", parts[0])
+    problem = _bad_name(name, (event,), schema.TRACEPOINT_NAME, "a raw tracepoint")
+    if problem:
+        return problem
     return ProbeTarget(name, (event,), f"raw_tp/{event}", f"{name}:{module}:{event}")
 
 
@@ -195,7 +213,8 @@ def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
         return f"{name} probe type requires 2 arguments, found {len(parts)}"
     if any("*" in part for part in parts):
         return f"wildcards in {name} probes are not supported yet"
-    return ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)))
+    problem = _bad_name(name, parts[1:], schema.FUNCTION_NAME, "a function")
+    return problem or ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)))
 
 
 def _describe_signal(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
@@ -205,6 +224,20 @@ def _describe_signal(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     return ProbeTarget(name, parts, "raw_tp", "self:signal:SIGUSR1")
 
 
+def _describe_tracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`tracepoint:CATEGORY:NAME`; wildcards (`sys_enter_*`) are expanded by bpfrun on the host,
+    which attaches the one program to each tracepoint that matches."""
+    if len(parts) != 2 or not all(parts):
+        return f"{name} probe type requires 2 arguments, found {len(parts)}"
+    written = ":".join((name, *parts))
+    problem = _bad_name(name, parts, schema.TRACEPOINT_PATTERN, "a tracepoint")
+    if problem:
+        return problem
+    if any("*" in part for part in parts):
+        return ProbeTarget(name, parts, "tracepoint", written, wildcard=True)
+    return ProbeTarget(name, parts, "tracepoint/{0}/{1}".format(*parts), written)
+
+
 # BEGIN and END programs are run by bpfrun (BPF_PROG_TEST_RUN of a raw tracepoint program), not
 # attached to anything, which is why their section names no tracepoint.
 _PROVIDERS = (
@@ -212,7 +245,7 @@ _PROVIDERS = (
     Provider(END, ("END",), _fixed_parts(0, "raw_tp")),
     Provider(KPROBE, ("k",), _fixed_parts(1, "kprobe/{0}"), context=("args",)),
     Provider(KRETPROBE, ("kr",), _fixed_parts(1, "kretprobe/{0}"), context=("retval",)),
-    Provider(TRACEPOINT, ("t",), _fixed_parts(2, "tracepoint/{0}/{1}")),
+    Provider(TRACEPOINT, ("t",), _describe_tracepoint),
     Provider(RAWTRACEPOINT, ("rt",), _describe_rawtracepoint, context=("args",), arguments="array"),
     Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),
     Provider(URETPROBE, ("ur",), _describe_uprobe, context=("retval",)),

@@ -71,6 +71,12 @@ HARDWARE_EVENTS = {
 EVENT_ALIASES = {"cpu": "cpu-clock", "cs": "context-switches", "faults": "page-faults"}
 EVENT_ALIASES |= {"branches": "branch-instructions", "cycles": "cpu-cycles"}
 
+# What the names in attach points are made of (regular expressions, matched whole). They become
+# tracefs paths and symbol lookups: bpfrun refuses anything else, and bpftc reports it first.
+TRACEPOINT_NAME = r"[A-Za-z0-9_]+"  # a tracepoint's category or name, a raw tracepoint
+TRACEPOINT_PATTERN = r"[A-Za-z0-9_*]+"  # the same with wildcards, which bpfrun expands
+FUNCTION_NAME = r"[A-Za-z0-9_.]+"  # a kernel or user-space function
+
 # Kernel map types.
 HASH = "hash"
 PERCPU_HASH = "percpu_hash"
@@ -95,6 +101,9 @@ class ProbeSpec:
     attach_point: str  # bpftrace's name for it: 'tracepoint:syscalls:sys_enter_read'
     period: int = 0  # interval, profile: nanoseconds between runs; software, hardware: events between runs
     frequency: int = 0  # profile:hz:N: runs per second (instead of a period)
+
+
+MAX_MAP_ENTRIES = 1 << 24  # the largest max_entries bpfrun accepts (what max_map_keys may ask for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +195,9 @@ class CatEvent:
     args: Layout
 
 
+RUNTIME_ERROR_TEXT_MAX = 4096  # the longest message, file name or excerpt line of a RuntimeErrorEvent
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeErrorEvent:
     """A problem a program met while running (a division by zero): no payload. The location is
@@ -226,6 +238,7 @@ CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
 PARAMETER_STRING_SIZE = 128  # bytes of a string parameter, NUL included; longer ones are cut
+PROBE_NAME_SIZE = 128  # bytes of a name in probe_names_map, NUL included
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +259,9 @@ class Resources:
     print_maps_on_exit: bool = True
     unsafe: bool = False  # uses system() (compiled with --unsafe; bpfrun needs --unsafe too)
     ring_buffer_pages: int = 0  # config perf_rb_pages: the event ring buffer's size; 0: bpfrun decides
+    # A hash map from a tracepoint's id (the common_type its records start with) to its name, for
+    # the `probe` builtin of a wildcard tracepoint probe: bpfrun fills it as it expands them.
+    probe_names_map: str = ""
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

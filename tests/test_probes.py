@@ -153,3 +153,17 @@ def test_list_what_the_host_can_attach_to() -> None:
         1,
         "bpfrun: ERROR: cannot read /no/such/file: No such file or directory\n",
     )
+
+
+def test_tracepoint_wildcard_names_the_tracepoint_that_fired(tmp_path: Path) -> None:
+    # sys_enter_getp* matches getpid, getppid, getpgid and getpgrp on this kernel: four probes
+    # running one program, each firing under its own name.
+    program = "tracepoint:syscalls:sys_enter_getp* /pid == $1/ { @[probe] = count(); }"
+    bundle = compile_program(program, tmp_path / "w.bpfb")
+    result = traced_loop(bundle, "getppid", 5)
+    matching = list(Path("/sys/kernel/tracing/events/syscalls").glob("sys_enter_getp*"))  # mounted by now
+    assert result.stderr.startswith(f"Attached {len(matching)} probes\n"), result.stderr
+    assert result.stdout == "\n\n@[tracepoint:syscalls:sys_enter_getppid]: 5\n", result.stderr
+    missing = run(compile_program("tracepoint:syscalls:no_such_thing* { }", tmp_path / "m.bpfb"))
+    assert missing.returncode == 1
+    assert missing.stderr == "bpfrun: ERROR: cannot attach tracepoint:syscalls:no_such_thing*: no tracepoint matches it\n"

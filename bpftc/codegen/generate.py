@@ -32,8 +32,8 @@ from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUD
 from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
 from bpftc.probes import PROVIDERS
-from bpftc.passes.resources import EVENT_MAP, LOST_MAP, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Bool, Int, Record, String, Tuple, Type
+from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
+from bpftc.types import Array, Bool, Int, Pointer, Record, String, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -58,6 +58,7 @@ class Module:
     ring_buffer: ir.GlobalVariable | None
     lost: ir.GlobalVariable | None
     globals: ir.GlobalVariable | None = None  # .rodata, written by bpfrun before load
+    probe_names: ir.GlobalVariable | None = None  # tracepoint id → name, for wildcard probes
     scratch: ir.GlobalVariable | None = None
 
     def count_callback(self) -> ir.Function:
@@ -96,6 +97,10 @@ def generate(
         describe_map(debug_info, shared.lost, _array_attributes(8))
     if plan.resources.globals is not None:
         shared.globals = _define_globals(module, plan.resources.globals.size)
+    if plan.resources.probe_names_map:
+        shared.probe_names = define_map(module, plan.resources.probe_names_map, 4)
+        attributes = {"type": bpf_helpers.MAP_TYPE_HASH, "max_entries": PROBE_NAMES_ENTRIES}
+        describe_map(debug_info, shared.probe_names, attributes | {"key_size": 8, "value_size": schema.PROBE_NAME_SIZE})
     define_license(module)
     scratch_bytes = 0
     for program_plan in plan.programs:
@@ -266,8 +271,10 @@ class _ProbeGenerator(ast.Visitor):
             variable = statement.variable
         elif isinstance(statement, ast.Assignment) and isinstance(statement.target, ast.Variable):
             variable = statement.target
-        if variable is not None and self.bindings[variable] not in self.storage:
-            self._allocate(self.bindings[variable])
+        binding = self.bindings[variable] if variable is not None else None
+        # A `let` never assigned has no type (check.py warns; nothing can read it): no storage.
+        if binding is not None and binding not in self.storage and not isinstance(binding.type, Unknown):
+            self._allocate(binding)
 
     def _allocate(self, binding: Binding) -> ir.Value:
         if storage.in_register(binding.type):
@@ -292,6 +299,8 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Let(self, node: ast.Let) -> None:
         binding = self.bindings[node.variable]
+        if isinstance(binding.type, Unknown):
+            return
         slot = self.storage.get(binding) or self._allocate(binding)
         if node.value is not None:
             self._store_variable(node.variable, node.value)
@@ -512,6 +521,8 @@ class _ProbeGenerator(ast.Visitor):
     def into_Builtin(self, node: ast.Builtin, destination: ir.Value) -> None:
         if node.name == "comm":
             self.bpf.call_helper(bpf_helpers.GET_CURRENT_COMM, [destination, I64(COMM_SIZE)], name="comm_status")
+        elif node.name == "probe" and self.program_plan.target.wildcard:
+            self._expanded_probe_name(destination)
         elif node.name == "probe":
             name = self.program_plan.target.name.encode()
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
@@ -530,6 +541,20 @@ class _ProbeGenerator(ast.Visitor):
 
     def load_global(self, name: str) -> ir.Value:
         return self.bpf.load_i64(self.global_pointer(name), name=name)
+
+    def _expanded_probe_name(self, destination: ir.Value) -> None:
+        """The name of the tracepoint that fired, for a probe bpfrun expanded from a wildcard:
+        bpfrun attaches each tracepoint with its id as cookie and maps the id to its name. (The
+        record's own common_type is not there for BPF: its first 8 bytes hold a pt_regs pointer.)"""
+        key = self.memory.acquire(8)
+        cookie = self.bpf.call_helper(bpf_helpers.GET_ATTACH_COOKIE, [self.bpf.context], name="cookie")
+        self.bpf.store_i64(cookie, key)
+        name = self.bpf.map_lookup(self.shared.probe_names, key)
+        with self.ir.if_else(self.bpf.is_null(name)) as (missing, found):
+            with missing:
+                self.bpf.zero(destination, schema.PROBE_NAME_SIZE)
+            with found:
+                self.bpf.copy(destination, name, schema.PROBE_NAME_SIZE)
 
     def visit_Variable(self, node: ast.Variable) -> ir.Value:
         binding = self.bindings[node]
@@ -935,4 +960,8 @@ def _sizeof(t: Type) -> int:
         return 1
     if isinstance(t, String):
         return t.size
+    if isinstance(t, Array):
+        return t.length * _sizeof(t.element)
+    if isinstance(t, Pointer):
+        return storage.SLOT
     return storage.layout_of(t).size

@@ -7,6 +7,7 @@ bpftrace that bpftc cannot compile yet is reported as "not supported yet", at it
 
 from __future__ import annotations
 
+from common import schema
 from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
 
 from bpftc import ast
@@ -84,6 +85,8 @@ def _check_config(item: ast.ConfigItem, diagnostics: Diagnostics) -> None:
         diagnostics.error(item.span, f"config setting '{item.name}' is not supported yet")
     elif type(item.value) is not expected or (expected is int and item.value <= 0):
         diagnostics.error(item.span, f"Invalid type for {item.name}. Type: {type(item.value).__name__}")
+    elif item.name == "max_map_keys" and item.value > schema.MAX_MAP_ENTRIES:
+        diagnostics.error(item.span, f"max_map_keys is at most {schema.MAX_MAP_ENTRIES}")
 
 
 class _Checker(ast.Visitor):
@@ -158,10 +161,15 @@ class _Checker(ast.Visitor):
             )
             return
         binding = self.resolution.bindings[node.variable]
-        if node.type is not None and type_of_spec(node.type) is None:
+        declared = type_of_spec(node.type) if node.type is not None else None
+        if node.type is not None and declared is None:
             self._unknown_type(node.type)
+        elif isinstance(declared, (Array, Struct)):
+            self.not_supported(node.type, f"A variable of type '{declared}'")
         elif node.value is not None:
             self._check_variable_value(node, binding, node.value)
+        elif isinstance(binding.type, Unknown):
+            self.diagnostics.warning(_declaration_span(node), f"Variable {node.variable.name} was never assigned to.")
 
     def visit_Jump(self, node: ast.Jump) -> None:
         if node.kind != "return" and self.loop_depth == 0:
@@ -236,6 +244,8 @@ class _Checker(ast.Visitor):
         binding = self.resolution.bindings.get(node)
         if binding is None:
             self.error(node, f"Undefined or undeclared variable: {node.name}")
+        elif isinstance(binding.type, Unknown) and not binding.fixed:  # fixed: its `let` reports the type
+            self.error(node, "Could not resolve the type of this variable")
 
     def visit_Positional(self, node: ast.Positional) -> None:
         if node.index == 0:
@@ -288,7 +298,10 @@ class _Checker(ast.Visitor):
             self.visit(node.then)
         self.visit(node.otherwise)
         then, otherwise = self.type_of(node.then), self.type_of(node.otherwise)
-        if unify(then, otherwise) is None:
+        if isinstance(then, Void) or isinstance(otherwise, Void):
+            # bpftrace 0.27 refuses this with a syntax error; the docs show it as a statement.
+            self.error(node, "Ternary operator must return a value: use if/else for statements")
+        elif unify(then, otherwise) is None:
             self.error(node, f"Ternary operator must return the same type: have '{then}' and '{otherwise}'")
 
     def visit_Cast(self, node: ast.Cast) -> None:
@@ -340,6 +353,8 @@ class _Checker(ast.Visitor):
             self.not_supported(node, f"Indexing a value of type '{operand}'")
 
     def visit_Tuple(self, node: ast.Tuple) -> None:
+        if not node.elements:
+            self.error(node, "An empty tuple has no value")
         for element in node.elements:
             self.visit(element)
             self._check_storable(element, "a tuple")
@@ -370,8 +385,11 @@ class _Checker(ast.Visitor):
 
     def visit_Sizeof(self, node: ast.Sizeof) -> None:
         if isinstance(node.operand, ast.TypeSpec):
-            if type_of_spec(node.operand) is None:
+            named = type_of_spec(node.operand)
+            if named is None:
                 self._unknown_type(node.operand)
+            elif isinstance(named.element if isinstance(named, Array) else named, Struct):
+                self.not_supported(node, f"sizeof({named})")  # needs the kernel's BTF
         else:
             self.visit(node.operand)
 
@@ -616,6 +634,13 @@ class _Checker(ast.Visitor):
         if isinstance(value, Void):
             self.error(node, f"{_call_name(value_node)} returns no value to assign to {target.name}")
             return
+        if _past_signed(value_node, info.value):
+            self.error(
+                node,
+                f"Type mismatch for {target.name}: trying to assign value of type "
+                f"'uint64' when map already has a value type '{info.value}'",
+            )
+            return
         if isinstance(value, Aggregate) and isinstance(info.value, Aggregate):
             compatible = value.kind == info.value.kind
         else:
@@ -652,6 +677,7 @@ class _Checker(ast.Visitor):
         out_of_range = fixed_int and literal is not None and not fits(literal, binding.type)
         if (
             out_of_range
+            or _past_signed(value_node, binding.type)
             or unify(binding.type, value) is None
             or (binding.fixed and _kind(value) != _kind(binding.type))
         ):
@@ -758,3 +784,12 @@ _ARGUMENT_CHECKS = {
     "strcontains": _Checker._check_strings,
     "strncmp": _Checker._check_strings,
 }
+
+
+INT64_MAX = (1 << 63) - 1
+
+
+def _past_signed(value_node: ast.Node, target: Type) -> bool:
+    """A literal past INT64_MAX (a uint64) into a variable or map that signed values made int64."""
+    literal = constant_value(value_node)
+    return literal is not None and literal > INT64_MAX and isinstance(target, Int) and target.signed

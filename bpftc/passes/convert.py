@@ -25,11 +25,13 @@ from bpftc.types import INT64, Aggregate, Bool, Int, Record, Tuple, Type, unify
 
 
 def convert(program: ast.Program, resolution: Resolution) -> tuple[ast.Program, Resolution]:
-    converted = dataclasses.replace(resolution, types=dict(resolution.types), probe_names={})
+    converted = dataclasses.replace(resolution, types=dict(resolution.types), probe_names={}, wildcard_probes=set())
     converter = _Converter(converted)
     new_program = converter.visit(program)
     for old, new in zip(program.probes, new_program.probes):
         converted.probe_names[new] = resolution.probe_names[old]
+        if old in resolution.wildcard_probes:
+            converted.wildcard_probes.add(new)
     return new_program, converted
 
 

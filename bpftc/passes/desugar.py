@@ -14,6 +14,8 @@ checker reports what stays wrong.
 
 from __future__ import annotations
 
+import copy
+
 from bpftc import ast
 from bpftc.builtins import CALLABLE_BUILTINS, CONFIG_SETTINGS, DEFAULT_MODES, LEGACY_FUNCTIONS
 
@@ -44,7 +46,8 @@ class _Desugar(ast.Transformer):
 
     def visit_CompoundAssignment(self, node: ast.CompoundAssignment) -> ast.Node:
         target = self.visit(node.target)
-        value = ast.Binop(node.span, node.op, target, self.visit(node.value))
+        # The read is a node of its own: later passes key types and bindings by node identity.
+        value = ast.Binop(node.span, node.op, copy.deepcopy(target), self.visit(node.value))
         return ast.Assignment(node.span, target, value)
 
     def visit_Call(self, node: ast.Call) -> ast.Node:

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import dataclass
 
 from bpftc import ast
 from bpftc.diagnostics import Diagnostics
 
 MAX_DEPTH = 64  # macros calling macros deeper than this are taken for a recursion
+# Arguments are copied where the body uses them, so nested calls can grow the program
+# exponentially: expansion stops past this many copied nodes.
+MAX_COPIED_NODES = 20_000
+
+
+class _TooLarge(Exception):
+    def __init__(self, call: ast.Node) -> None:
+        self.call = call
 
 
 def expand_macros(program: ast.Program, diagnostics: Diagnostics) -> ast.Program:
@@ -30,16 +39,27 @@ def expand_macros(program: ast.Program, diagnostics: Diagnostics) -> ast.Program
     if not macros:
         return program
     expander = _Expander(macros, diagnostics)
-    probes = [expander.visit(probe) for probe in program.probes]
+    try:
+        probes = [expander.visit(probe) for probe in program.probes]
+    except _TooLarge as error:
+        diagnostics.error(error.call.span, f"Macro expansion too large (more than {MAX_COPIED_NODES} nodes)")
+        return program
     return ast.Program(program.span, program.config, probes, [])
 
 
+@dataclass
+class _Shared:
+    counter: itertools.count
+    budget: list[int]
+
+
 class _Expander(ast.Transformer):
-    def __init__(self, macros: dict[str, ast.Macro], diagnostics: Diagnostics, depth: int = 0) -> None:
+    def __init__(self, macros: dict[str, ast.Macro], diagnostics: Diagnostics, depth: int = 0, shared=None) -> None:
         self.macros = macros
         self.diagnostics = diagnostics
         self.depth = depth
-        self.counter = itertools.count(1)
+        # Shared by nested expanders: the counter names expansions, the budget bounds copies.
+        self.shared = shared or _Shared(itertools.count(1), [MAX_COPIED_NODES])
 
     def visit_Call(self, node: ast.Call) -> ast.Node:
         if node.name not in self.macros:
@@ -65,8 +85,9 @@ class _Expander(ast.Transformer):
         bindings = self._bind(macro, args, call)
         if bindings is None:
             return call
-        body = _Substitute(bindings, f"$__{macro.name}_{next(self.counter)}_").visit(macro.body)
-        body = _Expander(self.macros, self.diagnostics, self.depth + 1).visit(body)
+        prefix = f"$__{macro.name}_{next(self.shared.counter)}_"
+        body = _Substitute(bindings, prefix, self.shared.budget, call).visit(macro.body)
+        body = _Expander(self.macros, self.diagnostics, self.depth + 1, self.shared).visit(body)
         *statements, last = body.statements or [None]
         if isinstance(last, ast.ExprStatement):
             return ast.BlockExpr(call.span, statements, last.expr)
@@ -88,13 +109,19 @@ class _Expander(ast.Transformer):
 class _Substitute(ast.Transformer):
     """The body with its parameters replaced and its own variables renamed."""
 
-    def __init__(self, bindings: dict[str, ast.Node], prefix: str) -> None:
+    def __init__(self, bindings: dict[str, ast.Node], prefix: str, budget: list[int], call: ast.Node) -> None:
         self.bindings = bindings
         self.prefix = prefix
+        self.budget = budget  # [nodes still allowed to be copied]
+        self.call = call
 
     def visit_Builtin(self, node: ast.Builtin) -> ast.Node:
         if node.name in self.bindings:
-            return copy.deepcopy(self.bindings[node.name])  # each use is a node of its own
+            bound = self.bindings[node.name]
+            self.budget[0] -= sum(1 for _ in ast.walk(bound))
+            if self.budget[0] < 0:
+                raise _TooLarge(self.call)
+            return copy.deepcopy(bound)  # each use is a node of its own
         return node
 
     def visit_Variable(self, node: ast.Variable) -> ast.Node:

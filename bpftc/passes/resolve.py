@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.schema import PARAMETER_STRING_SIZE
+from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE
 
 from bpftc import ast
 from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS
@@ -98,12 +98,15 @@ class Resolution:
     declarations: dict[ast.Node, Binding] = field(default_factory=dict)  # Let, Assignment or loop → Binding
     redeclared: set[ast.Let] = field(default_factory=set)  # `let` of a variable already visible
     probe_names: dict[ast.Probe, tuple[str, ...]] = field(default_factory=dict)
+    wildcard_probes: set[ast.Probe] = field(default_factory=set)  # attach points bpfrun expands
 
 
 def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
     resolution = Resolution()
     for probe in program.probes:
         resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
+        if any(targets[p].wildcard for p in probe.attach_points if p in targets):
+            resolution.wildcard_probes.add(probe)
     readers: dict[str, set[ast.Probe]] = {}  # map name → probes that read its type
     pending = list(program.probes)
     while pending:
@@ -238,6 +241,7 @@ class _Resolver(ast.Visitor):
         self.read_maps: set[str] = set()
         self.grown_maps: set[str] = set()
         self.bindings_grew = False
+        self.read_untyped: set[Binding] = set()  # read before anything typed them: visit again
 
     def typed(self, node: ast.Node, t: Type) -> Type:
         self.types[node] = t
@@ -246,14 +250,15 @@ class _Resolver(ast.Visitor):
     # Probes, blocks and scopes
 
     def visit_probe(self, probe: ast.Probe) -> None:
-        while True:
+        for _ in range(_MAX_ROUNDS):
             self.bindings_grew = False
             self.scope = _Scope(None)
             if probe.predicate is not None:
                 self.visit(probe.predicate)
             self.visit_statements(probe.body.statements)
             if not self.bindings_grew:
-                break
+                return
+        raise AssertionError("type inference of scratch variables does not converge")
 
     def visit_statements(self, statements: list[ast.Node]) -> None:
         for statement in statements:
@@ -278,7 +283,8 @@ class _Resolver(ast.Visitor):
             return
         grown = _join(binding.joined, binding.type, _assignable(value), value_node)
         if grown is not None and grown != binding.type:
-            self.bindings_grew = not isinstance(binding.type, Unknown) or self.bindings_grew
+            grew_after_read = not isinstance(binding.type, Unknown) or binding in self.read_untyped
+            self.bindings_grew = grew_after_read or self.bindings_grew
             binding.type = grown
 
     # Statements
@@ -318,7 +324,7 @@ class _Resolver(ast.Visitor):
         self.scope = _Scope(self.scope)
         binding = self._declare(node.variable, node)
         loop_type = unify(start, end) if isinstance(start, Int) and isinstance(end, Int) else None
-        binding.type = Int(64, loop_type.signed) if isinstance(loop_type, Int) else UNKNOWN
+        _widen_loop_variable(binding, Int(64, loop_type.signed) if isinstance(loop_type, Int) else UNKNOWN)
         self.typed(node.variable, binding.type)
         self.visit(node.body)
         self.scope = self.scope.parent
@@ -333,7 +339,7 @@ class _Resolver(ast.Visitor):
             if isinstance(value, Aggregate):
                 value = aggregate_read_type(value) if value.readable else UNKNOWN
             key = info.key if info.keyed else INT64
-            binding.type = Tuple((key, value))
+            _widen_loop_variable(binding, Tuple((key, value)))
         self.typed(node.variable, binding.type)
         self.visit(node.body)
         self.scope = self.scope.parent
@@ -357,6 +363,8 @@ class _Resolver(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> Type:
         if node.name == "probe":
+            if self.probe in self.resolution.wildcard_probes:  # bpfrun's names, from a map
+                return self.typed(node, String(PROBE_NAME_SIZE))
             names = self.resolution.probe_names.get(self.probe, ())
             return self.typed(node, String(max((len(name) for name in names), default=0) + 1))
         builtin = BUILTIN_VARIABLES.get(node.name)
@@ -368,6 +376,8 @@ class _Resolver(ast.Visitor):
             self.resolution.bindings.pop(node, None)
             return self.typed(node, UNKNOWN)
         self.resolution.bindings[node] = binding
+        if isinstance(binding.type, Unknown):
+            self.read_untyped.add(binding)
         return self.typed(node, binding.type)
 
     def visit_Positional(self, node: ast.Positional) -> Type:
@@ -487,14 +497,14 @@ class _Resolver(ast.Visitor):
         the variable or map becomes at least as wide; a new map starts at 0."""
         target = node.target
         if isinstance(target, ast.Map):
-            self._map_type(target, read=True)
-            self._assign_map(target, INT64)
+            known = self._map_type(target, read=True)
+            self._assign_map(target, _incremented(known))
             value = self.maps[target.name].value
         elif isinstance(target, ast.Variable):
             self.visit(target)
             binding = self.resolution.bindings.get(target)
             if binding is not None:
-                self._assign_binding(binding, INT64)
+                self._assign_binding(binding, _incremented(binding.type))
                 self.typed(target, binding.type)
             value = self.types[target]
         else:
@@ -571,6 +581,17 @@ class _Resolver(ast.Visitor):
         return Aggregate(node.name, value_int)
 
 
+def _widen_loop_variable(binding: Binding, loop_type: Type) -> None:
+    """A loop variable holds the loop's values and whatever the body assigns it: its type only
+    grows, or the probe would be typed again and again."""
+    binding.type = unify(binding.type, loop_type) or loop_type
+
+
+def _incremented(known: Type) -> Type:
+    """What `x++` assigns: 64 bits of x's own sign (a uint64 wraps to 0, as in bpftrace)."""
+    return Int(64, known.signed) if isinstance(known, Int) else INT64
+
+
 def _join(literals: Literals, known: Type, value: Type, value_node: ast.Node | None) -> Type | None:
     """The type a variable or map of type `known` takes when assigned `value` (None: they do not
     mix). A non-negative literal adapts, as in bpftrace: `$a = 1; $a = (uint64)2` makes $a a
@@ -581,7 +602,8 @@ def _join(literals: Literals, known: Type, value: Type, value_node: ast.Node | N
         literals.largest = max(literals.largest, literal)
         if isinstance(known, Int) and not literals.only:
             wider = (Int(bits, known.signed) for bits in (8, 16, 32, 64) if bits >= known.bits)
-            return next((t for t in wider if fits(literal, t)), UINT64)
+            # A literal past INT64_MAX into a signed variable stays int64: check.py reports it.
+            return next((t for t in wider if fits(literal, t)), INT64 if known.signed else UINT64)
         return unify(known, value)
     if isinstance(value, Int) and isinstance(known, Int) and literals.only:
         literals.only = False

@@ -47,6 +47,8 @@ MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys (config = { max_ma
 EVENT_MAP = "events"
 LOST_MAP = "lost_events"
 SCRATCH_MAP = "scratch"
+PROBE_NAMES_MAP = "probe_names"
+PROBE_NAMES_ENTRIES = 65536  # tracepoints a wildcard may match
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ def plan_resources(
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
         unsafe=any(isinstance(event, SystemEvent) for event in events),
         ring_buffer_pages=settings.get("perf_rb_pages", 0),
+        probe_names_map=PROBE_NAMES_MAP if any(plan.target.wildcard for plan in programs) else "",
     )
     return Plan(resources, programs, maps, event_ids)
 
@@ -106,7 +109,7 @@ def _identifier(text: str) -> str:
 
 def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool, max_keys: int) -> MapSpec:
     key_layout = storage.layout_of(key) if keyed and not isinstance(key, Unknown) else None
-    elf_name = "AT_" + (name[1:] or "_")
+    elf_name = "AT_" + name[1:] if name[1:] else "AT"  # "@" alone must not meet "@_"
     if isinstance(value, Unknown):  # read but never assigned: reads as 0, like bpftrace's int64 map
         value = INT64
     if not isinstance(value, Aggregate):
@@ -201,7 +204,14 @@ def _events(
 
 
 def _runtime_error(message: str, span: Span, source: Source) -> RuntimeErrorEvent:
-    return RuntimeErrorEvent(message, source.name, span.line, span.col, span.end_col, tuple(excerpt(source, span)))
+    """The event of a run-time warning: bpfrun takes its texts only as short single lines, so a span
+    over several lines is marked on its first line, and long lines are cut."""
+    if span.line != span.end_line:
+        line_length = len(source.text.split("\n")[span.line - 1])
+        span = Span(span.line, span.col, span.line, max(line_length + 1, span.col + 1))
+    lines = tuple(text[: schema.RUNTIME_ERROR_TEXT_MAX] for text in excerpt(source, span))
+    filename = source.name.replace("\n", " ")[: schema.RUNTIME_ERROR_TEXT_MAX]
+    return RuntimeErrorEvent(message, filename, span.line, span.col, span.end_col, lines)
 
 
 def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
