@@ -85,6 +85,7 @@ FUNCTIONS: dict[str, Function] = {
     "strlen": Function(1, 1, result=UINT64),
     "strcontains": Function(2, 2, result=BOOL),
     "strncmp": Function(3, 3, result=INT64),
+    "strstr": Function(2, 2, result=INT64),
     "time": Function(0, 1),
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),
@@ -92,7 +93,7 @@ FUNCTIONS: dict[str, Function] = {
 }
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
-STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp")  # their first arguments are strings
+STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp", "strstr")  # their first arguments are strings
 
 # The 2017 spellings of the original README, rewritten by passes/desugar.py.
 LEGACY_FUNCTIONS = {"quantize": "hist"}

@@ -33,7 +33,8 @@ _DURATIONS |= {"h": 3_600_000_000_000, "d": 86_400_000_000_000}
 _INTEGER = re.compile(
     r"(?P<digits>0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)(?:e(?P<exponent>[0-9]+))?(?P<suffix>[A-Za-z]*)"
 )
-_SIMPLE_ESCAPES = {"n": 10, "t": 9, "r": 13, "a": 7, "b": 8, "f": 12, "v": 11, "e": 27, "\\": 92, '"': 34, "'": 39}
+_SIMPLE_ESCAPES = {"n": 10, "t": 9, "r": 13, "\\": 92, '"': 34}  # bpftrace's; it refuses \a, \e...
+_C_SUFFIXES = ("", "u", "l", "ul", "ll", "ull")  # accepted and ignored, as bpftrace does
 # Deeper nesting than this is refused with a location rather than risking the interpreter's stack.
 MAX_NESTING = 1000
 
@@ -352,12 +353,16 @@ def _integer_value(token: Token) -> int:
         value = int(digits, 8)
     else:
         value = int(digits, 10)
+    suffix = match["suffix"]
+    if suffix not in _DURATIONS and suffix not in _C_SUFFIXES:
+        raise _BadLiteral(_span(token), f"syntax: invalid trailing bytes: {token}")
     if match["exponent"] is not None:
+        if not 1 <= value <= 9:
+            raise _BadLiteral(_span(token), f"syntax: coefficient part of scientific literal must be 1-9: {token}")
         exponent = int(match["exponent"])
         if value and exponent > 20:  # 10**21 > 2**64: fail before computing a huge power
             raise _BadLiteral(_span(token), f"syntax: overflow error, maximum value is {(1 << 64) - 1}: {token}")
         value *= 10 ** min(exponent, 20)
-    suffix = match["suffix"]
     if suffix in _DURATIONS:
         value *= _DURATIONS[suffix]
     if value >= 1 << 64:
@@ -389,7 +394,9 @@ def _string_value(token: Token) -> bytes:
             out.append(int(hexa, 16))
             position += 2 + len(hexa)
         else:
-            raise _BadLiteral(_span(token), f"invalid escape character '\\{escape}'")
+            column = token.column + 2 + position  # the character after the backslash
+            where = Span(token.line, column, token.line, column + 1)
+            raise _BadLiteral(where, f"syntax: invalid escape character '\\{escape}'")
     return bytes(out)
 
 

@@ -848,6 +848,11 @@ class _ProbeGenerator(ast.Visitor):
         sizes = (self.types[haystack].size, self.types[needle].size)
         return strings.contains(self.bpf, self.value(haystack), sizes[0], self.value(needle), sizes[1])
 
+    def call_strstr(self, node: ast.Call) -> ir.Value:
+        haystack, needle = node.args
+        sizes = (self.types[haystack].size, self.types[needle].size)
+        return strings.index(self.bpf, self.value(haystack), sizes[0], self.value(needle), sizes[1])
+
     def call_strncmp(self, node: ast.Call) -> ir.Value:
         left, right, limit = node.args
         sizes = (self.types[left].size, self.types[right].size)
@@ -864,6 +869,8 @@ class _ProbeGenerator(ast.Visitor):
         parameter = parameter_offset(node.args[0])
         if parameter is None:  # str() of a string
             self.into(node.args[0], destination)
+            if len(node.args) == 2:
+                strings.truncate(self.bpf, destination, self.types[node].size, self.value(node.args[1]))
             return
         index, offset = parameter
         size = schema.PARAMETER_STRING_SIZE

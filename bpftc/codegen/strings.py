@@ -1,4 +1,4 @@
-"""String functions on strings the program holds: strlen, strcontains, strncmp.
+"""String functions on strings the program holds: strlen, strcontains, strstr, strncmp, str(s, n).
 
 Strings in memory are NUL-padded to their whole size (storage.py), so every function is
 straight-line code over constant byte offsets: no loops for the verifier to bound and no
@@ -27,21 +27,47 @@ def strlen(bpf: BpfBuilder, string: ir.Value, size: int) -> ir.Value:
     return length
 
 
-def contains(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int) -> ir.Value:
-    """1 when `needle` occurs in `haystack` (an empty needle always does), else 0.
+def _occurrences(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int):
+    """(start, i1 whether `needle` occurs at start) for every start in `haystack`.
 
     At each start i, every needle byte j must be NUL (the needle ended) or equal haystack[i + j];
-    haystack bytes past its end are 0 and match no needle byte."""
+    haystack bytes past its end are 0 and match no needle byte, so an empty needle occurs at 0."""
     needle_bytes = [_byte(bpf, needle, needle_size, j) for j in range(needle_size)]
     needle_ended = [bpf.ir.icmp_unsigned("==", b, ir.Constant(I8, 0)) for b in needle_bytes]
-    found = ir.Constant(I1, 0)
     for start in range(max(haystack_size, 1)):
         match = ir.Constant(I1, 1)
         for j, (byte, ended) in enumerate(zip(needle_bytes, needle_ended)):
             same = bpf.ir.icmp_unsigned("==", _byte(bpf, haystack, haystack_size, start + j), byte)
             match = bpf.ir.and_(match, bpf.ir.or_(ended, same))
+        yield start, match
+
+
+def contains(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int) -> ir.Value:
+    """1 when `needle` occurs in `haystack` (an empty needle always does), else 0."""
+    found = ir.Constant(I1, 0)
+    for _, match in _occurrences(bpf, haystack, haystack_size, needle, needle_size):
         found = bpf.ir.or_(found, match, name="found")
     return bpf.as_i64(found)
+
+
+def index(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int) -> ir.Value:
+    """strstr: the index of the first occurrence of `needle` in `haystack`, or -1."""
+    matches = list(_occurrences(bpf, haystack, haystack_size, needle, needle_size))
+    first = I64(-1)
+    for start, match in reversed(matches):  # the earliest match is selected last
+        first = bpf.ir.select(match, I64(start), first, name="index")
+    return first
+
+
+def truncate(bpf: BpfBuilder, string: ir.Value, size: int, length: ir.Value) -> None:
+    """str(s, length) in place: keep the first length - 1 bytes and a NUL (none for length <= 0)."""
+    positive = bpf.ir.icmp_signed(">", length, I64(0))
+    kept = bpf.ir.select(positive, bpf.ir.sub(length, I64(1)), I64(0), name="kept")
+    for offset in range(size):
+        pointer = bpf.at(string, offset)
+        byte = bpf.ir.load(pointer, name="byte", typ=I8, align=1)
+        inside = bpf.ir.icmp_unsigned("<", I64(offset), kept)
+        bpf.ir.store(bpf.ir.select(inside, byte, ir.Constant(I8, 0)), pointer, align=1)
 
 
 def differ(

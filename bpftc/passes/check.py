@@ -24,7 +24,7 @@ from bpftc.builtins import (
 from bpftc.diagnostics import Context, Diagnostics
 from bpftc.source import Span, span_between
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import Binding, MapInfo, Resolution, constant_value, type_of_spec
+from bpftc.passes.resolve import Binding, MapInfo, Resolution, constant_value, fold_overflows, type_of_spec
 from bpftc.probes import PROVIDERS
 from bpftc.types import (
     Aggregate,
@@ -279,6 +279,9 @@ class _Checker(ast.Visitor):
     def visit_Binop(self, node: ast.Binop) -> None:
         self.visit(node.left)
         self.visit(node.right)
+        if fold_overflows(node):
+            self.error(node, "unable to fold literals due to overflow or underflow")
+            return
         left, right = self.type_of(node.left), self.type_of(node.right)
         if isinstance(left, Unknown) or isinstance(right, Unknown):
             return  # already reported where the operand is
@@ -409,6 +412,9 @@ class _Checker(ast.Visitor):
             self._check_builtin_call(node)  # its argument names a mode, not a value
             return
         function = FUNCTIONS.get(node.name)
+        if node.name == "print" and node.args and isinstance(node.args[0], ast.Tuple) and not node.args[0].elements:
+            self.error(node, "none type passed to print() is not printable")  # bpftrace's words for print(())
+            return
         takes_map = function is not None and (function.map_argument or node.name == "print")
         for position, arg in enumerate(node.args):
             if not (position == 0 and takes_map and isinstance(arg, ast.Map)):
@@ -596,8 +602,10 @@ class _Checker(ast.Visitor):
     def _check_str(self, node: ast.Call) -> None:
         if isinstance(self.type_of(node), Unknown) and not isinstance(self.type_of(node.args[0]), Unknown):
             self.not_supported(node, f"str() of a {self.type_of(node.args[0])} (reading a string from memory)")
-        elif len(node.args) == 2:
-            self.not_supported(node.args[1], "str() with a length")
+        elif len(node.args) == 2 and not isinstance(self.type_of(node.args[1]), (Int, Bool, Unknown)):
+            self.error(node.args[1], f"str() expects an integer length ({self.type_of(node.args[1])} provided)")
+        elif len(node.args) == 2 and not isinstance(self.type_of(node.args[0]), String):
+            self.not_supported(node.args[1], "str() of a parameter with a length")
 
     # Maps and variables
 
@@ -782,6 +790,7 @@ _ARGUMENT_CHECKS = {
     "str": _Checker._check_str,
     "strlen": _Checker._check_strings,
     "strcontains": _Checker._check_strings,
+    "strstr": _Checker._check_strings,
     "strncmp": _Checker._check_strings,
 }
 

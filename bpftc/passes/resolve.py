@@ -161,6 +161,22 @@ def constant_value(node: ast.Node) -> int | None:
     return None
 
 
+def fold_overflows(node: ast.Binop) -> bool:
+    """Whether `node` is arithmetic on constants whose exact result int64 and uint64 cannot hold,
+    a shift by less than 0 or 64 or more, or a division by 0: bpftrace refuses to fold those."""
+    if node.op not in ARITHMETIC:
+        return False
+    left, right = constant_value(node.left), constant_value(node.right)
+    if left is None or right is None:
+        return False
+    if node.op in "/%":
+        return right == 0
+    if node.op in ("<<", ">>"):
+        return not 0 <= right < 64 or (node.op == "<<" and left << right >= 1 << 64)
+    exact = {"+": left + right, "-": left - right, "*": left * right}.get(node.op, 0)
+    return not -(1 << 63) <= exact < 1 << 64
+
+
 def _fold(op: str, left: int, right: int) -> int:
     if op == "/":  # C truncates toward zero
         quotient = abs(left) // abs(right)
