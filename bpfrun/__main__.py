@@ -118,7 +118,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.load import load
     from bpfrun.maps import possible_cpus
     from bpfrun.output import Output
-    from bpfrun.parameters import globals_data, positional
+    from bpfrun.parameters import check_options, globals_data, split_arguments
     from bpfrun.read import read_bundle
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
@@ -147,8 +147,10 @@ def _run(path: str, options: Options) -> int:
         target = options.pid or 0
         child = command.pid if command else 0
         data = b""
+        arguments, named = split_arguments(options.arguments)
+        values = check_options(resources.options, named)
         if resources.globals is not None:
-            data = globals_data(resources.globals, positional(options.arguments), ncpus, target, child)
+            data = globals_data(resources.globals, arguments, ncpus, target, child, values)
         loaded = load(bundle, stack, log, data)
         probes = expand_wildcards(resources.probes)
         check_attach_points(probes)

@@ -1,5 +1,5 @@
-"""What a bundle needs to know when it starts: its positional parameters, the CPU count, the start
-time. Written into the BPF object's .rodata before it is loaded (common/schema.py, GLOBALS), so
+"""What a bundle needs to know when it starts: its positional parameters and named options
+(getopt), the CPU count, the start time. Written into the BPF object's .rodata before it is loaded (common/schema.py, GLOBALS), so
 one bundle serves every invocation.
 
 Consumes the bundle's `globals` layout and the command line's arguments after BUNDLE; produces
@@ -23,19 +23,67 @@ from common.layout import Layout
 _INTEGER = re.compile(r"(?P<sign>-?)(?P<digits>0[xX][0-9a-fA-F_]+|0[0-7_]*|[1-9][0-9_]*)(?:e(?P<exponent>[0-9]+))?")
 
 
-def positional(arguments: Sequence[str]) -> list[str]:
-    """The positional parameters: every argument but the first `--`."""
+def split_arguments(arguments: Sequence[str]) -> tuple[list[str], dict[str, str | None]]:
+    """The positional parameters and the named options (--NAME=VALUE or --NAME, after `--`):
+    bpftrace's `bpftrace x.bt 9 -- --n=3`. The first `--` only separates."""
     values = list(arguments)
-    if "--" in values:
-        values.remove("--")
-    return values
+    if "--" not in values:
+        return values, {}
+    separator = values.index("--")
+    positional, options = values[:separator], {}
+    for value in values[separator + 1 :]:
+        if value.startswith("--") and len(value) > 2:
+            name, equals, text = value[2:].partition("=")
+            options[name] = text if equals else None
+        else:
+            positional.append(value)
+    return positional, options
 
 
-def globals_data(spec: Layout, arguments: Sequence[str], ncpus: int, target_pid: int = 0, child_pid: int = 0) -> bytes:
+def check_options(specs: Sequence[schema.OptionSpec], given: dict[str, str | None]) -> dict[str, int | str]:
+    """Each option's value, from the command line or its default; a `UserError` for an option the
+    program does not have or a value of the wrong kind (bpftrace's messages)."""
+    known = {spec.name: spec for spec in specs}
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        expected = ", ".join(f"--{name}" for name in known) or "none"
+        raise UserError(
+            f"unexpected program command line options: {', '.join('--' + n for n in unknown)} "
+            f"(expected program options: {expected})"
+        )
+    return {spec.name: _option_value(spec, given.get(spec.name, spec.default)) for spec in specs}
+
+
+def _option_value(spec: schema.OptionSpec, text: str | None) -> int | str:
+    shown = "true" if text is None else text  # a bare --NAME means true
+    if spec.kind == "bool":
+        if shown not in ("true", "false", "1", "0"):
+            raise UserError(f"program command line option --{spec.name} expects a boolean (value: {shown})")
+        return int(shown in ("true", "1"))
+    if spec.kind == "string":
+        return shown
+    if text is None:
+        raise UserError(f"program command line option --{spec.name} expects an integer (value: true)")
+    try:
+        return integer(text, 0)
+    except UserError:
+        raise UserError(f"program command line option --{spec.name} invalid integer (value: {text})") from None
+
+
+def globals_data(
+    spec: Layout,
+    arguments: Sequence[str],
+    ncpus: int,
+    target_pid: int = 0,
+    child_pid: int = 0,
+    options: dict[str, int | str] | None = None,
+) -> bytes:
     data = bytearray(spec.size)
     for field in spec.fields:
         if field.name in (schema.TARGET_PID, schema.CHILD_PID):
             value = target_pid if field.name == schema.TARGET_PID else child_pid
+        elif field.name.startswith(schema.OPTION):
+            value = (options or {})[field.name.removeprefix(schema.OPTION)]
         else:
             value = _value(field.name, arguments, ncpus)
         if field.layout.kind == layout.STRING:
@@ -80,10 +128,12 @@ def integer(text: str, index: int) -> int:
     return value
 
 
-def known_global(name: str) -> bool:
+def known_global(name: str, options: Sequence[schema.OptionSpec] = ()) -> bool:
     """Whether bpfrun knows what to write into a global of this name (for verify.py)."""
     if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT, schema.TARGET_PID, schema.CHILD_PID):
         return True
+    if name.startswith(schema.OPTION):
+        return any(name == schema.OPTION + option.name for option in options)
     return any(
         name.startswith(kind) and name[len(kind) :].isdigit()
         for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT)

@@ -86,6 +86,7 @@ FUNCTIONS: dict[str, Function] = {
     "strcontains": Function(2, 2, result=BOOL),
     "strncmp": Function(3, 3, result=INT64),
     "strstr": Function(2, 2, result=INT64),
+    "getopt": Function(1, 2),
     "time": Function(0, 1),
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),

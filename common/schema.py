@@ -237,8 +237,22 @@ TARGET_PID = "target_pid"  # u64: bpfrun -p PID; 0 for every process. Probes but
 CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 without -c
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
-PARAMETER_STRING_SIZE = 128  # bytes of a string parameter, NUL included; longer ones are cut
+OPTION = "opt_"  # "opt_NAME": getopt("NAME"): i64 (integers, bools) or string, from --NAME=VALUE
+#                   after `--` on bpfrun's command line, else the OptionSpec's default
+PARAMETER_STRING_SIZE = 128  # bytes of a string parameter or option, NUL included; longer ones are cut
 PROBE_NAME_SIZE = 128  # bytes of a name in probe_names_map, NUL included
+
+
+OPTION_KINDS = ("int", "string", "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """A named program option, getopt("NAME", default): given as --NAME=VALUE after `--`."""
+
+    name: str
+    kind: str  # one of OPTION_KINDS
+    default: str  # as it would be written on the command line ("10", "hello", "false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +276,7 @@ class Resources:
     # A hash map from a tracepoint's id (the common_type its records start with) to its name, for
     # the `probe` builtin of a wildcard tracepoint probe: bpfrun fills it as it expands them.
     probe_names_map: str = ""
+    options: tuple[OptionSpec, ...] = ()  # each has its global, OPTION + name
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

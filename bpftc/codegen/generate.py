@@ -848,6 +848,11 @@ class _ProbeGenerator(ast.Visitor):
         sizes = (self.types[haystack].size, self.types[needle].size)
         return strings.contains(self.bpf, self.value(haystack), sizes[0], self.value(needle), sizes[1])
 
+    def call_getopt(self, node: ast.Call) -> ir.Value:
+        if storage.in_register(self.types[node]):
+            return self.load_global(schema.OPTION + node.args[0].value.decode("utf-8", "surrogateescape"))
+        return self.in_memory(node)
+
     def call_strstr(self, node: ast.Call) -> ir.Value:
         haystack, needle = node.args
         sizes = (self.types[haystack].size, self.types[needle].size)
@@ -863,6 +868,10 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     def into_Call(self, node: ast.Call, destination: ir.Value) -> None:
+        if node.name == "getopt" and not storage.in_register(self.types[node]):  # a string option
+            name = schema.OPTION + node.args[0].value.decode("utf-8", "surrogateescape")
+            self.bpf.copy_bytes(destination, self.global_pointer(name), schema.PARAMETER_STRING_SIZE)
+            return
         if node.name != "str":
             self.bpf.store_i64(self.visit_Call(node), destination)
             return

@@ -7,7 +7,10 @@ bpftrace that bpftc cannot compile yet is reported as "not supported yet", at it
 
 from __future__ import annotations
 
+import re
+
 from common import schema
+from common.schema import OptionSpec
 from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
 
 from bpftc import ast
@@ -24,7 +27,15 @@ from bpftc.builtins import (
 from bpftc.diagnostics import Context, Diagnostics
 from bpftc.source import Span, span_between
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import Binding, MapInfo, Resolution, constant_value, fold_overflows, type_of_spec
+from bpftc.passes.resolve import (
+    Binding,
+    MapInfo,
+    Resolution,
+    constant_value,
+    fold_overflows,
+    option_of,
+    type_of_spec,
+)
 from bpftc.probes import PROVIDERS
 from bpftc.types import (
     Aggregate,
@@ -48,9 +59,9 @@ MAX_UNROLL = 100
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "getopt", "join", "kaddr", "kptr",
+    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "strstr", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
     "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
@@ -100,6 +111,7 @@ class _Checker(ast.Visitor):
         self.contexts = contexts
         self.diagnostics = diagnostics
         self.loop_depth = 0
+        self.options: dict[str, OptionSpec] = {}  # getopt() names → their first use
 
     def error(self, node: ast.Node, message: str, **details) -> None:
         self.diagnostics.error(node.span, message, **details)
@@ -493,6 +505,24 @@ class _Checker(ast.Visitor):
                 node, f"lhist() too many buckets, maximum is 1000 ((max - min) / step is {(high - low) // step})"
             )
 
+    def _check_getopt(self, node: ast.Call) -> None:
+        """getopt("NAME"[, default]): a literal name and a literal default, the same everywhere."""
+        name, default = node.args[0], (node.args[1] if len(node.args) > 1 else None)
+        if not isinstance(name, ast.String) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", name.value.decode("latin-1")):
+            self.error(name, "getopt() expects an option name: a string literal of letters, digits, '_' and '-'")
+            return
+        option = option_of(node)
+        if default is not None and option is None:
+            self.error(default, "getopt() expects a literal default: an integer, a string or a bool")
+            return
+        previous = self.options.setdefault(option.name, option)
+        if previous != option:
+            self.error(
+                node,
+                f"Command line option '{option.name}' needs to have the same default value in all places it is "
+                f"used. Previous default value: {previous.default}",
+            )
+
     def _check_exit(self, node: ast.Call) -> None:
         if node.args:
             t = self.type_of(node.args[0])
@@ -768,6 +798,7 @@ def _keyed_mismatch(name: str, keyed_access: bool) -> str:
 
 
 _ARGUMENT_CHECKS = {
+    "getopt": _Checker._check_getopt,
     "sum": _Checker._check_aggregation,
     "min": _Checker._check_aggregation,
     "max": _Checker._check_aggregation,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE
+from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE, OptionSpec
 
 from bpftc import ast
 from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS
@@ -431,6 +431,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, function.result)
         if node.name == "str":
             return self.typed(node, _str_type(node, self.types))
+        if node.name == "getopt":
+            option = option_of(node)
+            return self.typed(node, _OPTION_TYPES[option.kind] if option else UNKNOWN)
         if node.name == "strftime" and node.args and isinstance(node.args[0], ast.String):
             return self.typed(node, Timestamp(node.args[0].value.decode("utf-8", "surrogateescape")))
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
@@ -640,6 +643,23 @@ def parameter_offset(node: ast.Node) -> tuple[int, int] | None:
         if inner is not None and offset is not None and offset >= 0:
             return inner[0], inner[1] + offset
     return None
+
+
+_OPTION_TYPES = {"int": INT64, "string": String(PARAMETER_STRING_SIZE), "bool": BOOL}
+
+
+def option_of(node: ast.Call) -> OptionSpec | None:
+    """The option a getopt() call names, with its default; None when its arguments are not literals."""
+    if not node.args or not isinstance(node.args[0], ast.String):
+        return None
+    name = node.args[0].value.decode("utf-8", "surrogateescape")
+    default = node.args[1] if len(node.args) > 1 else ast.Bool(node.span, False)
+    if isinstance(default, ast.Bool):
+        return OptionSpec(name, "bool", "true" if default.value else "false")
+    if isinstance(default, ast.String):
+        return OptionSpec(name, "string", default.value.decode("utf-8", "surrogateescape"))
+    value = constant_value(default)
+    return OptionSpec(name, "int", str(value)) if value is not None else None
 
 
 def _str_type(node: ast.Call, types: TypeMap) -> Type:

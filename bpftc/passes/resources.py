@@ -38,7 +38,7 @@ from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.builtins import DEFAULT_TIME_FORMAT
 from bpftc.passes.probes import ProbeTargets
-from bpftc.passes.resolve import Resolution, constant_value, parameter_offset
+from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
 from bpftc.source import Source, Span, excerpt
 from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
@@ -84,6 +84,7 @@ def plan_resources(
         lost_map=LOST_MAP if events else "",
         requirements=Requirements(arch=arch.name),
         globals=_globals(program, resolution),
+        options=tuple(_options(program)),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
         unsafe=any(isinstance(event, SystemEvent) for event in events),
         ring_buffer_pages=settings.get("perf_rb_pages", 0),
@@ -153,7 +154,20 @@ def _globals(program: ast.Program, resolution: Resolution) -> Layout:
         elif isinstance(node, ast.Map) and _reads_aggregate(node, resolution):
             names.add(schema.NCPUS)
     members = [(name, _global_layout(name)) for name in sorted(names)]
+    members += [(schema.OPTION + option.name, _option_layout(option)) for option in _options(program)]
     return layout.packed(layout.RECORD, members)
+
+
+def _options(program: ast.Program) -> list[OptionSpec]:
+    """The program's getopt() options, each once (check.py made sure their defaults agree)."""
+    options = (option_of(node) for node in ast.walk(program) if isinstance(node, ast.Call) and node.name == "getopt")
+    return list({option.name: option for option in options if option is not None}.values())
+
+
+def _option_layout(option: OptionSpec) -> Layout:
+    if option.kind == "string":
+        return Layout(layout.STRING, schema.PARAMETER_STRING_SIZE)
+    return layout.I64
 
 
 def _reads_aggregate(node: ast.Map, resolution: Resolution) -> bool:

@@ -12,6 +12,14 @@ from tests.compile import diagnostics_text
 
 SAME_AS_BPFTRACE = [
     (
+        'begin { $x = getopt("aa", 10); print(getopt("aa", 11)); exit(); }',
+        """\
+        stdin:1:38-54: ERROR: Command line option 'aa' needs to have the same default value in all places it is used. Previous default value: 10
+        begin { $x = getopt("aa", 10); print(getopt("aa", 11)); exit(); }
+                                             ~~~~~~~~~~~~~~~~
+        """,
+    ),
+    (
         "BEGIN { foo(1); }",
         """\
         stdin:1:9-15: ERROR: Unknown function: 'foo'
