@@ -176,6 +176,7 @@ class Running:
         finally:
             os.close(write_end)
         self._report = os.fdopen(read_end, "rb")
+        self._finished: Finished | None = None
         first = self._report.readline().split()
         if len(first) != 2:
             self.launcher.wait()
@@ -244,7 +245,12 @@ class Running:
     def stop(self, sig: int | None = signal.SIGINT, timeout: float = 120.0) -> Finished:
         """Send sig (None: send nothing, wait for the tool to exit by itself), wait until it is
         reaped, return what the kernel accounted. Past the timeout the tool is killed and
-        BenchError raised."""
+        BenchError raised. Stopping a tool again (a failed wait_attached stopped it) returns what
+        the first stop returned."""
+        if self._report.closed:
+            if self._finished is None:
+                raise BenchError(f"{self.argv[0]} was already stopped")
+            return self._finished
         if sig is not None:
             self.send(sig)
         killer = threading.Timer(timeout, self.send, (signal.SIGKILL,))
@@ -261,8 +267,8 @@ class Running:
             raise BenchError(f"the launcher of {self.argv[0]} failed: {bytes(self._stderr).decode(errors='replace')[-300:]}")
         status, end = int(last[0]), float(last[1])
         marks = {name: moment - self.start for name, moment in self._marks.items()}
-        finished = Finished(status, end - self.start, float(last[2]), float(last[3]), int(last[4]),
-                            bytes(self._stdout), bytes(self._stderr), marks, end)
+        finished = self._finished = Finished(status, end - self.start, float(last[2]), float(last[3]), int(last[4]),
+                                             bytes(self._stdout), bytes(self._stderr), marks, end)
         if status == -signal.SIGKILL and sig != signal.SIGKILL:
             raise BenchError(f"{self.argv[0]} did not exit within {timeout:.0f} s and was killed")
         return finished
