@@ -19,6 +19,7 @@ class BuiltinVariable:
     context: str = ""  # the provider context it needs ('args', 'retval'), see bpftc/probes.py
 
 
+PROBE_TYPE_SIZE = 16  # bytes of probetype: the longest provider name, "rawtracepoint", and a NUL
 BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "pid": BuiltinVariable(UINT32),
     "tid": BuiltinVariable(UINT32),
@@ -36,6 +37,7 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "comm": BuiltinVariable(String(COMM_SIZE)),
     # The probe's name, a string literal in each program: its type is set by passes/resolve.py.
     "probe": BuiltinVariable(String(1)),
+    "probetype": BuiltinVariable(String(PROBE_TYPE_SIZE)),  # the provider's name; "special" for begin/end
     "retval": BuiltinVariable(UINT64, "retval"),
     **{f"arg{index}": BuiltinVariable(UINT64, "args") for index in range(MAX_ARGS)},
 }
@@ -87,6 +89,8 @@ FUNCTIONS: dict[str, Function] = {
     "strncmp": Function(3, 3, result=INT64),
     "strstr": Function(2, 2, result=INT64),
     "getopt": Function(1, 2),
+    "bswap": Function(1, 1),
+    "static_assert": Function(2, 2),
     "time": Function(0, 1),
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from common import layout
 from common.layout import Layout
 
-from bpftc.types import Bool, Int, Pointer, Record, String, Timestamp, Tuple, Type
+from bpftc.types import Array, Bool, Int, Pointer, Record, String, Timestamp, Tuple, Type
 
 SLOT = layout.SLOT
 
@@ -49,3 +49,18 @@ def in_register(t: Type) -> bool:
 def layout_of_tuple(types: list[Type]) -> Layout:
     """A record of values of `types`, as an event payload carries them."""
     return layout.packed(layout.TUPLE, [("", layout_of(t)) for t in types])
+
+
+def sizeof(t: Type) -> int:
+    """What sizeof() gives: a C-like size (an int's own width), not the stored 8 bytes."""
+    if isinstance(t, Int):
+        return t.size
+    if isinstance(t, Bool):
+        return 1
+    if isinstance(t, String):
+        return t.size
+    if isinstance(t, Array):
+        return t.length * sizeof(t.element)
+    if isinstance(t, Pointer):
+        return SLOT
+    return layout_of(t).size

@@ -488,7 +488,7 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> ir.Value:
         name = node.name
-        if name in ("comm", "probe"):
+        if name in ("comm", "probe", "probetype"):
             return self.in_memory(node)
         if name in ("pid", "tid"):
             pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
@@ -526,6 +526,10 @@ class _ProbeGenerator(ast.Visitor):
         elif node.name == "probe":
             name = self.program_plan.target.name.encode()
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
+        elif node.name == "probetype":
+            provider = self.program_plan.target.provider
+            kind = "special" if provider in (schema.BEGIN, schema.END) else provider
+            self.bpf.store_bytes(destination, kind.encode(), storage.size_of(self.types[node]))
         else:
             self.bpf.store_i64(self.visit_Builtin(node), destination)
 
@@ -796,7 +800,7 @@ class _ProbeGenerator(ast.Visitor):
     def visit_Sizeof(self, node: ast.Sizeof) -> ir.Value:
         operand = node.operand
         t = type_of_spec(operand) if isinstance(operand, ast.TypeSpec) else self.types[operand]
-        return I64(_sizeof(t))
+        return I64(storage.sizeof(t))
 
     def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value | None:
         for statement in node.statements:  # its variables live as long as the enclosing statement
@@ -852,6 +856,19 @@ class _ProbeGenerator(ast.Visitor):
         if storage.in_register(self.types[node]):
             return self.load_global(schema.OPTION + node.args[0].value.decode("utf-8", "surrogateescape"))
         return self.in_memory(node)
+
+    def call_static_assert(self, node: ast.Call) -> None:
+        """Decided at compile time (passes/check.py): nothing to run."""
+
+    def call_bswap(self, node: ast.Call) -> ir.Value:
+        """The operand's bytes reversed at its own width (an 8-bit value is itself)."""
+        bits = self.types[node].bits
+        value = self.value(node.args[0])
+        if bits == 8:
+            return self.bpf.extend(value, 8, signed=False)
+        narrow = self.ir.trunc(value, ir.IntType(bits)) if bits < 64 else value
+        swapped = self.ir.bswap(narrow)
+        return self.ir.zext(swapped, I64) if bits < 64 else swapped
 
     def call_strstr(self, node: ast.Call) -> ir.Value:
         haystack, needle = node.args
@@ -969,15 +986,3 @@ def _member_index(t: Type, name: str) -> int:
     return int(name)
 
 
-def _sizeof(t: Type) -> int:
-    if isinstance(t, Int):
-        return t.size
-    if isinstance(t, Bool):
-        return 1
-    if isinstance(t, String):
-        return t.size
-    if isinstance(t, Array):
-        return t.length * _sizeof(t.element)
-    if isinstance(t, Pointer):
-        return storage.SLOT
-    return storage.layout_of(t).size

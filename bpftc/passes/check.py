@@ -13,7 +13,7 @@ from common import schema
 from common.schema import OptionSpec
 from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
 
-from bpftc import ast
+from bpftc import ast, storage
 from bpftc.builtins import (
     BUILTIN_VARIABLES,
     CONFIG_SETTINGS,
@@ -61,11 +61,11 @@ MAX_UNROLL = 100
 NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "static_assert", "strerror", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
-    "assert", "bswap", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
+    "signal", "skboutput", "socket_cookie", "strerror", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "assert", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode", "probetype", "username"}
+NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode", "username"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
@@ -523,6 +523,22 @@ class _Checker(ast.Visitor):
                 f"used. Previous default value: {previous.default}",
             )
 
+    def _check_bswap(self, node: ast.Call) -> None:
+        if not isinstance(self.type_of(node.args[0]), (Int, Unknown)):
+            self.error(node.args[0], f"bswap() expects an integer ({self.type_of(node.args[0])} provided)")
+
+    def _check_static_assert(self, node: ast.Call) -> None:
+        """static_assert(condition, "message"): the condition is decided here, at compile time."""
+        condition, message = node.args
+        if not isinstance(message, ast.String):
+            self.error(message, "static_assert() expects a string literal message")
+            return
+        value = comptime_value(condition)
+        if value is None:
+            self.error(node, "Unable to resolve comptime expression")
+        elif not value:
+            self.error(node, message.value.decode("utf-8", "replace"))
+
     def _check_exit(self, node: ast.Call) -> None:
         if node.args:
             t = self.type_of(node.args[0])
@@ -798,6 +814,8 @@ def _keyed_mismatch(name: str, keyed_access: bool) -> str:
 
 
 _ARGUMENT_CHECKS = {
+    "bswap": _Checker._check_bswap,
+    "static_assert": _Checker._check_static_assert,
     "getopt": _Checker._check_getopt,
     "sum": _Checker._check_aggregation,
     "min": _Checker._check_aggregation,
@@ -833,3 +851,29 @@ def _past_signed(value_node: ast.Node, target: Type) -> bool:
     """A literal past INT64_MAX (a uint64) into a variable or map that signed values made int64."""
     literal = constant_value(value_node)
     return literal is not None and literal > INT64_MAX and isinstance(target, Int) and target.signed
+
+
+def comptime_value(node: ast.Node) -> int | None:
+    """The value of a condition static_assert() can decide: literals, sizeof() of types, and
+    arithmetic, comparisons and logic over them; None for anything known only at run time."""
+    if isinstance(node, ast.Bool):
+        return int(node.value)
+    if isinstance(node, ast.Sizeof) and isinstance(node.operand, ast.TypeSpec):
+        named = type_of_spec(node.operand)
+        return storage.sizeof(named) if named is not None and not isinstance(named, Struct) else None
+    if isinstance(node, ast.Unop) and node.op == "!":
+        operand = comptime_value(node.operand)
+        return None if operand is None else int(not operand)
+    if isinstance(node, ast.Binop) and node.op in _COMPTIME_OPERATORS:
+        left, right = comptime_value(node.left), comptime_value(node.right)
+        if left is None or right is None:
+            return None
+        return int(_COMPTIME_OPERATORS[node.op](left, right))
+    return constant_value(node)
+
+
+_COMPTIME_OPERATORS = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "&&": lambda a, b: a and b, "||": lambda a, b: a or b,
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+}  # fmt: skip

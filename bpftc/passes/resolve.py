@@ -431,6 +431,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, function.result)
         if node.name == "str":
             return self.typed(node, _str_type(node, self.types))
+        if node.name == "bswap":
+            operand = self.types.get(node.args[0]) if node.args else None
+            return self.typed(node, Int(operand.bits, False) if isinstance(operand, Int) else UNKNOWN)
         if node.name == "getopt":
             option = option_of(node)
             return self.typed(node, _OPTION_TYPES[option.kind] if option else UNKNOWN)

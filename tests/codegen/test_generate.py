@@ -36,7 +36,7 @@ CONSTRUCTS = [
     # tuples, records, strings, ternary, casts, short-circuit
     'BEGIN { $t = (1, "two", (3, comm)); $r = (a = 1, b = "x"); @t = $t; @r[$r.b] = $t.2.1; print(($t.0, $r)); }',
     'BEGIN { $s = comm == "bpfrun" ? "yes" : "no"; @s[$s] = (uint8)300 + (int16)-2; @b = (bool)5 && 0 || !1; }',
-    "BEGIN { @z = 1 / 0; @m = -7 % (2 - 2); $q = (uint32)-1; @q = $q; @e = sizeof(uint32) + sizeof($q); }",
+    "BEGIN { $zero = 0; @z = 1 / $zero; @m = -7 % ($zero - $zero); $q = (uint32)-1; @q = $q; @e = sizeof(uint32) + sizeof($q); }",
     # aggregations of every kind, with and without keys
     "BEGIN { @s = sum(5); @mi = min(-3); @ma = max(4); @a = avg(2); @st = stats(7); @l = lhist(5, 0, 100, 10); }",
     "BEGIN { @s[1] = sum(5); @mi[1] = min(-3); @ma[1] = max(4); @a[1] = avg(2); @st[1] = stats(7); @l[1] = lhist(5, 0, 100, 10); }",
