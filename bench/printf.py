@@ -61,6 +61,8 @@ def measure(tools: Tools, tool: str, calls: int, number: int, cpu: int | None, i
     os.unlink(path)
     if finished.status != 0:
         raise BenchError(f"{tool} exited with {finished.status}: {finished.stderr.decode(errors='replace')[-300:]}")
+    if not delivered or last <= start:
+        raise BenchError(f"{tool} printed nothing: {finished.stderr.decode(errors='replace')[-300:]}")
     user, system = (after - before for after, before in zip(cpu_after, cpu_before))
     per_line = (lambda seconds: seconds / delivered if delivered else None)
     return {"delivered": delivered, "lost": finished.lost, "seconds": last - start, "offered": calls / generating,

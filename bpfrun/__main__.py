@@ -166,7 +166,7 @@ def _run(path: str, options: Options) -> int:
             command.release()
         run_until_stopped(events, resources, stop, command.finished if command else None)
         links.close()  # bpftrace detaches before END: END and the printout see final maps
-        events.drain()  # what the probes sent before they were detached
+        events.drain_all()  # what the probes sent before they were detached
         run_end(loaded, resources, events)
         # Without print_maps_on_exit bpftrace still ends its text output with the two newlines.
         output.maps_at_exit(context.read_all() if resources.print_maps_on_exit else [])

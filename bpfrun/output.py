@@ -13,6 +13,7 @@ strings; map keys are the key's text without spaces.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -26,14 +27,36 @@ JSON = "json"
 FORMATS = (TEXT, JSON)
 
 
+class _ChunkedWriter:
+    """A buffered stream written a buffer's worth at a time. CPython's BufferedWriter writes data
+    larger than its buffer straight to the file, and when a signal (the user's Ctrl-C) interrupts
+    that write part-way, the rest is lost without an error (seen on 3.11 with a pipe): a batch
+    of events or a large map printed in one write would lose lines silently."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._chunk = io.DEFAULT_BUFFER_SIZE
+
+    def write(self, data: bytes) -> None:
+        if len(data) <= self._chunk:
+            self._stream.write(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), self._chunk):
+            self._stream.write(view[start : start + self._chunk])
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class Output:
     """Renders every kind of result in one format and owns the buffered streams."""
 
     def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO, line_buffered: bool = False) -> None:
         assert format_name in FORMATS, format_name
         self.json = format_name == JSON
-        self._out = out
-        self._err = err
+        self._out = _ChunkedWriter(out)
+        self._err = _ChunkedWriter(err)
         self.line_buffered = line_buffered  # flush after every event, not once per batch
 
     def flush(self) -> None:

@@ -84,13 +84,21 @@ class Events:
             time.sleep(POLL_TIMEOUT_MS / 1000)
         self.drain()
 
+    def drain_all(self, patience_s: float = 1.0) -> None:
+        """drain() until the ring buffer is empty. After the probes are detached a program may
+        still be writing a record it reserved: such a record ends a batch (the records after it
+        wait for it), so wait for it, up to `patience_s`, rather than lose what follows."""
+        deadline = time.monotonic() + patience_s
+        self.drain()
+        while self.ring and self.ring.pending() and time.monotonic() < deadline:
+            time.sleep(0.001)
+            self.drain()
+
     def drain(self) -> None:
         """Handle every record the ring buffer holds, then report losses and flush the output:
         once per batch, however many records it has."""
         if self.ring:
-            dispatch = self.dispatcher
-            for record in self.ring.records():
-                dispatch(record)
+            self.dispatcher.handle(self.ring.records())
         self._after_batch()
 
     def _after_batch(self) -> None:
@@ -129,7 +137,7 @@ def run_end(loaded: LoadedObject, resources: Resources, events: Events) -> None:
     """Run the END programs (after the probes are detached) and handle their events."""
     events.dispatcher.start_end_phase()
     _run_programs(loaded, resources.probes, END)
-    events.drain()
+    events.drain_all()
 
 
 class _Dispatcher:
@@ -150,10 +158,10 @@ class _Dispatcher:
         self._in_end = True
         self._dropping = False
 
-    def __call__(self, record: bytes) -> None:
-        if self._dropping:
+    def handle(self, records: list[bytes]) -> None:
+        if self._dropping or not records:
             return
-        code = self._handler.handle(record)
+        code = self._handler.handle_batch(records)
         if code is not None:
             self.exit_code = code
             self._dropping = True

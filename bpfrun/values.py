@@ -17,6 +17,9 @@ Decoding trusts nothing: data shorter than its layout is a `ValueError`.
 
 from __future__ import annotations
 
+import os
+import pwd
+import signal
 import struct
 import time
 from collections.abc import Callable
@@ -98,7 +101,22 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Record(tuple((field.name, decode(field.layout, data[field.offset :])) for field in spec.fields))
     if kind == layout.TIMESTAMP:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
+    if kind == layout.LOOKUP:
+        return looked_up(spec.text, int.from_bytes(data[:8], "little", signed=True))
     return None
+
+
+def looked_up(table: str, number: int) -> str:
+    """The name this host has for `number` in `table` (layout.LOOKUP_TABLES); the number itself,
+    as text, when it has none."""
+    try:
+        if table == "errno":
+            return os.strerror(number)
+        if table == "signal":
+            return signal.strsignal(number) or str(number)
+        return pwd.getpwuid(number).pw_name
+    except (KeyError, ValueError, OverflowError):
+        return str(number)
 
 
 _STRUCT_CODES = {(layout.INT, 1): "b", (layout.INT, 2): "h", (layout.INT, 4): "i", (layout.INT, 8): "q"}

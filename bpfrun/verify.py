@@ -29,8 +29,8 @@ from common.layout import Layout
 from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
-_KEY_KINDS = (layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD)
-_VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP)
+_KEY_KINDS = (layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP)
+_VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002
 
 

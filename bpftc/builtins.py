@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpftc.types import BOOL, INT64, UINT32, UINT64, String, Type
+from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, String, Type
 
 COMM_SIZE = 16  # TASK_COMM_LEN
 MAX_ARGS = 6  # arg0..arg5: the registers that carry call arguments on x86_64
@@ -37,6 +37,7 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "comm": BuiltinVariable(String(COMM_SIZE)),
     # The probe's name, a string literal in each program: its type is set by passes/resolve.py.
     "probe": BuiltinVariable(String(1)),
+    "username": BuiltinVariable(Lookup("uid")),  # uid, named by bpfrun
     "probetype": BuiltinVariable(String(PROBE_TYPE_SIZE)),  # the provider's name; "special" for begin/end
     "retval": BuiltinVariable(UINT64, "retval"),
     **{f"arg{index}": BuiltinVariable(UINT64, "args") for index in range(MAX_ARGS)},
@@ -90,6 +91,8 @@ FUNCTIONS: dict[str, Function] = {
     "strstr": Function(2, 2, result=INT64),
     "getopt": Function(1, 2),
     "bswap": Function(1, 1),
+    "strerror": Function(1, 1, result=Lookup("errno")),
+    "signal_name": Function(1, 1, result=Lookup("signal")),
     "static_assert": Function(2, 2),
     "time": Function(0, 1),
     "strftime": Function(2, 2),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from common import layout
 from common.layout import Layout
 
-from bpftc.types import Array, Bool, Int, Pointer, Record, String, Timestamp, Tuple, Type
+from bpftc.types import Array, Bool, Int, Lookup, Pointer, Record, String, Timestamp, Tuple, Type
 
 SLOT = layout.SLOT
 
@@ -27,6 +27,8 @@ def layout_of(t: Type) -> Layout:
         return layout.integer(SLOT, False)
     if isinstance(t, Timestamp):
         return Layout(layout.TIMESTAMP, SLOT, text=t.format)
+    if isinstance(t, Lookup):
+        return Layout(layout.LOOKUP, SLOT, text=t.table)
     if isinstance(t, String):
         return Layout(layout.STRING, t.size)
     if isinstance(t, Tuple):
@@ -43,7 +45,7 @@ def size_of(t: Type) -> int:
 
 def in_register(t: Type) -> bool:
     """Integers, bools and pointers are held in one 64-bit register; other values in memory."""
-    return isinstance(t, (Int, Bool, Pointer, Timestamp))
+    return isinstance(t, (Int, Bool, Pointer, Timestamp, Lookup))
 
 
 def layout_of_tuple(types: list[Type]) -> Layout:

@@ -120,6 +120,17 @@ class Symbol(Type):
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup(Type):
+    """A number bpfrun prints as the name its host gives it (common/layout.py's LOOKUP tables):
+    strerror(), signal_name(), username."""
+
+    table: str  # "errno", "signal" or "uid"
+
+    def __str__(self) -> str:
+        return {"errno": "strerror_t", "signal": "signal_t", "uid": "username"}[self.table]
+
+
+@dataclass(frozen=True, slots=True)
 class Timestamp(Type):
     """strftime(format, ns): nanoseconds since boot, formatted in user space."""
 

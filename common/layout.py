@@ -8,6 +8,8 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     bool        size 1..8; any non-zero byte is true
     string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
     timestamp   size 8: nanoseconds since boot, printed as wall-clock time by strftime(`text`)
+    lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
+                table: errno (strerror's message), signal (signal_name's), uid (the user's name)
     tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
     record      named fields at their offsets (each aligned to 8), printed `{ .a = 1, .b = x }`
     none        size 0: no value
@@ -26,8 +28,10 @@ STRING = "string"
 TUPLE = "tuple"
 RECORD = "record"
 TIMESTAMP = "timestamp"
+LOOKUP = "lookup"
+LOOKUP_TABLES = ("errno", "signal", "uid")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -44,7 +48,7 @@ class Layout:
     kind: str  # one of KINDS
     size: int
     fields: tuple[Field, ...] = ()
-    text: str = ""  # timestamp: its strftime format
+    text: str = ""  # timestamp: its strftime format; lookup: its table
 
 
 def integer(size: int, signed: bool) -> Layout:
@@ -90,7 +94,9 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return "a none value with a size"
     if layout.kind == TIMESTAMP and layout.size != 8:
         return f"a timestamp of {layout.size} bytes"
-    if layout.text and (layout.kind != TIMESTAMP or len(layout.text) > 1024):
+    if layout.kind == LOOKUP and (layout.size != 8 or layout.text not in LOOKUP_TABLES):
+        return f"a lookup of {layout.size} bytes in table {layout.text!r}"
+    if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP) or len(layout.text) > 1024):
         return "a format where none belongs, or one longer than 1024"
     if layout.kind in (TUPLE, RECORD):
         for field in layout.fields:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from bpfrun import maps, output
@@ -459,3 +461,34 @@ def test_tracefs_is_mounted_when_missing(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, b"Attached 1 probe\n")
     assert re.fullmatch(rb"\n\n@x: [1-9][0-9]*\n", result.stdout)  # other processes may read before exit() stops it
+
+
+_INTERRUPTED_WRITER = """
+import signal, sys, time
+from bpfrun.output import Output
+signal.signal(signal.SIGINT, lambda *_: None)  # as bpfrun's: note the signal, carry on
+output = Output("text", sys.stdout.buffer, sys.stderr.buffer)
+data = b"".join(b"%d\\n" % i for i in range(2_000_000))
+sys.stderr.write("ready\\n")
+sys.stderr.flush()
+time.sleep(0.3)
+output.printf(data)  # one batch of lines, far larger than the pipe
+output.flush()
+"""
+
+
+def test_a_signal_during_a_large_write_loses_nothing() -> None:
+    """CPython's BufferedWriter loses the rest of a write larger than its buffer when a signal
+    interrupts it; Output writes a buffer's worth at a time, so every line arrives."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_WRITER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert child.stderr.readline() == b"ready\n"
+    time.sleep(0.32)  # the child is writing, into a pipe nobody reads yet
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0, stderr
+    assert stdout == b"".join(b"%d\n" % i for i in range(2_000_000))

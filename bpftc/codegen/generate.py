@@ -495,7 +495,7 @@ class _ProbeGenerator(ast.Visitor):
             if name == "pid":
                 return self.ir.lshr(pid_tgid, I64(32), name="pid")
             return self.ir.and_(pid_tgid, I64(0xFFFFFFFF), name="tid")
-        if name in ("uid", "gid"):
+        if name in ("uid", "gid", "username"):
             uid_gid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_UID_GID, [], name="uid_gid")
             if name == "gid":
                 return self.ir.lshr(uid_gid, I64(32), name="gid")
@@ -859,6 +859,11 @@ class _ProbeGenerator(ast.Visitor):
 
     def call_static_assert(self, node: ast.Call) -> None:
         """Decided at compile time (passes/check.py): nothing to run."""
+
+    def call_strerror(self, node: ast.Call) -> ir.Value:
+        return self.value(node.args[0])  # bpfrun names it
+
+    call_signal_name = call_strerror
 
     def call_bswap(self, node: ast.Call) -> ir.Value:
         """The operand's bytes reversed at its own width (an 8-bit value is itself)."""

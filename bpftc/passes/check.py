@@ -46,6 +46,7 @@ from bpftc.types import (
     Record,
     String,
     Struct,
+    Lookup,
     Timestamp,
     Tuple,
     Type,
@@ -61,11 +62,11 @@ MAX_UNROLL = 100
 NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "strerror", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
-    "assert", "memcmp", "strcap", "str_concat", "syscall_name", "signal_name", "username",
+    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "assert", "memcmp", "strcap", "str_concat", "syscall_name",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode", "username"}
+NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
@@ -524,8 +525,9 @@ class _Checker(ast.Visitor):
             )
 
     def _check_bswap(self, node: ast.Call) -> None:
+        """bswap(), strerror(), signal_name(): of an integer."""
         if not isinstance(self.type_of(node.args[0]), (Int, Unknown)):
-            self.error(node.args[0], f"bswap() expects an integer ({self.type_of(node.args[0])} provided)")
+            self.error(node.args[0], f"{node.name}() expects an integer ({self.type_of(node.args[0])} provided)")
 
     def _check_static_assert(self, node: ast.Call) -> None:
         """static_assert(condition, "message"): the condition is decided here, at compile time."""
@@ -620,7 +622,7 @@ class _Checker(ast.Visitor):
                 continue
             if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
                 continue
-            if isinstance(t, (Tuple, Record, Timestamp)) and spec.conversion == "s":
+            if isinstance(t, (Tuple, Record, Timestamp, Lookup)) and spec.conversion == "s":
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
 
@@ -779,7 +781,7 @@ def _call_name(node: ast.Node) -> str:
 
 def _storable(t: Type) -> bool:
     """Whether values of `t` can live in a map, a variable or an event."""
-    if isinstance(t, (Int, Bool, String)):
+    if isinstance(t, (Int, Bool, String, Lookup)):
         return True
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))
@@ -815,6 +817,8 @@ def _keyed_mismatch(name: str, keyed_access: bool) -> str:
 
 _ARGUMENT_CHECKS = {
     "bswap": _Checker._check_bswap,
+    "strerror": _Checker._check_bswap,
+    "signal_name": _Checker._check_bswap,
     "static_assert": _Checker._check_static_assert,
     "getopt": _Checker._check_getopt,
     "sum": _Checker._check_aggregation,
