@@ -48,8 +48,45 @@ def read_map(spec: MapSpec, map_fd: int, ncpus: int, top: int = 0, div: int = 0,
     return build(spec, entries, ncpus, top, div, zeroed)
 
 
+BATCH_ENTRIES = 4096  # entries read per bpf_map_lookup_batch call
+
+
 def read_entries(spec: MapSpec, map_fd: int, ncpus: int) -> Entries:
-    """All (key, value) byte strings of one kernel map; a per-CPU value holds every CPU's element."""
+    """All (key, value) byte strings of one kernel map; a per-CPU value holds every CPU's element.
+    Read in batches (a few system calls for a large map); one element at a time where the kernel
+    cannot batch (a hash bucket larger than the batch, a kernel without batch lookups)."""
+    entries = _read_batched(spec, map_fd, ncpus)
+    return entries if entries is not None else _read_one_by_one(spec, map_fd, ncpus)
+
+
+def _read_batched(spec: MapSpec, map_fd: int, ncpus: int) -> Entries | None:
+    key_size, value_size = schema.key_size(spec), _value_bytes(spec, ncpus)
+    keys = ctypes.create_string_buffer(key_size * BATCH_ENTRIES)
+    values = ctypes.create_string_buffer(value_size * BATCH_ENTRIES)
+    position = ctypes.create_string_buffer(max(key_size, 8))  # opaque to us: where the next batch starts
+    next_position = ctypes.create_string_buffer(max(key_size, 8))
+    count = ctypes.c_uint32()
+    entries: Entries = []
+    start = None  # NULL: from the beginning
+    while True:
+        count.value = BATCH_ENTRIES
+        error = lib.bpf_map_lookup_batch(map_fd, start, next_position, keys, values, ctypes.byref(count), None)
+        if error < 0 and error != -errno.ENOENT:
+            return None
+        raw_keys, raw_values = keys.raw, values.raw
+        entries.extend(
+            (raw_keys[i * key_size : (i + 1) * key_size], raw_values[i * value_size : (i + 1) * value_size])
+            for i in range(count.value)
+        )
+        if len(entries) > spec.max_entries:
+            raise UserError(f"map {spec.name} returned more than its {spec.max_entries} entries")
+        if error == -errno.ENOENT:  # that was the last batch
+            return entries
+        ctypes.memmove(position, next_position, len(position))
+        start = position
+
+
+def _read_one_by_one(spec: MapSpec, map_fd: int, ncpus: int) -> Entries:
     key_size = schema.key_size(spec)
     key = ctypes.create_string_buffer(key_size)
     next_key = ctypes.create_string_buffer(key_size)
