@@ -64,6 +64,9 @@ class Context:
         return self._map_fds[spec.elf_name]
 
 
+LINES_PER_WRITE = 4096
+
+
 class EventHandler:
     """Owns the parsed printf formats of a bundle and the output events go to."""
 
@@ -106,6 +109,8 @@ class EventHandler:
                 except ValueError as error:
                     event_id = int.from_bytes(record[: schema.EVENT_HEADER], "little")
                     raise UserError(f"printf event {event_id}: {error}") from None
+                if len(lines) >= LINES_PER_WRITE:  # a large backlog still comes out as it goes
+                    self._write_lines(lines)
                 continue
             self._write_lines(lines)
             code = self.handle(record)

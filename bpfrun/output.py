@@ -90,13 +90,14 @@ class Output:
         """A warning raised by the running program, located in its source (bpftrace's format)."""
         if self.json:
             message, filename = json_string(encode(event.message)), json_string(encode(event.filename))
+            kind = "runtime_error" if event.level == "WARNING" else "errorf"  # bpftrace's names
             self._line(
-                f'{{"type": "runtime_error", "msg": {message}, "filename": {filename}, '
+                f'{{"type": "{kind}", "msg": {message}, "filename": {filename}, '
                 f'"line": {event.line}, "col": {event.column}}}'
             )
         else:
             location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
-            lines = [f"{location}: WARNING: {event.message}", *event.excerpt]
+            lines = [f"{location}: {event.level}: {event.message}", *event.excerpt]
             self._err.write(encode("".join(line + "\n" for line in lines)))
 
     def printf(self, data: bytes) -> None:

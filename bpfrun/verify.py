@@ -152,7 +152,7 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
     elif isinstance(event, schema.RuntimeErrorEvent):
         texts = (event.message, event.filename, *event.excerpt)
         too_long = any("\n" in text or len(text) > schema.RUNTIME_ERROR_TEXT_MAX for text in texts)
-        if len(event.excerpt) > 2 or too_long:
+        if len(event.excerpt) > 2 or too_long or event.level not in ("WARNING", "ERROR"):
             raise UserError(f"{where}: its message and location must be short single lines")
     elif isinstance(event, (schema.PrintMapEvent, schema.ClearEvent, schema.ZeroEvent)):
         if event.map not in map_names:

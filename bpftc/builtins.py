@@ -67,6 +67,7 @@ class Function:
     unsafe: bool = False  # only with --unsafe (bpftc and bpfrun)
 
 
+ASSERT_FAILED = "__assert_failed"  # the error a failed assert() reports: desugar.py writes its calls
 FUNCTIONS: dict[str, Function] = {
     "count": Function(0, 0, aggregation=True),
     "sum": Function(1, 1, aggregation=True),
@@ -94,6 +95,8 @@ FUNCTIONS: dict[str, Function] = {
     "strerror": Function(1, 1, result=Lookup("errno")),
     "signal_name": Function(1, 1, result=Lookup("signal")),
     "static_assert": Function(2, 2),
+    "assert": Function(2, 2),  # passes/desugar.py makes it an if, an error and exit(1)
+    ASSERT_FAILED: Function(1, 1),
     "time": Function(0, 1),
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),
@@ -123,6 +126,9 @@ def arity_message(name: str, function: Function, provided: int) -> str:
 def _arguments(count: int) -> str:
     return "one argument" if count == 1 else f"{count} arguments"
 
+
+# What `config.NAME` reads when the program does not set NAME: bpftrace's defaults.
+CONFIG_DEFAULTS = {"print_maps_on_exit": True, "max_map_keys": 4096, "perf_rb_pages": 64, "max_strlen": 1024}
 
 # bpftrace's config settings (its docs/language.md, Config Variables): the type of the ones bpftc
 # uses; None for the ones it knows but does not support yet. Names are case-insensitive and may

@@ -211,6 +211,7 @@ class RuntimeErrorEvent:
     column: int
     end_column: int
     excerpt: tuple[str, ...]  # the source line and its `~~~` marker
+    level: str = "WARNING"  # or "ERROR": a failed assert()
 
 
 EventSpec = (

@@ -857,6 +857,9 @@ class _ProbeGenerator(ast.Visitor):
             return self.load_global(schema.OPTION + node.args[0].value.decode("utf-8", "surrogateescape"))
         return self.in_memory(node)
 
+    def call___assert_failed(self, node: ast.Call) -> None:
+        self._send(node, [])  # the message is the event's: no payload
+
     def call_static_assert(self, node: ast.Call) -> None:
         """Decided at compile time (passes/check.py): nothing to run."""
 

@@ -63,7 +63,7 @@ NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
-    "assert", "memcmp", "strcap", "str_concat", "syscall_name",
+    "memcmp", "strcap", "str_concat", "syscall_name",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
 NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode"}
@@ -533,7 +533,10 @@ class _Checker(ast.Visitor):
         """static_assert(condition, "message"): the condition is decided here, at compile time."""
         condition, message = node.args
         if not isinstance(message, ast.String):
-            self.error(message, "static_assert() expects a string literal message")
+            self.error(message, f"{node.name}() expects a string literal message")
+            return
+        if node.name == "assert":
+            self.error(node, "assert() is a statement: it gives no value")
             return
         value = comptime_value(condition)
         if value is None:
@@ -820,6 +823,7 @@ _ARGUMENT_CHECKS = {
     "strerror": _Checker._check_bswap,
     "signal_name": _Checker._check_bswap,
     "static_assert": _Checker._check_static_assert,
+    "assert": _Checker._check_static_assert,  # a valid assert() is desugared: only its errors remain
     "getopt": _Checker._check_getopt,
     "sum": _Checker._check_aggregation,
     "min": _Checker._check_aggregation,

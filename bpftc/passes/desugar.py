@@ -5,6 +5,8 @@
 - `delete(@m[k])` (deprecated in bpftrace, still accepted) is `delete(@m, k)`;
 - compound assignment `x op= e` is `x = x op e`;
 - config settings are named in lower case without BPFTRACE_; 0 and 1 are false and true;
+  `config.NAME` is the setting's value;
+- `assert(condition, "message")` is an if, the error and exit(1);
 - `pid()`, `comm()`... with no arguments are the builtins `pid`, `comm`; so are `nsecs(monotonic)`,
   `pid(init)` and `tid(init)`.
 
@@ -17,21 +19,56 @@ from __future__ import annotations
 import copy
 
 from bpftc import ast
-from bpftc.builtins import CALLABLE_BUILTINS, CONFIG_SETTINGS, DEFAULT_MODES, LEGACY_FUNCTIONS
+from bpftc.builtins import ASSERT_FAILED, CALLABLE_BUILTINS, CONFIG_DEFAULTS, CONFIG_SETTINGS, DEFAULT_MODES, LEGACY_FUNCTIONS
 
 
 def desugar(program: ast.Program) -> ast.Program:
-    return _Desugar().visit(program)
+    settings = {item.name: item.value for item in map(_config_item, program.config)}
+    return _Desugar(settings).visit(program)
+
+
+def _config_item(node: ast.ConfigItem) -> ast.ConfigItem:
+    """`BPFTRACE_PRINT_MAPS_ON_EXIT = 0` is `print_maps_on_exit = false`."""
+    name = node.name.lower().removeprefix("bpftrace_")
+    value = node.value
+    if CONFIG_SETTINGS.get(name) is bool and type(value) is int and value in (0, 1):
+        value = bool(value)
+    return ast.ConfigItem(node.span, name, value)
 
 
 class _Desugar(ast.Transformer):
+    def __init__(self, settings: dict[str, object]) -> None:
+        self.settings = settings  # the program's config, as _config_item writes it
+
     def visit_ConfigItem(self, node: ast.ConfigItem) -> ast.Node:
-        """`BPFTRACE_PRINT_MAPS_ON_EXIT = 0` is `print_maps_on_exit = false`."""
-        name = node.name.lower().removeprefix("bpftrace_")
-        value = node.value
-        if CONFIG_SETTINGS.get(name) is bool and type(value) is int and value in (0, 1):
-            value = bool(value)
-        return ast.ConfigItem(node.span, name, value)
+        return _config_item(node)
+
+    def visit_ExprStatement(self, node: ast.ExprStatement) -> ast.Node:
+        """`assert(condition, "message")` is `if (!condition) { <error>; exit(1); }`, the error
+        being bpftrace's "assert failed: message" at the assert's location."""
+        call = node.expr
+        if not (isinstance(call, ast.Call) and call.name == "assert" and len(call.args) == 2):
+            return self.generic_visit(node)
+        condition, message = self.visit(call.args[0]), call.args[1]
+        if not isinstance(message, ast.String):
+            return self.generic_visit(node)  # check.py reports it
+        text = ast.String(message.span, b"assert failed: " + message.value)
+        failed = ast.Block(call.span, [
+            ast.ExprStatement(call.span, ast.Call(call.span, ASSERT_FAILED, [text])),
+            ast.ExprStatement(call.span, ast.Call(call.span, "exit", [ast.Integer(call.span, 1)])),
+        ])  # fmt: skip
+        return ast.If(node.span, ast.Unop(condition.span, "!", condition), failed, None)
+
+    def visit_Field(self, node: ast.Field) -> ast.Node:
+        """`config.max_map_keys` is the setting's value: the program's, else bpftrace's default."""
+        operand = node.operand
+        if isinstance(operand, ast.Builtin) and operand.name == "config" and node.name in CONFIG_DEFAULTS:
+            value = self.settings.get(node.name, CONFIG_DEFAULTS[node.name])
+            if type(value) is bool:
+                return ast.Bool(node.span, value)
+            if type(value) is int:
+                return ast.Integer(node.span, value)
+        return self.generic_visit(node)
 
     def visit_Assignment(self, node: ast.Assignment) -> ast.Node:
         value = node.value

@@ -36,7 +36,7 @@ from common.schema import (
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import DEFAULT_TIME_FORMAT
+from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
@@ -203,6 +203,10 @@ def _events(
             continue
         if not isinstance(node, ast.Call):
             continue
+        if node.name == ASSERT_FAILED:
+            event_ids[node] = len(events)
+            events.append(_runtime_error(node.args[0].value.decode("utf-8", "replace"), node.span, source, "ERROR"))
+            continue
         event = _event(node, resolution)
         if event is None:
             continue
@@ -217,7 +221,7 @@ def _events(
     return events, event_ids
 
 
-def _runtime_error(message: str, span: Span, source: Source) -> RuntimeErrorEvent:
+def _runtime_error(message: str, span: Span, source: Source, level: str = "WARNING") -> RuntimeErrorEvent:
     """The event of a run-time warning: bpfrun takes its texts only as short single lines, so a span
     over several lines is marked on its first line, and long lines are cut."""
     if span.line != span.end_line:
@@ -225,7 +229,8 @@ def _runtime_error(message: str, span: Span, source: Source) -> RuntimeErrorEven
         span = Span(span.line, span.col, span.line, max(line_length + 1, span.col + 1))
     lines = tuple(text[: schema.RUNTIME_ERROR_TEXT_MAX] for text in excerpt(source, span))
     filename = source.name.replace("\n", " ")[: schema.RUNTIME_ERROR_TEXT_MAX]
-    return RuntimeErrorEvent(message, filename, span.line, span.col, span.end_col, lines)
+    return RuntimeErrorEvent(message[: schema.RUNTIME_ERROR_TEXT_MAX], filename, span.line, span.col, span.end_col,
+                             lines, level)  # fmt: skip
 
 
 def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
