@@ -43,7 +43,9 @@ def measure(tools: Tools, tool: str, calls: int, number: int, cpu: int | None, i
             child.stdin.close()
             generating = float(child.stdout.read())
             child.wait()
-            size, last = 0, start
+            # From the workload's end on (it may have taken longer than QUIET), until the file
+            # stops growing: the delivery ends at the last growth, or at the workload's end.
+            size, last = os.stat(path).st_size, time.monotonic()
             while time.monotonic() - last < QUIET and running.alive():
                 time.sleep(0.002)
                 now = os.stat(path).st_size

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import lib
@@ -139,19 +140,59 @@ def _value_bytes(spec: MapSpec, ncpus: int) -> int:
 
 
 def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 0, zeroed: bool = False) -> MapValue:
-    if schema.is_histogram(spec):
-        values = _histograms(spec, entries, ncpus)
+    fast = _integer_rows(spec, entries, ncpus)
+    if fast is not None:
+        values = fast
+        values.sort(key=_integer_order(spec))
     else:
-        values = [(_key(spec, key), _reduce(spec, value, ncpus)) for key, value in entries]
-        values = [(key, value) for key, value in values if value is not _UNSET]
-    if zeroed and not values:
-        values = [(None, _ZERO[spec.aggregate])]
-    values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0], spec.key)))
+        if schema.is_histogram(spec):
+            values = _histograms(spec, entries, ncpus)
+        else:
+            values = [(_key(spec, key), _reduce(spec, value, ncpus)) for key, value in entries]
+            values = [(key, value) for key, value in values if value is not _UNSET]
+        if zeroed and not values:
+            values = [(None, _ZERO[spec.aggregate])]
+        values.sort(key=lambda item: (_value_order(spec, item[1]), _key_order(item[0], spec.key)))
     if top and len(values) > top:
         values = values[len(values) - top :]
     stats = spec.aggregate in ("avg", "stats")
     entries_out = tuple((key if spec.key is not None else None, _finish(spec, value, div)) for key, value in values)
     return MapValue(spec.name, spec.key is not None, entries_out, stats)
+
+
+def _integer_rows(spec: MapSpec, entries: Entries, ncpus: int) -> list[tuple[int, int]] | None:
+    """The common large map, integer keys and count(), sum() or plain integer values in a hash map,
+    decoded with one struct call per element; None for every other map (the general path)."""
+    key = spec.key
+    if key is None or key.kind not in (layout.INT, layout.UINT) or spec.kernel_type == schema.PERCPU_ARRAY:
+        return None
+    key_size, key_signed = key.size, key.kind == layout.INT
+    copies = ncpus if schema.is_per_cpu(spec) else 1
+    if spec.aggregate == "count":
+        words = struct.Struct(f"<{copies}Q")
+        value_of = lambda data: sum(words.unpack_from(data)) & U64_MASK  # noqa: E731
+    elif spec.aggregate == "sum":
+        signed = spec.value.kind == layout.INT
+        words = struct.Struct("<" + ("qQ" if signed else "QQ") * copies)
+        value_of = lambda data: _wrap(sum(words.unpack_from(data)[::2]), signed)  # noqa: E731
+    elif spec.aggregate == schema.PLAIN and spec.value.kind in (layout.INT, layout.UINT):
+        size, signed = spec.value.size, spec.value.kind == layout.INT
+        value_of = lambda data: int.from_bytes(data[:size], "little", signed=signed)  # noqa: E731
+    else:
+        return None
+    expected = schema.element_size(spec) * copies
+    if any(len(value) < expected or len(k) < key_size for k, value in entries):
+        return None  # the general path reports the malformed element
+    return [(int.from_bytes(k[:key_size], "little", signed=key_signed), value_of(value)) for k, value in entries]
+
+
+def _integer_order(spec: MapSpec):
+    """_value_order and _key_order for _integer_rows: by value, then by key read as signed."""
+    if spec.key.kind == layout.INT:
+        return lambda item: (item[1], item[0])
+    bits = 8 * spec.key.size
+    top, wrap = 1 << (bits - 1), 1 << bits
+    return lambda item: (item[1], item[0] - wrap if item[0] >= top else item[0])
 
 
 _UNSET = object()  # a per-CPU element no CPU has written (a min() never called...)

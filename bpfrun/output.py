@@ -143,6 +143,9 @@ def text_map(value: MapValue) -> str:
         if isinstance(only, Histogram):
             return f"{value.name}:\n{text_histogram(only)}\n"
         return f"{value.name}: {text_value(only)}\n"
+    if _integers(value):
+        name = value.name
+        return "".join([f"{name}[{key}]: {entry}\n" for key, entry in value.entries])
     lines = []
     for key, entry in value.entries:
         name = f"{value.name}[{_strip_parentheses(text_value(key))}]"
@@ -151,6 +154,12 @@ def text_map(value: MapValue) -> str:
         else:
             lines.append(f"{name}: {text_value(entry)}\n")
     return "".join(lines)
+
+
+def _integers(value: MapValue) -> bool:
+    """Whether every key and value is a plain integer (not a bool): printed without the general
+    path's per-value dispatch."""
+    return all(type(key) is int and type(entry) is int for key, entry in value.entries)
 
 
 def _strip_parentheses(text: str) -> str:
@@ -212,6 +221,9 @@ def json_map(value: MapValue) -> str | None:
         kind = "hist"
     if not value.keyed:
         data = json_value(value.entries[0][1]) if value.entries else "{}"
+    elif _integers(value):
+        items = (f'"{key}": {json_int(entry)}' for key, entry in value.entries)
+        data = "{" + ", ".join(items) + "}"
     else:
         items = (f"{json_string(encode(_json_key(key)))}: {json_value(entry)}" for key, entry in value.entries)
         data = "{" + ", ".join(items) + "}"
