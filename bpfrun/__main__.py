@@ -151,9 +151,9 @@ def _run(path: str, options: Options) -> int:
         values = check_options(resources.options, named)
         if resources.globals is not None:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
-        loaded = load(bundle, stack, log, data)
         probes = expand_wildcards(resources.probes)
-        check_attach_points(probes)
+        check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
+        loaded = load(bundle, stack, log, data)
         record_tracepoint_names(loaded, resources.probe_names_map, probes)
         context = Context(resources.maps, loaded.map_fds, ncpus)
         handler = EventHandler(resources.events, context, output)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from bpfrun import tracefs
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
+    BTF_KIND_FUNC,
     PERF_COUNT_SW_CPU_CLOCK,
     PERF_TYPE_HARDWARE,
     PERF_TYPE_SOFTWARE,
@@ -43,6 +44,8 @@ from common import schema
 from common.schema import (
     BEGIN,
     END,
+    FENTRY,
+    FEXIT,
     HARDWARE,
     HARDWARE_EVENTS,
     INTERVAL,
@@ -282,6 +285,42 @@ def _attach_rawtracepoint(program: int, probe: ProbeSpec, links: contextlib.Exit
     _register(lib.bpf_program__attach_raw_tracepoint(program, probe.target[0].encode()), probe, links)
 
 
+# fentry and fexit
+
+
+def _fentry_problem(probe: ProbeSpec) -> str | None:
+    if len(probe.target) != 2 or not _TRACEPOINT_NAME.fullmatch(probe.target[0]) or not _FUNCTION_NAME.fullmatch(
+        probe.target[1]
+    ):
+        return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
+    return None
+
+
+def _check_fentry(probe: ProbeSpec) -> None:
+    """The function must be in the kernel's BTF (libbpf attaches by its BTF id): a function that
+    is only a symbol (a syscall wrapper such as __x64_sys_read) or that does not exist is refused
+    here, in one line, rather than failing the whole load."""
+    module, function = probe.target
+    vmlinux = lib.btf__load_vmlinux_btf()
+    if not vmlinux or lib.libbpf_get_error(vmlinux):
+        raise UserError(f"cannot attach {probe.attach_point}: this kernel has no BTF (/sys/kernel/btf/vmlinux)")
+    try:
+        btf = vmlinux if module == "vmlinux" else lib.btf__load_module_btf(module.encode(), vmlinux)
+        if not btf or lib.libbpf_get_error(btf):
+            raise UserError(f"cannot attach {probe.attach_point}: no BTF for kernel module {module}")
+        found = lib.btf__find_by_name_kind(btf, function.encode(), BTF_KIND_FUNC) >= 0
+        if btf != vmlinux:
+            lib.btf__free(btf)
+    finally:
+        lib.btf__free(vmlinux)
+    if not found:
+        raise UserError(f"cannot attach {probe.attach_point}: no such kernel function with BTF")
+
+
+def _attach_fentry(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    _register(lib.bpf_program__attach_trace(program), probe, links)
+
+
 # uprobes
 
 
@@ -375,4 +414,6 @@ PROVIDERS: dict[str, Provider] = {
     UPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
     URETPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
     SIGNAL: Provider(_signal_problem, _nothing, _nothing),
+    FENTRY: Provider(_fentry_problem, _check_fentry, _attach_fentry),
+    FEXIT: Provider(_fentry_problem, _check_fentry, _attach_fentry),
 }

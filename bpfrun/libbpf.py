@@ -131,6 +131,12 @@ _prototype(lib, "bpf_program__attach_tracepoint_opts", c_void_p, c_void_p, c_cha
 _prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char_p)
 _prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
 _prototype(lib, "bpf_program__attach_raw_tracepoint", c_void_p, c_void_p, c_char_p)
+_prototype(lib, "bpf_program__attach_trace", c_void_p, c_void_p)
+_prototype(lib, "btf__load_vmlinux_btf", c_void_p)
+_prototype(lib, "btf__load_module_btf", c_void_p, c_char_p, c_void_p)
+_prototype(lib, "btf__find_by_name_kind", c_int, c_void_p, c_char_p, c_uint32)
+_prototype(lib, "btf__free", None, c_void_p)
+BTF_KIND_FUNC = 12
 _prototype(
     lib, "bpf_program__attach_uprobe_opts", c_void_p, c_void_p, c_int, c_char_p, c_size_t, POINTER(bpf_uprobe_opts)
 )

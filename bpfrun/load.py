@@ -170,6 +170,9 @@ def _check_map(pointer: int, spec: MapSpec) -> None:
 def _load_failure(resources: Resources, log: LogCapture, error: int) -> str:
     """One line: which probe the kernel refused and the verifier's last word about it."""
     program, complaint = _verifier_complaint(log.lines)
+    if program is None:  # refused before the verifier ran (no log): libbpf names the program
+        refused = [re.search(r"prog '([^']*)': BPF program load failed: (.*)", line) for line in log.lines]
+        program, complaint = next(((match[1], match[2].strip()) for match in refused if match), (None, None))
     probes = {probe.program: probe.attach_point for probe in resources.probes}
     what = probes.get(program or "", "the BPF programs")
     reason = complaint or _last_line(log) or os.strerror(error)

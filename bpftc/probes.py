@@ -18,6 +18,8 @@ from common.schema import (
     BEGIN,
     END,
     EVENT_ALIASES,
+    FENTRY,
+    FEXIT,
     HARDWARE,
     HARDWARE_EVENTS,
     INTERVAL,
@@ -217,6 +219,21 @@ def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     return problem or ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)))
 
 
+def _describe_fentry(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`fentry:FUNCTION` or `fentry:MODULE:FUNCTION` (bpftrace's name is always the latter); libbpf
+    finds the function's BTF when bpfrun loads the bundle."""
+    if len(parts) not in (1, 2) or not all(parts):
+        return f"{name} probe type requires 1 or 2 arguments, found {len(parts)}"
+    if any("*" in part for part in parts):
+        return f"wildcards in {name} probes are not supported yet"
+    module, function = parts if len(parts) == 2 else ("vmlinux", parts[0])
+    problem = _bad_name(name, (module,), schema.TRACEPOINT_NAME, "a kernel module")
+    problem = problem or _bad_name(name, (function,), schema.FUNCTION_NAME, "a kernel function")
+    if problem:
+        return problem
+    return ProbeTarget(name, (module, function), f"{name}/{function}", f"{name}:{module}:{function}")
+
+
 def _describe_signal(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     """`self:signal:SIGUSR1`: run when bpfrun receives the signal (bpftrace allows SIGUSR1 only)."""
     if parts != ("signal", "SIGUSR1"):
@@ -249,6 +266,9 @@ _PROVIDERS = (
     Provider(RAWTRACEPOINT, ("rt",), _describe_rawtracepoint, context=("args",), arguments="array"),
     Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),
     Provider(URETPROBE, ("ur",), _describe_uprobe, context=("retval",)),
+    # fentry/fexit offer no arguments yet: args.NAME needs the function's BTF (kernel types).
+    Provider(FENTRY, ("f", "kfunc"), _describe_fentry),
+    Provider(FEXIT, ("fr", "kretfunc"), _describe_fentry),
     Provider(PROFILE, ("p",), _describe_profile),
     Provider(INTERVAL, ("i",), _describe_interval),
     Provider(SOFTWARE, ("s",), _perf_events(SOFTWARE_EVENTS, 1)),

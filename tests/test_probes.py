@@ -7,13 +7,14 @@ to the program as $1 or through -p, so that other processes do not count.
 from __future__ import annotations
 
 
+import re
 import signal
 import subprocess
 
 import time
 from pathlib import Path
 
-from tests.bpfrun_run import bpfrun_command, compile_program, needs_bpf
+from tests.bpfrun_run import bpfrun_command, compile_program, needs_bpf, programs_loaded, wait_unloaded
 
 pytestmark = needs_bpf
 PYTHON = "/usr/bin/python3"
@@ -167,3 +168,26 @@ def test_tracepoint_wildcard_names_the_tracepoint_that_fired(tmp_path: Path) -> 
     missing = run(compile_program("tracepoint:syscalls:no_such_thing* { }", tmp_path / "m.bpfb"))
     assert missing.returncode == 1
     assert missing.stderr == "bpfrun: ERROR: cannot attach tracepoint:syscalls:no_such_thing*: no tracepoint matches it\n"
+
+
+def test_fentry_and_fexit_count_calls_or_fail_in_one_line(tmp_path: Path) -> None:
+    """fentry/fexit attach where the kernel has BPF trampolines; this machine's kernel refuses to
+    load them (EPERM), which must be one line naming the probe, with nothing left loaded."""
+    program = "fentry:vfs_read { @entry = count(); } kretfunc:vmlinux:vfs_read { @exit = count(); }"
+    bundle = compile_program(program, tmp_path / "f.bpfb")
+    before = programs_loaded()
+    result = traced_loop(bundle, "getppid", 1)  # reads happen all the time, bpfrun's own included
+    if result.returncode == 0:
+        assert re.fullmatch(r"\n\n@entry: [1-9][0-9]*\n@exit: [1-9][0-9]*\n", result.stdout), result.stderr
+    else:
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("bpfrun: ERROR: cannot load fentry:vmlinux:vfs_read: "), result.stderr
+    assert not wait_unloaded(before)
+
+
+def test_fentry_on_a_function_without_btf_is_refused_before_loading(tmp_path: Path) -> None:
+    # Syscall wrappers are kernel symbols without BTF: libbpf could not attach to them.
+    for function in ("__x64_sys_getppid", "no_such_function_at_all"):
+        result = run(compile_program(f"fentry:{function} {{ }}", tmp_path / "f.bpfb"))
+        assert result.returncode == 1
+        assert result.stderr == f"bpfrun: ERROR: cannot attach fentry:vmlinux:{function}: no such kernel function with BTF\n"

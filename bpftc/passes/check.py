@@ -57,6 +57,7 @@ from bpftc.types import (
 )
 
 MAX_UNROLL = 100
+MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack size × needle size
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
@@ -649,6 +650,11 @@ class _Checker(ast.Visitor):
                 self.error(arg, f"{node.name}() expects strings ({self.type_of(arg)} provided)")
         if node.name == "strncmp" and not isinstance(self.type_of(node.args[2]), (Int, Bool, Unknown)):
             self.error(node.args[2], f"strncmp() expects an integer length ({self.type_of(node.args[2])} provided)")
+        sizes = [t.size for t in map(self.type_of, node.args[:2]) if isinstance(t, String)]
+        if node.name in ("strcontains", "strstr") and len(sizes) == 2 and sizes[0] * sizes[1] > MAX_SEARCH_BYTES:
+            # The search is straight-line code comparing every pair of bytes (no loop for the
+            # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
+            self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
     def _check_str(self, node: ast.Call) -> None:
         if isinstance(self.type_of(node), Unknown) and not isinstance(self.type_of(node.args[0]), Unknown):
