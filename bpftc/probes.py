@@ -195,17 +195,25 @@ def _perf_events(events: dict[str, int], default: int) -> Callable[[str, tuple[s
     return describe
 
 
-def _describe_rawtracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
-    """`rawtracepoint:NAME` or `rawtracepoint:MODULE:NAME` (bpftrace's name is always the latter)."""
+def _module_and_name(name: str, parts: tuple[str, ...]) -> tuple[str, str] | str:
+    """(MODULE, NAME) of `PROVIDER:NAME` or `PROVIDER:MODULE:NAME`, the module 'vmlinux' when left
+    out (bpftrace's probe name always has it), or a message."""
     if len(parts) not in (1, 2) or not all(parts):
         return f"{name} probe type requires 1 or 2 arguments, found {len(parts)}"
     if any("*" in part for part in parts):
         return f"wildcards in {name} probes are not supported yet"
-    module, event = parts if len(parts) == 2 else ("vmlinux", parts[0])
+    module, target = parts if len(parts) == 2 else ("vmlinux", parts[0])
+    return _bad_name(name, (module,), schema.TRACEPOINT_NAME, "a kernel module") or (module, target)
+
+
+def _describe_rawtracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`rawtracepoint:[MODULE:]NAME`."""
+    named = _module_and_name(name, parts)
+    if isinstance(named, str):
+        return named
+    module, event = named
     problem = _bad_name(name, (event,), schema.TRACEPOINT_NAME, "a raw tracepoint")
-    if problem:
-        return problem
-    return ProbeTarget(name, (event,), f"raw_tp/{event}", f"{name}:{module}:{event}")
+    return problem or ProbeTarget(name, (event,), f"raw_tp/{event}", f"{name}:{module}:{event}")
 
 
 def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
@@ -220,15 +228,12 @@ def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
 
 
 def _describe_fentry(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
-    """`fentry:FUNCTION` or `fentry:MODULE:FUNCTION` (bpftrace's name is always the latter); libbpf
-    finds the function's BTF when bpfrun loads the bundle."""
-    if len(parts) not in (1, 2) or not all(parts):
-        return f"{name} probe type requires 1 or 2 arguments, found {len(parts)}"
-    if any("*" in part for part in parts):
-        return f"wildcards in {name} probes are not supported yet"
-    module, function = parts if len(parts) == 2 else ("vmlinux", parts[0])
-    problem = _bad_name(name, (module,), schema.TRACEPOINT_NAME, "a kernel module")
-    problem = problem or _bad_name(name, (function,), schema.FUNCTION_NAME, "a kernel function")
+    """`fentry:[MODULE:]FUNCTION`; libbpf finds the function's BTF when bpfrun loads the bundle."""
+    named = _module_and_name(name, parts)
+    if isinstance(named, str):
+        return named
+    module, function = named
+    problem = _bad_name(name, (function,), schema.FUNCTION_NAME, "a kernel function")
     if problem:
         return problem
     return ProbeTarget(name, (module, function), f"{name}/{function}", f"{name}:{module}:{function}")
