@@ -12,6 +12,7 @@ uses it as one is a `UserError`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -101,6 +102,9 @@ def _value(name: str, arguments: Sequence[str], ncpus: int) -> int | str:
         return time.clock_gettime_ns(time.CLOCK_MONOTONIC)  # the clock of bpf_ktime_get_ns
     if name == schema.ARGUMENT_COUNT:
         return len(arguments)
+    if name in (schema.PIDNS_DEV, schema.PIDNS_INO):
+        namespace = os.stat("/proc/self/ns/pid")
+        return namespace.st_dev if name == schema.PIDNS_DEV else namespace.st_ino
     kind, index = _parameter(name)
     text = arguments[index - 1] if index <= len(arguments) else ""
     if kind == schema.STRING_ARGUMENT:
@@ -130,7 +134,8 @@ def integer(text: str, index: int) -> int:
 
 def known_global(name: str, options: Sequence[schema.OptionSpec] = ()) -> bool:
     """Whether bpfrun knows what to write into a global of this name (for verify.py)."""
-    if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT, schema.TARGET_PID, schema.CHILD_PID):
+    if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT, schema.TARGET_PID, schema.CHILD_PID,
+                schema.PIDNS_DEV, schema.PIDNS_INO):  # fmt: skip
         return True
     if name.startswith(schema.OPTION):
         return any(name == schema.OPTION + option.name for option in options)

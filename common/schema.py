@@ -237,6 +237,8 @@ START_NS = "start_ns"  # u64: CLOCK_MONOTONIC when bpfrun started (the `elapsed`
 ARGUMENT_COUNT = "argc"  # u64: how many positional parameters were given ($#)
 TARGET_PID = "target_pid"  # u64: bpfrun -p PID; 0 for every process. Probes but begin, end,
 #                            self and interval return at once in the other processes.
+PIDNS_DEV = "pidns_dev"  # u64: st_dev of bpfrun's /proc/self/ns/pid (pid(curr_ns), tid(curr_ns))
+PIDNS_INO = "pidns_ino"  # u64: its st_ino
 CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 without -c
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)

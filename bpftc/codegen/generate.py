@@ -837,6 +837,23 @@ class _ProbeGenerator(ast.Visitor):
         self._send(node, node.args[:1], default=I64(0))
         self.bpf.return_now()
 
+    def call_pid(self, node: ast.Call) -> ir.Value:
+        """pid(curr_ns): the process id as bpfrun's PID namespace sees it (init was desugared)."""
+        return self._in_pid_namespace(thread=False)
+
+    def call_tid(self, node: ast.Call) -> ir.Value:
+        return self._in_pid_namespace(thread=True)
+
+    def _in_pid_namespace(self, thread: bool) -> ir.Value:
+        info = self.bpf.allocas.alloca(I64, name="pidns_info")  # struct bpf_pidns_info { u32 pid, tgid; }
+        self.bpf.store_i64(I64(0), info)  # 0 when the task is not in that namespace
+        dev, ino = self.load_global(schema.PIDNS_DEV), self.load_global(schema.PIDNS_INO)
+        self.bpf.call_helper(bpf_helpers.GET_NS_CURRENT_PID_TGID, [dev, ino, info, I64(8)], name="pidns_status")
+        both = self.bpf.load_i64(info, name="pidns")
+        if thread:
+            return self.ir.and_(both, I64(0xFFFFFFFF), name="ns_tid")
+        return self.ir.lshr(both, I64(32), name="ns_pid")
+
     def call_nsecs(self, node: ast.Call) -> ir.Value:
         """nsecs(boot) and nsecs(tai); nsecs(monotonic) is the nsecs builtin."""
         (mode,) = node.args

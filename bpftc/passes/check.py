@@ -463,7 +463,7 @@ class _Checker(ast.Visitor):
         if not isinstance(mode, ast.Builtin) or mode.name not in modes:
             what = "timestamp mode" if node.name == "nsecs" else "PID namespace"
             self.error(mode, f"Invalid {what}: {mode.name if isinstance(mode, ast.Builtin) else '?'}")
-        elif node.name != "nsecs" or mode.name == "sw_tai":
+        elif node.name == "nsecs" and mode.name == "sw_tai":
             self.not_supported(node, f"{node.name}({mode.name})")
 
     def _integer_argument(self, node: ast.Call) -> None:
