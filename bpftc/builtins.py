@@ -137,10 +137,11 @@ CONFIG_SETTINGS: dict[str, type | None] = {
     "print_maps_on_exit": bool,
     "max_map_keys": int,
     "perf_rb_pages": int,
+    "max_strlen": int,  # checked against string literals; str($N) keeps PARAMETER_STRING_SIZE
     **dict.fromkeys(
         (
             "cache_user_symbols", "cpp_demangle", "lazy_symbolication", "license", "log_size", "max_bpf_progs",
-            "max_cat_bytes", "max_probes", "max_strlen", "missing_probes", "on_stack_limit",
+            "max_cat_bytes", "max_probes", "missing_probes", "on_stack_limit",
             "show_debug_info", "stack_mode", "str_trunc_trailer", "symbol_source", "unstable_macro",
             "unstable_map_decl", "unstable_import", "unstable_tseries", "unstable_addr",
         )

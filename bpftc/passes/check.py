@@ -16,6 +16,7 @@ from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, c
 from bpftc import ast, storage
 from bpftc.builtins import (
     BUILTIN_VARIABLES,
+    CONFIG_DEFAULTS,
     CONFIG_SETTINGS,
     CONTEXT_ERRORS,
     FUNCTIONS,
@@ -79,9 +80,13 @@ def check(
     """`unsafe`: bpftc --unsafe, which allows system()."""
     for item in program.config:
         _check_config(item, diagnostics)
+    settings = {item.name: item.value for item in program.config}
+    max_strlen = settings.get("max_strlen", CONFIG_DEFAULTS["max_strlen"])
     for probe in program.probes:
         contexts = _contexts(probe, targets)
-        _Checker(resolution, contexts, diagnostics, unsafe).check_probe(probe)
+        checker = _Checker(resolution, contexts, diagnostics, unsafe)
+        checker.max_strlen = max_strlen if type(max_strlen) is int else CONFIG_DEFAULTS["max_strlen"]
+        checker.check_probe(probe)
 
 
 def _contexts(probe: ast.Probe, targets: ProbeTargets) -> list[tuple[str, ...]]:
@@ -114,6 +119,12 @@ class _Checker(ast.Visitor):
         self.diagnostics = diagnostics
         self.loop_depth = 0
         self.options: dict[str, OptionSpec] = {}  # getopt() names → their first use
+        self.max_strlen = CONFIG_DEFAULTS["max_strlen"]  # config max_strlen: the longest string, NUL included
+
+    def visit_String(self, node: ast.String) -> None:
+        if len(node.value) + 1 > self.max_strlen:
+            text = node.value.decode("utf-8", "replace")
+            self.error(node, f"String is too long (over {self.max_strlen} bytes): {text}")
 
     def error(self, node: ast.Node, message: str, **details) -> None:
         self.diagnostics.error(node.span, message, **details)
