@@ -19,7 +19,7 @@ from tests.bpfrun_run import bpfrun_command, compile_program, needs_bpf
 
 EVENTS = 400
 PROGRAM = (
-    "config = { perf_rb_pages = 256 } "
+    "config = { perf_rb_pages = 256; max_strlen = 4096 } "  # strings up to 4096 bytes, as bpftrace needs
     'BEGIN { $s = "' + "x" * 4000 + '"; for ($i : 0..' + str(EVENTS) + ') { printf("%s\\n", $s); } exit(); }'
 )
 
