@@ -17,6 +17,8 @@ Decoding trusts nothing: data shorter than its layout is a `ValueError`.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import pwd
 import signal
@@ -114,9 +116,30 @@ def looked_up(table: str, number: int) -> str:
             return os.strerror(number)
         if table == "signal":
             return signal.strsignal(number) or str(number)
+        if table == "syscall":
+            return _syscall_name(number) or str(number)
         return pwd.getpwuid(number).pw_name
     except (KeyError, ValueError, OverflowError):
         return str(number)
+
+
+@functools.cache
+def _syscall_name(number: int) -> str | None:
+    """The host's name for a syscall number of its own architecture, from libseccomp (present on
+    nearly every distribution: systemd needs it); None without it."""
+    try:
+        seccomp = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return None
+    resolve = seccomp.seccomp_syscall_resolve_num_arch
+    resolve.restype, resolve.argtypes = ctypes.c_void_p, [ctypes.c_uint32, ctypes.c_int]
+    name = resolve(0, number)  # 0: SCMP_ARCH_NATIVE; the name is malloc'd
+    if not name:
+        return None
+    try:
+        return ctypes.string_at(name).decode()
+    finally:
+        ctypes.CDLL(None).free(ctypes.c_void_p(name))
 
 
 _STRUCT_CODES = {(layout.INT, 1): "b", (layout.INT, 2): "h", (layout.INT, 4): "i", (layout.INT, 8): "q"}

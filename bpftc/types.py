@@ -122,12 +122,12 @@ class Symbol(Type):
 @dataclass(frozen=True, slots=True)
 class Lookup(Type):
     """A number bpfrun prints as the name its host gives it (common/layout.py's LOOKUP tables):
-    strerror(), signal_name(), username."""
+    strerror(), signal_name(), syscall_name(), username."""
 
-    table: str  # "errno", "signal" or "uid"
+    table: str  # one of common/layout.py's LOOKUP_TABLES
 
     def __str__(self) -> str:
-        return {"errno": "strerror_t", "signal": "signal_t", "uid": "username"}[self.table]
+        return {"errno": "strerror_t", "signal": "signal_t", "uid": "username", "syscall": "syscall_t"}[self.table]
 
 
 @dataclass(frozen=True, slots=True)

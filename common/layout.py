@@ -9,7 +9,8 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
     timestamp   size 8: nanoseconds since boot, printed as wall-clock time by strftime(`text`)
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
-                table: errno (strerror's message), signal (signal_name's), uid (the user's name)
+                table: errno (strerror's message), signal (signal_name's), uid (the user's name),
+                syscall (syscall_name's, from the host's libseccomp)
     tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
     record      named fields at their offsets (each aligned to 8), printed `{ .a = 1, .b = x }`
     none        size 0: no value
@@ -29,7 +30,7 @@ TUPLE = "tuple"
 RECORD = "record"
 TIMESTAMP = "timestamp"
 LOOKUP = "lookup"
-LOOKUP_TABLES = ("errno", "signal", "uid")
+LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
 NONE = "none"
 KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)

@@ -65,7 +65,7 @@ NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
     "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
-    "memcmp", "strcap", "str_concat", "syscall_name",
+    "memcmp", "strcap", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
 NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode"}
@@ -537,7 +537,7 @@ class _Checker(ast.Visitor):
             )
 
     def _check_bswap(self, node: ast.Call) -> None:
-        """bswap(), strerror(), signal_name(): of an integer."""
+        """bswap(), strerror(), signal_name(), syscall_name(): of an integer."""
         if not isinstance(self.type_of(node.args[0]), (Int, Unknown)):
             self.error(node.args[0], f"{node.name}() expects an integer ({self.type_of(node.args[0])} provided)")
 
@@ -839,6 +839,7 @@ _ARGUMENT_CHECKS = {
     "bswap": _Checker._check_bswap,
     "strerror": _Checker._check_bswap,
     "signal_name": _Checker._check_bswap,
+    "syscall_name": _Checker._check_bswap,
     "static_assert": _Checker._check_static_assert,
     "assert": _Checker._check_static_assert,  # a valid assert() is desugared: only its errors remain
     "getopt": _Checker._check_getopt,
