@@ -73,7 +73,7 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Program | None:
         diagnostics.error(too_deep, f"expression is nested too deeply (more than {MAX_NESTING} levels)")
         return None
     try:
-        return _ToAst().transform(tree)
+        return _ToAst(source.text).transform(tree)
     except VisitError as error:
         if isinstance(error.orig_exc, _BadLiteral):
             diagnostics.error(error.orig_exc.span, error.orig_exc.message)
@@ -113,6 +113,10 @@ _VALUE_TOKENS = {"IDENTIFIER", "INTEGER", "TYPE_NAME", "VARIABLE", "STAR", "STRU
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Builds AST nodes from the parse tree; no semantics here."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text  # the source, for what the tree leaves out (the ';' after a jump)
 
     # Program and probes
 
@@ -212,7 +216,10 @@ class _ToAst(Transformer):
         return ast.ExprStatement(_span(meta), children[0])
 
     def jump(self, meta, children):
-        return ast.Jump(_span(meta), str(children[0]))
+        span = _span(meta)
+        if self.text[meta.end_pos : meta.end_pos + 1] == ";":  # bpftrace's location takes it in
+            span = Span(span.line, span.col, span.end_line, span.end_col + 1)
+        return ast.Jump(span, str(children[0]))
 
     # Expressions
 
