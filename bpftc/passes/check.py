@@ -536,7 +536,7 @@ class _Checker(ast.Visitor):
                 f"used. Previous default value: {previous.default}",
             )
 
-    def _check_bswap(self, node: ast.Call) -> None:
+    def _check_integer_operand(self, node: ast.Call) -> None:
         """bswap(), strerror(), signal_name(), syscall_name(): of an integer."""
         if not isinstance(self.type_of(node.args[0]), (Int, Unknown)):
             self.error(node.args[0], f"{node.name}() expects an integer ({self.type_of(node.args[0])} provided)")
@@ -836,10 +836,10 @@ def _keyed_mismatch(name: str, keyed_access: bool) -> str:
 
 
 _ARGUMENT_CHECKS = {
-    "bswap": _Checker._check_bswap,
-    "strerror": _Checker._check_bswap,
-    "signal_name": _Checker._check_bswap,
-    "syscall_name": _Checker._check_bswap,
+    "bswap": _Checker._check_integer_operand,
+    "strerror": _Checker._check_integer_operand,
+    "signal_name": _Checker._check_integer_operand,
+    "syscall_name": _Checker._check_integer_operand,
     "static_assert": _Checker._check_static_assert,
     "assert": _Checker._check_static_assert,  # a valid assert() is desugared: only its errors remain
     "getopt": _Checker._check_getopt,
