@@ -202,7 +202,8 @@ _HANDLERS = {
 MAX_CAT_BYTES = 10240  # bpftrace's default max_cat_bytes
 
 
-_ARGUMENT_KINDS = {layout.INT: "number", layout.UINT: "number", layout.STRING: "string"}
+_ARGUMENT_KINDS = {layout.INT: "number", layout.UINT: "number", layout.POINTER: "number", layout.STRING: "string"}
+_FAST_KINDS = (layout.INT, layout.UINT, layout.POINTER, layout.BOOL, layout.STRING)  # decoded in one unpack
 
 
 def _compile_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEvent) -> Callable[[bytes], bytes]:
@@ -211,7 +212,7 @@ def _compile_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatE
     decode_arguments = values.tuple_decoder(event.args)
     kinds = [_ARGUMENT_KINDS.get(field.layout.kind, "other") for field in event.args.fields]
     formatter = printf.compile_format(printf.parse(event.format), kinds)
-    if all(field.layout.kind in (layout.INT, layout.UINT, layout.BOOL, layout.STRING) for field in event.args.fields):
+    if all(field.layout.kind in _FAST_KINDS for field in event.args.fields):
         return lambda payload: formatter(decode_arguments(payload))
     return lambda payload: formatter([_printf_argument(arg) for arg in decode_arguments(payload)])
 

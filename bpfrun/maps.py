@@ -315,7 +315,7 @@ def _finish(spec: MapSpec, value, div: int):
         if kind == "avg":
             return average
         return Record((("count", count), ("average", average), ("total", total)))
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:  # not a bool, not a pointer's address
         return _truncating_division(value, divisor)
     return value
 

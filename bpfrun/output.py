@@ -240,7 +240,7 @@ def json_value(value: Value) -> str:
     if value is None:
         return "null"
     if isinstance(value, int):
-        return json_int(value)
+        return json_int(int(value))
     if isinstance(value, str):
         return json_string(encode(value))
     if isinstance(value, Timestamp):

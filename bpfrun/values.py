@@ -43,6 +43,13 @@ class Record:
     fields: tuple[tuple[str, Primitive], ...]
 
 
+class Address(int):
+    """A pointer's value: printed in hex."""
+
+    def __str__(self) -> str:
+        return f"0x{int(self):x}"
+
+
 @dataclass(frozen=True, slots=True)
 class Timestamp:
     """strftime(format, ns): nanoseconds since boot, printed as wall-clock time."""
@@ -103,6 +110,8 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Record(tuple((field.name, decode(field.layout, data[field.offset :])) for field in spec.fields))
     if kind == layout.TIMESTAMP:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
+    if kind == layout.POINTER:
+        return Address(int.from_bytes(data[:8], "little"))
     if kind == layout.LOOKUP:
         return looked_up(spec.text, int.from_bytes(data[:8], "little", signed=True))
     return None
@@ -144,6 +153,7 @@ def _syscall_name(number: int) -> str | None:
 
 _STRUCT_CODES = {(layout.INT, 1): "b", (layout.INT, 2): "h", (layout.INT, 4): "i", (layout.INT, 8): "q"}
 _STRUCT_CODES |= {(layout.UINT, 1): "B", (layout.UINT, 2): "H", (layout.UINT, 4): "I", (layout.UINT, 8): "Q"}
+_STRUCT_CODES[layout.POINTER, 8] = "Q"  # printf's argument: a number
 
 
 def tuple_decoder(spec: Layout) -> Callable[[bytes], tuple[int | bool | bytes, ...]]:

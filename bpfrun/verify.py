@@ -29,7 +29,9 @@ from common.layout import Layout
 from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
-_KEY_KINDS = (layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP)
+_KEY_KINDS = (
+    layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP, layout.POINTER
+)  # fmt: skip
 _VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002
 
@@ -170,7 +172,7 @@ def _verify_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEv
         if spec.conversion in printf.UNSUPPORTED_CONVERSIONS:
             raise UserError(f"{where}: unsupported format specifier: {spec.conversion}")
         # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.
-        numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL)
+        numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL, layout.POINTER)
         if spec.conversion not in printf.STRING_CONVERSIONS and not numeric:
             raise UserError(f"{where}: %{spec.conversion} cannot print argument {position}, a {argument.layout.kind}")
 

@@ -45,12 +45,18 @@ def main() -> None:
 @click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
 @click.option("--dump", type=click.Choice(STAGES), help="Print a stage's result and stop.")
 @click.option("--unsafe", is_flag=True, help="Allow functions that act outside tracing, such as system().")
+@click.option(
+    "--btf",
+    metavar="FILE",
+    default="/sys/kernel/btf/vmlinux",
+    help="Kernel BTF that struct layouts come from (the target kernel's; default: this host's).",
+)
 def compile_command(
-    script: str | None, program: str | None, output: str | None, dump: str | None, unsafe: bool
+    script: str | None, program: str | None, output: str | None, dump: str | None, unsafe: bool, btf: str
 ) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
-    result = _compile_with_room(source, dump, unsafe)
+    result = _compile_with_room(source, dump, unsafe, btf)
     if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
@@ -65,7 +71,7 @@ def compile_command(
     _write_bundle(result.bundle, output or _default_output(script))
 
 
-def _compile_with_room(source: Source, dump: str | None, unsafe: bool):
+def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str):
     """compile_source in a thread with a large stack; returns its Result or the exception."""
     from bpftc.pipeline import compile_source
 
@@ -73,7 +79,7 @@ def _compile_with_room(source: Source, dump: str | None, unsafe: bool):
 
     def run() -> None:
         try:
-            outcome.append(compile_source(source, dump=dump, unsafe=unsafe))
+            outcome.append(compile_source(source, dump=dump, unsafe=unsafe, btf=btf))
         except BaseException as error:  # noqa: BLE001 (handed back to the caller)
             outcome.append(error)
 

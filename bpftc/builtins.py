@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, String, Type
+from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, Pointer, String, Struct, Type
 
 COMM_SIZE = 16  # TASK_COMM_LEN
+STRING_READ_SIZE = 1024  # bytes of str(pointer), NUL included: bpftrace's default max_strlen
 MAX_ARGS = 6  # arg0..arg5: the registers that carry call arguments on x86_64
 
 
@@ -39,18 +40,24 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "probe": BuiltinVariable(String(1)),
     "username": BuiltinVariable(Lookup("uid")),  # uid, named by bpfrun
     "probetype": BuiltinVariable(String(PROBE_TYPE_SIZE)),  # the provider's name; "special" for begin/end
+    "curtask": BuiltinVariable(Pointer(Struct("struct", "task_struct"))),
     "retval": BuiltinVariable(UINT64, "retval"),
     **{f"arg{index}": BuiltinVariable(UINT64, "args") for index in range(MAX_ARGS)},
 }
 
 # Builtins that may also be called: `pid()`, `nsecs(boot)`. The argument of nsecs names a clock.
-CALLABLE_BUILTINS = {name for name in BUILTIN_VARIABLES if name != "retval" and not name.startswith("arg")}
+CALLABLE_BUILTINS = {
+    name for name in BUILTIN_VARIABLES if name not in ("retval", "curtask") and not name.startswith("arg")
+}
 NSECS_CLOCKS = ("monotonic", "boot", "tai", "sw_tai")
 PID_NAMESPACES = ("curr_ns", "init")
 # The modes that mean the builtin itself: nsecs(monotonic) is nsecs; pid(init) is pid (bpfrun
 # runs in the initial PID namespace).
 DEFAULT_MODES = {("nsecs", "monotonic"), ("pid", "init"), ("tid", "init")}
 
+ARGS_PROVIDERS_MESSAGE = (
+    "The args builtin can only be used with tracepoint, rawtracepoint, fentry/fexit, and uprobe probes ({provider} used here)"
+)
 CONTEXT_ERRORS = {
     "args": "The {name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes",
     "retval": "The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'fentry' probes",

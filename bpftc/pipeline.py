@@ -14,6 +14,7 @@ from common import schema
 from bpftc.arch import X86_64, Arch
 from bpftc.bundle import write_bundle
 from bpftc.diagnostics import Diagnostics
+from bpftc.kernel import DEFAULT_BTF, KernelTypes
 from bpftc.parse import parse
 from bpftc.passes.check import check
 from bpftc.passes.convert import convert
@@ -47,9 +48,12 @@ class Result:
     dump: str | None = None  # what --dump asked for
 
 
-def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None, unsafe: bool = False) -> Result:
+def compile_source(
+    source: Source, arch: Arch = X86_64, dump: str | None = None, unsafe: bool = False, btf: str = DEFAULT_BTF
+) -> Result:
     """Run every stage on `source`; stop early on errors or after the stage named by `dump`.
-    `unsafe` allows the functions that act outside tracing (system())."""
+    `unsafe` allows the functions that act outside tracing (system()); `btf` is the kernel BTF
+    that kernel data layouts come from (bpftc/kernel.py)."""
     assert dump is None or dump in STAGES, dump
     diagnostics = Diagnostics()
     result = Result(diagnostics)
@@ -75,7 +79,7 @@ def compile_source(source: Source, arch: Arch = X86_64, dump: str | None = None,
     targets = resolve_probes(program, diagnostics)
     if stop_after("probes", lambda: "\n".join(repr(target) for target in targets.values()) + "\n"):
         return result
-    resolution = resolve(program, targets)
+    resolution = resolve(program, targets, KernelTypes(btf))
     if stop_after("resolve", lambda: print_ast(program, resolution.types)):
         return result
     check(program, targets, resolution, diagnostics, unsafe)

@@ -24,7 +24,7 @@ def layout_of(t: Type) -> Layout:
     if isinstance(t, Bool):
         return Layout(layout.BOOL, 1)
     if isinstance(t, Pointer):
-        return layout.integer(SLOT, False)
+        return Layout(layout.POINTER, SLOT)
     if isinstance(t, Timestamp):
         return Layout(layout.TIMESTAMP, SLOT, text=t.format)
     if isinstance(t, Lookup):

@@ -85,6 +85,7 @@ class Array(Type):
 @dataclass(frozen=True, slots=True)
 class Pointer(Type):
     target: Type
+    user: bool = False  # to user memory (a syscall's argument), read with the _user helpers
 
     def __str__(self) -> str:
         return f"{self.target} *"
@@ -92,7 +93,8 @@ class Pointer(Type):
 
 @dataclass(frozen=True, slots=True)
 class Struct(Type):
-    """A C struct or union, known by name (its layout comes from BTF, see the kernel-data issue)."""
+    """A C struct or union, known by name; its layout is bpftc/kernel.py's. A value of this type is
+    never held: fields are read from where the struct is (the probe's context, kernel memory)."""
 
     kind: str  # 'struct' or 'union'
     name: str

@@ -8,6 +8,7 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     bool        size 1..8; any non-zero byte is true
     string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
     timestamp   size 8: nanoseconds since boot, printed as wall-clock time by strftime(`text`)
+    pointer     size 8: an address, printed in hex (0x7f20e391b0b1)
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
                 table: errno (strerror's message), signal (signal_name's), uid (the user's name),
                 syscall (syscall_name's, from the host's libseccomp)
@@ -30,9 +31,10 @@ TUPLE = "tuple"
 RECORD = "record"
 TIMESTAMP = "timestamp"
 LOOKUP = "lookup"
+POINTER = "pointer"
 LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -93,7 +95,7 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return f"a string of {layout.size} bytes"
     if layout.kind == NONE and layout.size != 0:
         return "a none value with a size"
-    if layout.kind == TIMESTAMP and layout.size != 8:
+    if layout.kind in (TIMESTAMP, POINTER) and layout.size != 8:
         return f"a timestamp of {layout.size} bytes"
     if layout.kind == LOOKUP and (layout.size != 8 or layout.text not in LOOKUP_TABLES):
         return f"a lookup of {layout.size} bytes in table {layout.text!r}"

@@ -24,9 +24,10 @@ from bpftc import ast, storage
 from bpftc.arch import Arch
 from bpftc.builtins import COMM_SIZE
 from bpftc.codegen import builder as bpf_helpers
-from bpftc.codegen import strings
+from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
 from bpftc.codegen.debuginfo import DebugInfo
+from bpftc.codegen.kernel_data import CONTEXT, KERNEL, USER, KernelData
 from bpftc.codegen.maps import MapAccess
 from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUDGET, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
@@ -60,6 +61,7 @@ class Module:
     globals: ir.GlobalVariable | None = None  # .rodata, written by bpfrun before load
     probe_names: ir.GlobalVariable | None = None  # tracepoint id → name, for wildcard probes
     scratch: ir.GlobalVariable | None = None
+    kernel_data: KernelData | None = None
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
@@ -88,6 +90,7 @@ def generate(
     module.data_layout = DATA_LAYOUT
     debug_info = DebugInfo(module, file_name)
     shared = Module(module, debug_info, _define_script_maps(module, debug_info, plan), None, None)
+    shared.kernel_data = KernelData(module, debug_info, resolution.kernel)
     if plan.resources.event_map:
         shared.ring_buffer = define_map(module, EVENT_MAP, 2)
         describe_map(
@@ -511,6 +514,8 @@ class _ProbeGenerator(ast.Visitor):
             return self.ir.sub(now, self.load_global(schema.START_NS), name="elapsed")
         if name == "retval":
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
+        if name == "curtask":
+            return self.bpf.call_helper(kernel_data.GET_CURRENT_TASK, [], name="curtask")
         if name.startswith("arg"):
             index = int(name[3:])
             if PROVIDERS[self.program_plan.target.provider].arguments == "array":  # rawtracepoint: u64 args[]
@@ -750,7 +755,57 @@ class _ProbeGenerator(ast.Visitor):
                 )
 
     def visit_Field(self, node: ast.Field) -> ir.Value:
+        if self.resolution.struct_of(self.types[node.operand]) is not None:
+            return self._struct_field(node)
         return self._member(node, node.operand, _member_index(self.types[node.operand], node.name))
+
+    def into_Field(self, node: ast.Field, destination: ir.Value) -> None:
+        t = self.types[node]
+        if self.resolution.struct_of(self.types[node.operand]) is not None and not storage.in_register(t):
+            address, space = self._field_address(node)
+            size = storage.sizeof(t)
+            self.bpf.zero(destination, storage.size_of(t))
+            kernel_data.probe_read(self.bpf, destination, size, address, KERNEL if space == CONTEXT else space)
+        elif storage.in_register(t):
+            self.bpf.store_i64(self.visit_Field(node), destination)
+        else:
+            self.bpf.copy(destination, self.visit_Field(node), storage.size_of(t))
+
+    # Kernel data: fields of structs where they are (bpftc/codegen/kernel_data.py)
+
+    def _struct_field(self, node: ast.Field) -> ir.Value:
+        t = self.types[node]
+        if not storage.in_register(t):
+            return self.in_memory(node)
+        address, space = self._field_address(node)
+        field = self._struct_layout(node.operand).fields[node.name]
+        temporary = lambda: self.memory.acquire(8)  # noqa: E731
+        if field.data_loc:  # u32: the string's length << 16 | its offset in the record
+            location = kernel_data.load_scalar(self.bpf, address, 4, False, space, temporary)
+            return kernel_data.context_plus(self.bpf, self.ir.and_(location, I64(0xFFFF)))
+        size = 1 if isinstance(t, Bool) else 8 if isinstance(t, Pointer) else t.size
+        return kernel_data.load_scalar(self.bpf, address, size, getattr(t, "signed", False), space, temporary)
+
+    def _field_address(self, node: ast.Field) -> tuple[ir.Value, str]:
+        """Where the field is, and in which memory (kernel_data.CONTEXT, KERNEL or USER)."""
+        layout = self._struct_layout(node.operand)
+        base, space = self._struct_base(node.operand)
+        if layout.btf_id and space == CONTEXT:  # a relocated offset: LLVM may not fold it into a load
+            space = KERNEL
+        return self.shared.kernel_data.field_address(self.bpf, base, layout, layout.fields[node.name]), space
+
+    def _struct_base(self, operand: ast.Node) -> tuple[ir.Value, str]:
+        t = self.types[operand]
+        if isinstance(t, Pointer):
+            return kernel_data.as_address(self.bpf, self.value(operand)), USER if t.user else KERNEL
+        if _is_args(operand):  # the tracepoint's record
+            return self.bpf.context, CONTEXT
+        return self._field_address(operand)  # a struct inside a struct
+
+    def _struct_layout(self, operand: ast.Node):
+        if _is_args(operand):  # this attach point's own layout
+            return self.resolution.kernel.tracepoint_args(*self.program_plan.target.target)
+        return self.resolution.struct_of(self.types[operand])
 
     def visit_Index(self, node: ast.Index) -> ir.Value:
         return self._member(node, node.operand, constant_value(node.index))
@@ -919,6 +974,13 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_i64(self.visit_Call(node), destination)
             return
         parameter = parameter_offset(node.args[0])
+        source_type = self.types[node.args[0]]
+        if isinstance(source_type, (Pointer, Int)):  # str() of an address: read from memory
+            limit = self.value(node.args[1]) if len(node.args) == 2 else None
+            address = kernel_data.as_address(self.bpf, self.value(node.args[0]))
+            size = self.types[node].size
+            kernel_data.read_string(self.bpf, destination, size, limit, address, self._string_space(source_type))
+            return
         if parameter is None:  # str() of a string
             self.into(node.args[0], destination)
             if len(node.args) == 2:
@@ -929,6 +991,13 @@ class _ProbeGenerator(ast.Visitor):
         source = self.bpf.at(self.global_pointer(f"{schema.STRING_ARGUMENT}{index}"), min(offset, size - 1))
         self.bpf.copy_bytes(destination, source, max(size - offset, 1))
         self.bpf.zero(destination, size, start=layout.aligned(max(size - offset, 1), 8))
+
+    def _string_space(self, t: Type) -> str:
+        """Which memory str() reads: a pointer says; a plain integer is an address in user memory
+        in a uprobe's program, in kernel memory elsewhere."""
+        if isinstance(t, Pointer):
+            return USER if t.user else KERNEL
+        return USER if self.program_plan.target.provider in ("uprobe", "uretprobe", "usdt") else KERNEL
 
     def call_delete(self, node: ast.Call) -> ir.Value:
         return self.maps.delete(node.args[0], node.args[1] if len(node.args) > 1 else None)
@@ -981,6 +1050,10 @@ class _ProbeGenerator(ast.Visitor):
 
 class _Refused(Exception):
     """Generation of this program stopped at a reported error."""
+
+
+def _is_args(node: ast.Node) -> bool:
+    return isinstance(node, ast.Builtin) and node.name == "args"
 
 
 def _payload_layout(event: schema.EventSpec) -> layout.Layout:

@@ -35,6 +35,7 @@ from bpftc.passes.resolve import (
     constant_value,
     fold_overflows,
     option_of,
+    parameter_offset,
     type_of_spec,
 )
 from bpftc.probes import PROVIDERS
@@ -68,7 +69,7 @@ NOT_YET_FUNCTIONS = {
     "memcmp", "strcap", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"curtask", "args", "func", "kstack", "ustack", "usermode"}
+NOT_YET_BUILTINS = {"func", "kstack", "ustack", "usermode"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
@@ -138,6 +139,7 @@ class _Checker(ast.Visitor):
     # Statements
 
     def check_probe(self, probe: ast.Probe) -> None:
+        self.probe = probe
         if probe.predicate is not None:
             self.visit(probe.predicate)
             predicate = self.type_of(probe.predicate)
@@ -255,7 +257,9 @@ class _Checker(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> None:
         builtin = BUILTIN_VARIABLES.get(node.name)
-        if node.name in NOT_YET_GENERATED:
+        if node.name == "args":
+            self._check_args(node)
+        elif node.name in NOT_YET_GENERATED:
             self.not_supported(node, f"The builtin '{node.name}'")
         elif builtin is None:
             if node.name in NOT_YET_BUILTINS:
@@ -264,6 +268,13 @@ class _Checker(ast.Visitor):
                 self.error(node, f"Unknown identifier: '{node.name}'")
         elif builtin.context and not all(builtin.context in context for context in self.contexts):
             self.error(node, CONTEXT_ERRORS[builtin.context].format(name=node.name))
+
+    def _check_args(self, node: ast.Builtin) -> None:
+        for attach_point in self.probe.attach_points:
+            layout = self.resolution.args.get(attach_point)
+            if isinstance(layout, str):
+                self.error(node, layout)
+                return
 
     def visit_Variable(self, node: ast.Variable) -> None:
         binding = self.resolution.bindings.get(node)
@@ -340,6 +351,9 @@ class _Checker(ast.Visitor):
         operand = self.type_of(node.operand)
         if target is None:
             self._unknown_type(node.type)
+        elif isinstance(target, Pointer) and isinstance(operand, (Int, Pointer, Unknown)):
+            if isinstance(target.target, Struct) and self.resolution.struct_of(target) is None:
+                self.error(node.type, f"Unknown struct/union: '{target.target}' (not in the kernel's BTF)")
         elif isinstance(target, (Pointer, Struct, Array)):
             self.not_supported(node, f"Casting to '{target}'")
         elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Unknown)):
@@ -356,6 +370,9 @@ class _Checker(ast.Visitor):
     def visit_Field(self, node: ast.Field) -> None:
         self.visit(node.operand)
         operand = self.type_of(node.operand)
+        if isinstance(operand, Struct) or isinstance(operand, Pointer) and isinstance(operand.target, Struct):
+            self._check_struct_field(node, operand)
+            return
         if isinstance(operand, Unknown) or not isinstance(self.type_of(node), Unknown):
             return
         if isinstance(operand, Tuple) and node.name.isdigit():
@@ -365,6 +382,33 @@ class _Checker(ast.Visitor):
             self.error(node, f"Record does not contain a field named '{node.name}'")
         else:
             self.error(node, f"Can not access field '{node.name}' on expression of type '{operand}'")
+
+    def _check_struct_field(self, node: ast.Field, operand: Type) -> None:
+        struct = operand.target if isinstance(operand, Pointer) else operand
+        layout = self.resolution.struct_of(operand)
+        if layout is None:
+            self.error(node.operand, f"Unknown struct/union: '{struct}' (not in the kernel's BTF)")
+            return
+        if isinstance(operand, Struct) and node.arrow:
+            self.error(node, f"Can not access field '{node.name}' on type '{operand}'. Try using '.'")
+            return
+        field = layout.fields.get(node.name)
+        if field is None:
+            self.error(node, f"Struct/union of type '{struct}' does not contain a field named '{node.name}'")
+        elif field.type is None:
+            self.not_supported(node, f"Reading the bitfield '{node.name}'")
+        elif isinstance(node.operand, ast.Builtin) and node.operand.name == "args":
+            self._check_args_field_agrees(node, field)
+
+    def _check_args_field_agrees(self, node: ast.Field, field) -> None:
+        """A probe with several tracepoints reads `args.x` from each: x must be there, with one type."""
+        for attach_point in self.probe.attach_points:
+            layout = self.resolution.args.get(attach_point)
+            other = layout.fields.get(node.name) if not isinstance(layout, str) and layout else None
+            if other is None or other.type != field.type:
+                struct = layout.type if not isinstance(layout, str) and layout else "args"
+                self.error(node, f"Struct/union of type '{struct}' does not contain a field named '{node.name}'")
+                return
 
     def visit_Index(self, node: ast.Index) -> None:
         self.visit(node.operand)
@@ -633,7 +677,7 @@ class _Checker(ast.Visitor):
             return
         for spec, arg in zip(specs, args):
             t = self.type_of(arg)
-            if isinstance(t, (Unknown, Int, Bool)):
+            if isinstance(t, (Unknown, Int, Bool, Pointer)):
                 continue
             if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
                 continue
@@ -672,7 +716,7 @@ class _Checker(ast.Visitor):
             self.not_supported(node, f"str() of a {self.type_of(node.args[0])} (reading a string from memory)")
         elif len(node.args) == 2 and not isinstance(self.type_of(node.args[1]), (Int, Bool, Unknown)):
             self.error(node.args[1], f"str() expects an integer length ({self.type_of(node.args[1])} provided)")
-        elif len(node.args) == 2 and not isinstance(self.type_of(node.args[0]), String):
+        elif len(node.args) == 2 and parameter_offset(node.args[0]) is not None:
             self.not_supported(node.args[1], "str() of a parameter with a length")
 
     # Maps and variables
@@ -801,7 +845,7 @@ def _call_name(node: ast.Node) -> str:
 
 def _storable(t: Type) -> bool:
     """Whether values of `t` can live in a map, a variable or an event."""
-    if isinstance(t, (Int, Bool, String, Lookup)):
+    if isinstance(t, (Int, Bool, String, Lookup, Pointer)):
         return True
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))

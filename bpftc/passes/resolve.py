@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE, OptionSpec
 
 from bpftc import ast
-from bpftc.builtins import BUILTIN_VARIABLES, FUNCTIONS
+from bpftc.builtins import ARGS_PROVIDERS_MESSAGE, BUILTIN_VARIABLES, FUNCTIONS, STRING_READ_SIZE
+from bpftc.kernel import Field, KernelTypes, StructLayout
 from bpftc.passes.probes import ProbeTargets
 from bpftc.types import (
     BOOL,
@@ -99,14 +100,34 @@ class Resolution:
     redeclared: set[ast.Let] = field(default_factory=set)  # `let` of a variable already visible
     probe_names: dict[ast.Probe, tuple[str, ...]] = field(default_factory=dict)
     wildcard_probes: set[ast.Probe] = field(default_factory=set)  # attach points bpfrun expands
+    kernel: KernelTypes = field(default_factory=KernelTypes)  # struct layouts (bpftc/kernel.py)
+    # Each tracepoint's `args` layout (or why it has none), by attach point, for the probes that read it.
+    args: dict[ast.AttachPoint, StructLayout | str] = field(default_factory=dict)
+
+    def struct_of(self, operand: Type) -> StructLayout | None:
+        """The layout a field access on a value of type `operand` reads: a struct, or the struct a
+        pointer points to (`.` dereferences pointers, as in bpftrace 0.25+)."""
+        if isinstance(operand, Pointer):
+            operand = operand.target
+        if not isinstance(operand, Struct):
+            return None
+        return self.kernel.struct_layout(operand)
+
+    def kernel_field(self, operand: Type, name: str) -> Field | None:
+        layout = self.struct_of(operand)
+        return layout.fields.get(name) if layout is not None else None
 
 
-def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
-    resolution = Resolution()
+def resolve(program: ast.Program, targets: ProbeTargets, kernel: KernelTypes | None = None) -> Resolution:
+    resolution = Resolution(kernel=kernel or KernelTypes())
     for probe in program.probes:
         resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
         if any(targets[p].wildcard for p in probe.attach_points if p in targets):
             resolution.wildcard_probes.add(probe)
+        if _reads_args(probe):
+            for attach_point in probe.attach_points:
+                if attach_point in targets:
+                    resolution.args[attach_point] = _args_layout(targets[attach_point], resolution.kernel)
     readers: dict[str, set[ast.Probe]] = {}  # map name → probes that read its type
     pending = list(program.probes)
     while pending:
@@ -117,6 +138,21 @@ def resolve(program: ast.Program, targets: ProbeTargets) -> Resolution:
             resolution.maps[name].value = INT64
         pending = [probe for probe in program.probes if any(probe in readers.get(name, ()) for name in unassigned)]
     return resolution
+
+
+def _reads_args(probe: ast.Probe) -> bool:
+    return any(isinstance(node, ast.Builtin) and node.name == "args" for node in ast.walk(probe))
+
+
+def _args_layout(target, kernel: KernelTypes) -> StructLayout | str:
+    """The layout of `args` in a program attached to `target`, or why there is none."""
+    if target.provider not in ("tracepoint", "rawtracepoint", "fentry", "fexit", "uprobe", "uretprobe"):
+        return ARGS_PROVIDERS_MESSAGE.format(provider=target.provider)
+    if target.provider != "tracepoint":
+        return f"The args builtin of {target.provider} probes is not supported yet"
+    if target.wildcard:
+        return "The args builtin of a tracepoint with wildcards is not supported yet"
+    return kernel.tracepoint_args(*target.target)
 
 
 def _run_worklist(resolution: Resolution, pending: list[ast.Probe], readers: dict[str, set[ast.Probe]]) -> None:
@@ -383,8 +419,18 @@ class _Resolver(ast.Visitor):
                 return self.typed(node, String(PROBE_NAME_SIZE))
             names = self.resolution.probe_names.get(self.probe, ())
             return self.typed(node, String(max((len(name) for name in names), default=0) + 1))
+        if node.name == "args":
+            return self.typed(node, self._args_type())
         builtin = BUILTIN_VARIABLES.get(node.name)
         return self.typed(node, builtin.type if builtin else UNKNOWN)
+
+    def _args_type(self) -> Type:
+        """The struct of the first attach point's args; passes/check.py checks the others agree."""
+        for attach_point in self.probe.attach_points:
+            layout = self.resolution.args.get(attach_point)
+            if isinstance(layout, StructLayout):
+                return layout.type
+        return UNKNOWN
 
     def visit_Variable(self, node: ast.Variable) -> Type:
         binding = self.scope.find(node.name)
@@ -494,6 +540,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, operand.elements[int(node.name)])
         if isinstance(operand, Record) and operand.element(node.name) is not None:
             return self.typed(node, operand.element(node.name))
+        struct_field = self.resolution.kernel_field(operand, node.name)
+        if struct_field is not None and struct_field.type is not None:
+            return self.typed(node, struct_field.type)
         return self.typed(node, UNKNOWN)
 
     def visit_Index(self, node: ast.Index) -> Type:
@@ -666,12 +715,16 @@ def option_of(node: ast.Call) -> OptionSpec | None:
 
 
 def _str_type(node: ast.Call, types: TypeMap) -> Type:
-    """str($N) is the parameter as a string; str() of a string is that string."""
+    """str($N) is the parameter as a string; str() of a string is that string; str() of a pointer
+    or an address is the string read from there."""
     if not node.args:
         return UNKNOWN
     if parameter_offset(node.args[0]) is not None:
         return String(PARAMETER_STRING_SIZE)
     argument = types.get(node.args[0])
+    if isinstance(argument, (Pointer, Int)):
+        length = constant_value(node.args[1]) if len(node.args) == 2 else None
+        return String(length if length is not None and 0 < length < STRING_READ_SIZE else STRING_READ_SIZE)
     return argument if isinstance(argument, String) else UNKNOWN
 
 

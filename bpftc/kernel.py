@@ -1,0 +1,229 @@
+"""Kernel data layouts: what bpftc knows of the structs a script reads (`args.filename`,
+`curtask->real_parent->pid`) and where that knowledge comes from, without privileges.
+
+Sources, in order:
+- the `syscalls:*` tracepoints: bpftc/data/syscalls.json, their fields as tracefs lists them (the
+  syscall ABI: `__syscall_nr`, then one 8-byte slot per argument, the same on every kernel);
+- other tracepoints: the kernel BTF's `trace_event_raw_<event>` struct (BTF is world-readable);
+  every field read from it is a CO-RE relocation, fixed by libbpf for the kernel it loads on;
+- then, when readable (as root), the tracepoint's tracefs format file: fixed offsets;
+- kernel structs (`struct task_struct`): the kernel BTF, read through CO-RE relocations.
+
+The BTF file is `/sys/kernel/btf/vmlinux` unless `bpftc --btf FILE` names another (a target's).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import re
+from dataclasses import dataclass
+
+from bpftc import btf as btf_format
+from bpftc.types import INT8, UINT8, Array, Bool, Int, Pointer, String, Struct, Type
+
+DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
+TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
+SYSCALLS_TABLE = pathlib.Path(__file__).parent / "data" / "syscalls.json"
+_FORMAT_FIELD = re.compile(r"field:(?P<declaration>[^;]+);\s*offset:(\d+);\s*size:(\d+);\s*signed:([01]);")
+_C_INTEGERS = {"char": 8, "short": 16, "int": 32, "long": 64, "long long": 64}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One readable field of a struct: its value's type and where it is."""
+
+    name: str
+    type: Type | None  # None: a field bpftc cannot read yet (a bitfield)
+    offset: int  # bytes from the struct's start, in the layout bpftc compiles against
+    data_loc: bool = False  # a tracepoint's `__data_loc` string: a u32 (length << 16 | offset)
+    core_path: tuple[int, ...] = ()  # member indexes in the BTF struct, through anonymous members
+
+
+@dataclass(frozen=True, slots=True)
+class StructLayout:
+    type: Struct  # as messages name it: struct task_struct, struct tracepoint:sched:sched_switch_args
+    size: int
+    fields: dict[str, Field]
+    btf_id: int = 0  # the BTF struct whose fields are read by CO-RE relocation; 0: fixed offsets
+    user: bool = False  # pointers in it point to user memory (syscall arguments)
+
+
+class KernelTypes:
+    """Struct layouts, looked up by the passes and the code generator; the BTF file is read on first use."""
+
+    def __init__(self, btf_path: str = DEFAULT_BTF) -> None:
+        self.btf_path = btf_path
+        self.layouts: dict[Struct, StructLayout] = {}
+
+    @functools.cached_property
+    def btf(self) -> btf_format.Btf | None:
+        try:
+            return btf_format.Btf.from_file(self.btf_path)
+        except (OSError, btf_format.BtfError):
+            return None
+
+    # Tracepoints
+
+    def tracepoint_args(self, category: str, event: str) -> StructLayout | str:
+        """The layout of `args` for tracepoint:category:event, or why there is none."""
+        struct = Struct("struct", f"tracepoint:{category}:{event}_args")
+        if struct in self.layouts:
+            return self.layouts[struct]
+        found = (
+            self._syscall_args(struct, event)
+            if category == "syscalls"
+            else self._btf_tracepoint_args(struct, event) or self._tracefs_args(struct, category, event)
+        )
+        if found is None:
+            return f"Cannot find the fields of tracepoint:{category}:{event} (no BTF struct trace_event_raw_{event})"
+        self.layouts[struct] = found
+        return found
+
+    def _syscall_args(self, struct: Struct, event: str) -> StructLayout | None:
+        fields = _syscall_table().get(event)
+        if fields is None:
+            return None
+        return _format_layout(struct, [(name, c_type, offset, size, signed) for name, c_type, offset, size, signed in fields], user=True)
+
+    def _btf_tracepoint_args(self, struct: Struct, event: str) -> StructLayout | None:
+        if self.btf is None:
+            return None
+        record = self.btf.find(btf_format.STRUCT, f"trace_event_raw_{event}")
+        if record is None:
+            return None
+        fields = {}
+        for index, member in enumerate(record.members):
+            if member.name in ("ent", "__data"):
+                continue
+            if member.name.startswith("__data_loc_"):
+                name = member.name.removeprefix("__data_loc_")
+                fields[name] = Field(name, Int(64, True), member.bit_offset // 8, data_loc=True, core_path=(index,))
+            else:
+                fields.update(self._btf_fields(member, (index,), 0))
+        return StructLayout(struct, record.size, fields, btf_id=record.id)
+
+    def _tracefs_args(self, struct: Struct, category: str, event: str) -> StructLayout | None:
+        for events in TRACEFS_EVENTS:
+            try:
+                text = (pathlib.Path(events) / category / event / "format").read_text()
+            except OSError:
+                continue
+            fields = []
+            for match in _FORMAT_FIELD.finditer(text):
+                declaration = match["declaration"].strip()
+                c_type, _, name = declaration.rpartition(" ")
+                if not name.startswith("common_"):
+                    fields.append((name, c_type, int(match[2]), int(match[3]), int(match[4])))
+            return _format_layout(struct, fields, user=False)
+        return None
+
+    # Kernel structs
+
+    def struct_layout(self, struct: Struct) -> StructLayout | None:
+        if struct in self.layouts:
+            return self.layouts[struct]
+        if self.btf is None:
+            return None
+        kind = btf_format.UNION if struct.kind == "union" else btf_format.STRUCT
+        found = self.btf.find(kind, struct.name)
+        if found is None:
+            typedef = self.btf.find(btf_format.TYPEDEF, struct.name)
+            found = self.btf.strip(typedef.id) if typedef is not None else None
+            if found is None or found.kind not in (btf_format.STRUCT, btf_format.UNION):
+                return None
+        fields: dict[str, Field] = {}
+        for index, member in enumerate(found.members):
+            for name, field in self._btf_fields(member, (index,), 0).items():
+                fields.setdefault(name, field)
+        layout = StructLayout(struct, found.size, fields, btf_id=found.id)
+        self.layouts[struct] = layout
+        return layout
+
+    def _btf_fields(self, member: btf_format.Member, path: tuple[int, ...], base: int) -> dict[str, Field]:
+        """The field `member` names, or the fields of an anonymous struct or union member, which C
+        reads as the outer struct's own."""
+        offset = base + member.bit_offset // 8
+        if member.name:
+            readable = None if member.bitfield_size or member.bit_offset % 8 else self.semantic_type(member.type_id)
+            return {member.name: Field(member.name, readable, offset, core_path=path)}
+        inner = self.btf.strip(member.type_id)
+        fields: dict[str, Field] = {}
+        for index, nested in enumerate(inner.members):
+            for name, field in self._btf_fields(nested, (*path, index), offset).items():
+                fields.setdefault(name, field)
+        return fields
+
+    def semantic_type(self, type_id: int) -> Type:
+        """A BTF type as bpftrace types it: char arrays are strings, enums integers."""
+        found = self.btf.strip(type_id)
+        kind = found.kind
+        if kind == btf_format.INT:
+            if found.name == "_Bool":
+                return Bool()
+            return Int(found.size * 8, found.signed) if found.size in (1, 2, 4, 8) else Array(UINT8, found.size)
+        if kind in (btf_format.ENUM, btf_format.ENUM64):
+            return Int(found.size * 8, found.signed) if found.size in (1, 2, 4, 8) else Int(64, False)
+        if kind == btf_format.PTR:
+            return Pointer(self._pointee(found.type_id))
+        if kind == btf_format.ARRAY:
+            element = self.btf.strip(found.type_id)
+            if element.kind == btf_format.INT and element.size == 1:
+                return String(max(found.length, 1))
+            return Array(self.semantic_type(found.type_id), found.length)
+        if kind in (btf_format.STRUCT, btf_format.UNION):
+            return Struct("union" if kind == btf_format.UNION else "struct", found.name or f"(anonymous {found.id})")
+        return Int(64, False)
+
+    def _pointee(self, type_id: int) -> Type:
+        found = self.btf.strip(type_id)
+        if found.kind in (btf_format.STRUCT, btf_format.UNION, btf_format.FWD) and found.name:
+            return Struct("union" if found.kind == btf_format.UNION else "struct", found.name)
+        if found.kind in (btf_format.INT, btf_format.ENUM) and found.size in (1, 2, 4, 8):
+            return Int(found.size * 8, found.signed)
+        return INT8  # void * and the like: bytes
+
+
+def c_type(declaration: str, size: int, signed: bool) -> Type:
+    """The type of a tracefs format field, from its C declaration and the size tracefs gives."""
+    pointers = declaration.count("*")
+    words = [word for word in declaration.replace("*", " ").split() if word not in ("const", "volatile", "__user")]
+    if pointers:
+        target: Type = INT8
+        if len(words) >= 2 and words[0] in ("struct", "union"):
+            target = Struct(words[0], words[1])
+        elif " ".join(w for w in words if w not in ("unsigned", "signed")) in _C_INTEGERS:
+            bits = _C_INTEGERS[" ".join(w for w in words if w not in ("unsigned", "signed"))]
+            target = Int(bits, "unsigned" not in words)
+        for _ in range(pointers - 1):
+            target = Pointer(target)
+        return Pointer(target)
+    if declaration.endswith("]") and "char" in words[0:2]:
+        return String(max(size, 1))
+    if size in (1, 2, 4, 8):
+        return Int(size * 8, signed)
+    return Array(UINT8, size)
+
+
+def _format_layout(struct: Struct, fields: list[tuple[str, str, int, int, int]], user: bool) -> StructLayout:
+    layout_fields = {}
+    end = 0
+    for name, declaration, offset, size, signed in fields:
+        array = name.find("[")
+        if array > 0:  # `char comm[16]`: the length is the name's
+            name, declaration = name[:array], declaration + name[array:]
+        if declaration.startswith("__data_loc"):
+            layout_fields[name] = Field(name, Int(64, True), offset, data_loc=True)
+        else:
+            field_type = c_type(declaration, size, bool(signed))
+            if user and isinstance(field_type, Pointer):
+                field_type = Pointer(field_type.target, user=True)
+            layout_fields[name] = Field(name, field_type, offset)
+        end = max(end, offset + size)
+    return StructLayout(struct, end, layout_fields, user=user)
+
+
+@functools.cache
+def _syscall_table() -> dict[str, list]:
+    return json.loads(SYSCALLS_TABLE.read_text())
