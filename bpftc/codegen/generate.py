@@ -975,7 +975,7 @@ class _ProbeGenerator(ast.Visitor):
             return
         parameter = parameter_offset(node.args[0])
         source_type = self.types[node.args[0]]
-        if isinstance(source_type, (Pointer, Int)):  # str() of an address: read from memory
+        if parameter is None and isinstance(source_type, (Pointer, Int)):  # str() of an address: read memory
             limit = self.value(node.args[1]) if len(node.args) == 2 else None
             address = kernel_data.as_address(self.bpf, self.value(node.args[0]))
             size = self.types[node].size

@@ -29,6 +29,7 @@ from bpftc.diagnostics import Context, Diagnostics
 from bpftc.source import Span, span_between
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import (
+    COMPARISONS,
     Binding,
     MapInfo,
     Resolution,
@@ -326,6 +327,8 @@ class _Checker(ast.Visitor):
         if isinstance(left, String) and isinstance(right, String):
             self.error(node, f"The {node.op} operator can not be used on expressions of types {left}, {right}")
             return
+        if node.op in COMPARISONS and isinstance(left, (Int, Pointer)) and isinstance(right, (Int, Pointer)):
+            return  # an address compared with another, or with a number (`curtask != 0`)
         if not isinstance(left, (Int, Bool)) or not isinstance(right, (Int, Bool)):
             context = (Context(node.left.span, f"left ({left})"), Context(node.right.span, f"right ({right})"))
             message = f"Type mismatch for '{node.op}': comparing {left} with {right}"
