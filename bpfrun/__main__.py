@@ -120,6 +120,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.output import Output
     from bpfrun.parameters import check_options, globals_data, split_arguments
     from bpfrun.read import read_bundle
+    from bpfrun.stacks import use_stack_map
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
     from common.schema import SIGNAL
@@ -155,6 +156,8 @@ def _run(path: str, options: Options) -> int:
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
         loaded = load(bundle, stack, log, data)
         record_tracepoint_names(loaded, resources.probe_names_map, probes)
+        if resources.stack_map:
+            use_stack_map(loaded.map_fds[resources.stack_map])
         context = Context(resources.maps, loaded.map_fds, ncpus)
         handler = EventHandler(resources.events, context, output)
         events = Events(loaded, resources, handler, output, stack, stop)

@@ -105,6 +105,7 @@ BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_RINGBUF = 27
+BPF_MAP_TYPE_STACK_TRACE = 7
 
 # int (*)(enum libbpf_print_level level, const char *format, va_list args)
 # va_list is an array type on x86_64, so it arrives as a pointer that vsnprintf accepts as is.

@@ -26,11 +26,13 @@ from bpfrun.libbpf import (
     BPF_MAP_TYPE_PERCPU_ARRAY,
     BPF_MAP_TYPE_PERCPU_HASH,
     BPF_MAP_TYPE_RINGBUF,
+    BPF_MAP_TYPE_STACK_TRACE,
     LogCapture,
     lib,
 )
 from common import schema
 from common.bundle import Bundle
+from common.layout import MAX_STACK_DEPTH
 from common.schema import PROBE_NAME_SIZE, MapSpec, Resources
 
 _MAP_TYPES = {
@@ -108,6 +110,12 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
         if found != (BPF_MAP_TYPE_HASH, 8, PROBE_NAME_SIZE):
             raise UserError(f"bundle's probe-names map {resources.probe_names_map!r} is not a hash of u64 to names")
         maps[resources.probe_names_map] = names
+    if resources.stack_map:
+        stacks = _find_map(handle, resources.stack_map, "stacks")
+        found = (lib.bpf_map__type(stacks), lib.bpf_map__key_size(stacks), lib.bpf_map__value_size(stacks))
+        if found != (BPF_MAP_TYPE_STACK_TRACE, 4, 8 * MAX_STACK_DEPTH):
+            raise UserError(f"bundle's stack map {resources.stack_map!r} is not a stack-trace map of {MAX_STACK_DEPTH} frames")
+        maps[resources.stack_map] = stacks
     return maps
 
 

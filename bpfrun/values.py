@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bpfrun import stacks
 from common import layout
 from common.layout import Layout
 
@@ -112,6 +113,10 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
     if kind == layout.POINTER:
         return Address(int.from_bytes(data[:8], "little"))
+    if kind == layout.STACK:
+        return stacks.format_stack(spec.text, data)
+    if kind == layout.SYMBOL:
+        return stacks.format_symbol(spec.text, data)
     if kind == layout.LOOKUP:
         return looked_up(spec.text, int.from_bytes(data[:8], "little", signed=True))
     return None

@@ -30,7 +30,8 @@ from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
 _KEY_KINDS = (
-    layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP, layout.POINTER
+    layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP, layout.POINTER,
+    layout.STACK, layout.SYMBOL,
 )  # fmt: skip
 _VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002
@@ -44,7 +45,8 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
     if resources.globals is not None:
         _verify_globals(resources.globals, resources.options)
     _verify_probes(resources.probes)
-    _verify_maps(resources.maps, [resources.event_map, resources.lost_map, resources.probe_names_map])
+    special_maps = [resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map]
+    _verify_maps(resources.maps, special_maps)
     _verify_events(resources)
 
 

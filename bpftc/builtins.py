@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, Pointer, String, Struct, Type
+from common.layout import MAX_STACK_DEPTH
+
+from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, Pointer, Stack, String, Struct, Symbol, Type
 
 COMM_SIZE = 16  # TASK_COMM_LEN
 STRING_READ_SIZE = 1024  # bytes of str(pointer), NUL included: bpftrace's default max_strlen
@@ -41,6 +43,9 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "username": BuiltinVariable(Lookup("uid")),  # uid, named by bpfrun
     "probetype": BuiltinVariable(String(PROBE_TYPE_SIZE)),  # the provider's name; "special" for begin/end
     "curtask": BuiltinVariable(Pointer(Struct("struct", "task_struct"))),
+    # kstack(perf, 8) and the like are typed by passes/resolve.py; this is the bare builtin.
+    "kstack": BuiltinVariable(Stack("kstack", "bpftrace", MAX_STACK_DEPTH)),
+    "ustack": BuiltinVariable(Stack("ustack", "bpftrace", MAX_STACK_DEPTH)),
     "retval": BuiltinVariable(UINT64, "retval"),
     **{f"arg{index}": BuiltinVariable(UINT64, "args") for index in range(MAX_ARGS)},
 }
@@ -109,6 +114,8 @@ FUNCTIONS: dict[str, Function] = {
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),
     "cat": Function(1, 64),
+    "ksym": Function(1, 1, result=Symbol("ksym")),
+    "usym": Function(1, 1, result=Symbol("usym")),
 }
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"

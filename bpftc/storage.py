@@ -13,7 +13,7 @@ from __future__ import annotations
 from common import layout
 from common.layout import Layout
 
-from bpftc.types import Array, Bool, Int, Lookup, Pointer, Record, String, Timestamp, Tuple, Type
+from bpftc.types import Array, Bool, Int, Lookup, Pointer, Record, Stack, String, Symbol, Timestamp, Tuple, Type
 
 SLOT = layout.SLOT
 
@@ -31,6 +31,10 @@ def layout_of(t: Type) -> Layout:
         return Layout(layout.LOOKUP, SLOT, text=t.table)
     if isinstance(t, String):
         return Layout(layout.STRING, t.size)
+    if isinstance(t, Stack):
+        return layout.stack(t.kind, t.mode, t.depth)
+    if isinstance(t, Symbol):
+        return Layout(layout.SYMBOL, 16, text=t.kind)
     if isinstance(t, Tuple):
         return layout.packed(layout.TUPLE, [("", layout_of(element)) for element in t.elements])
     if isinstance(t, Record):

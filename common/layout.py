@@ -9,6 +9,11 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     string      size N; NUL-terminated within N bytes, else it was cut short (printed with "..")
     timestamp   size 8: nanoseconds since boot, printed as wall-clock time by strftime(`text`)
     pointer     size 8: an address, printed in hex (0x7f20e391b0b1)
+    stack       size 16: a stack id in the bundle's stack map (negative: none was taken), then the
+                process id of a user stack; `text` is "KIND:MODE:DEPTH", KIND kstack or ustack,
+                MODE bpftrace, perf or raw (how frames print), DEPTH the frames printed at most
+    symbol      size 16: an address, then the process id for a user address; printed as the
+                symbol that holds it; `text` is ksym or usym
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
                 table: errno (strerror's message), signal (signal_name's), uid (the user's name),
                 syscall (syscall_name's, from the host's libseccomp)
@@ -32,9 +37,15 @@ RECORD = "record"
 TIMESTAMP = "timestamp"
 LOOKUP = "lookup"
 POINTER = "pointer"
+STACK = "stack"
+STACK_KINDS = ("kstack", "ustack")
+STACK_MODES = ("bpftrace", "perf", "raw")
+MAX_STACK_DEPTH = 127  # the kernel's default perf_event_max_stack
+SYMBOL = "symbol"
+SYMBOL_KINDS = ("ksym", "usym")
 LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -62,6 +73,19 @@ U64 = integer(8, False)
 I64 = integer(8, True)
 U32 = integer(4, False)
 NO_VALUE = Layout(NONE, 0)
+
+
+def stack(kind: str, mode: str, depth: int) -> Layout:
+    return Layout(STACK, 16, text=f"{kind}:{mode}:{depth}")
+
+
+def stack_parts(text: str) -> tuple[str, str, int] | None:
+    """(kind, mode, depth) of a stack layout's text, or None when it is not one."""
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] not in STACK_KINDS or parts[1] not in STACK_MODES or not parts[2].isdigit():
+        return None
+    depth = int(parts[2])
+    return (parts[0], parts[1], depth) if 1 <= depth <= MAX_STACK_DEPTH else None
 
 
 def aligned(offset: int, alignment: int) -> int:
@@ -99,7 +123,11 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return f"a timestamp of {layout.size} bytes"
     if layout.kind == LOOKUP and (layout.size != 8 or layout.text not in LOOKUP_TABLES):
         return f"a lookup of {layout.size} bytes in table {layout.text!r}"
-    if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP) or len(layout.text) > 1024):
+    if layout.kind == STACK and (layout.size != 16 or stack_parts(layout.text) is None):
+        return f"a stack of {layout.size} bytes described as {layout.text!r}"
+    if layout.kind == SYMBOL and (layout.size != 16 or layout.text not in SYMBOL_KINDS):
+        return f"a symbol of {layout.size} bytes described as {layout.text!r}"
+    if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP, STACK, SYMBOL) or len(layout.text) > 1024):
         return "a format where none belongs, or one longer than 1024"
     if layout.kind in (TUPLE, RECORD):
         for field in layout.fields:

@@ -106,6 +106,7 @@ class ProbeSpec:
 
 
 MAX_MAP_ENTRIES = 1 << 24  # the largest max_entries bpfrun accepts (what max_map_keys may ask for)
+STACK_MAP_ENTRIES = 16384  # distinct stacks a run keeps (as bpftrace); later ones are not taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,9 @@ class Resources:
     # the `probe` builtin of a wildcard tracepoint probe: bpfrun fills it as it expands them.
     probe_names_map: str = ""
     options: tuple[OptionSpec, ...] = ()  # each has its global, OPTION + name
+    # A stack-trace map (key u32 stack id, value STACK_MAP_DEPTH u64 addresses) that stack
+    # values (layout.STACK) refer to; '' when the program takes no stacks.
+    stack_map: str = ""
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

@@ -6,6 +6,7 @@ another kernel's layout (a BTF file of our own, fields elsewhere) reads the righ
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -156,3 +157,39 @@ def _compile_as_nobody_and_run(tmp_path: Path) -> None:
     assert result.stdout.startswith("/etc/hostname\n\n\n@switches: "), result.stdout + result.stderr
 
 
+
+
+# Stacks and symbols
+
+
+@needs_bpf
+def test_kernel_stacks_in_each_mode(tmp_path: Path) -> None:
+    program = (
+        "tracepoint:syscalls:sys_enter_getppid /pid == $1/ { "
+        "@default[kstack] = count(); @perf[kstack(perf, 2)] = count(); @raw[kstack(raw)] = count(); }"
+    )
+    result = traced(compile_program(program, tmp_path / "k.bpfb"), "for _ in range(4): os.getppid()")
+    blocks = result.stdout.split("]: ")
+    default, perf, raw = (next(b for b in blocks if f"@{name}[" in b) for name in ("default", "perf", "raw"))
+    default_frames = default.split("@default[\n", 1)[1].splitlines()
+    assert all(re.fullmatch(r" {8}[\w.]+\+\d+", frame) for frame in default_frames), default
+    assert default_frames[-1].startswith("        entry_SYSCALL_64"), default
+    perf_frames = perf.split("@perf[\n", 1)[1].splitlines()
+    assert len(perf_frames) == 2 and all(re.fullmatch(r"\tffffffff[0-9a-f]{8} [\w.]+\+\d+", f) for f in perf_frames)
+    raw_frames = raw.split("@raw[\n", 1)[1].splitlines()
+    assert len(raw_frames) == len(default_frames) and all(re.fullmatch(r"ffffffff[0-9a-f]{8}", f) for f in raw_frames)
+    assert result.stdout.count("]: 4\n") == 3, result.stdout
+
+
+@needs_bpf
+def test_user_stack_and_kernel_symbol(tmp_path: Path) -> None:
+    """ustack's addresses are named in the traced process while it lives (through bcc)."""
+    program = (
+        'uprobe:libc:getpid /pid == $1/ { printf("%s|%s|%s\\n", ustack(1), ustack(perf, 1), '
+        "ksym(curtask->sched_class->enqueue_task)); }"
+    )
+    result = traced(compile_program(program, tmp_path / "u.bpfb"), "for _ in range(2): os.getpid(); time.sleep(0.2)")
+    line = re.compile(
+        r"\n {8}(__)?getpid\+0\n\|\n\t7f[0-9a-f]+ (__)?getpid\+0 \(/usr/lib/x86_64-linux-gnu/libc\.so\.6\)\n\|enqueue_task_fair\n"  # noqa: E501
+    )
+    assert len(line.findall(result.stdout)) == 2, result.stdout + result.stderr

@@ -31,6 +31,7 @@ GET_SMP_PROCESSOR_ID = 8
 GET_CURRENT_PID_TGID = 14
 GET_CURRENT_UID_GID = 15
 GET_CURRENT_COMM = 16
+GET_STACKID = 27
 GET_NUMA_NODE_ID = 42
 GET_CURRENT_CGROUP_ID = 80
 JIFFIES64 = 118
@@ -47,9 +48,11 @@ RINGBUF_SUBMIT = 132
 MAP_TYPE_HASH = 1
 MAP_TYPE_PERCPU_HASH = 5
 MAP_TYPE_PERCPU_ARRAY = 6
+MAP_TYPE_STACK_TRACE = 7
 MAP_TYPE_RINGBUF = 27
 
 BPF_ANY = 0
+F_USER_STACK = 1 << 8  # bpf_get_stackid: the user-space stack
 
 
 def define_map(module: ir.Module, name: str, attribute_count: int) -> ir.GlobalVariable:

@@ -34,7 +34,7 @@ from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Array, Bool, Int, Pointer, Record, String, Tuple, Type, Unknown
+from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -62,6 +62,7 @@ class Module:
     probe_names: ir.GlobalVariable | None = None  # tracepoint id → name, for wildcard probes
     scratch: ir.GlobalVariable | None = None
     kernel_data: KernelData | None = None
+    stacks: ir.GlobalVariable | None = None  # the stack-trace map of kstack and ustack
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
@@ -100,6 +101,11 @@ def generate(
         describe_map(debug_info, shared.lost, _array_attributes(8))
     if plan.resources.globals is not None:
         shared.globals = _define_globals(module, plan.resources.globals.size)
+    if plan.resources.stack_map:
+        shared.stacks = define_map(module, plan.resources.stack_map, 4)
+        attributes = {"type": bpf_helpers.MAP_TYPE_STACK_TRACE, "max_entries": schema.STACK_MAP_ENTRIES}
+        attributes |= {"key_size": 4, "value_size": 8 * layout.MAX_STACK_DEPTH}
+        describe_map(debug_info, shared.stacks, attributes)
     if plan.resources.probe_names_map:
         shared.probe_names = define_map(module, plan.resources.probe_names_map, 4)
         attributes = {"type": bpf_helpers.MAP_TYPE_HASH, "max_entries": PROBE_NAMES_ENTRIES}
@@ -491,7 +497,7 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> ir.Value:
         name = node.name
-        if name in ("comm", "probe", "probetype"):
+        if name in ("comm", "probe", "probetype", "kstack", "ustack"):
             return self.in_memory(node)
         if name in ("pid", "tid"):
             pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
@@ -531,12 +537,33 @@ class _ProbeGenerator(ast.Visitor):
         elif node.name == "probe":
             name = self.program_plan.target.name.encode()
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
+        elif node.name in ("kstack", "ustack"):
+            self._take_stack(self.types[node], destination)
         elif node.name == "probetype":
             provider = self.program_plan.target.provider
             kind = "special" if provider in (schema.BEGIN, schema.END) else provider
             self.bpf.store_bytes(destination, kind.encode(), storage.size_of(self.types[node]))
         else:
             self.bpf.store_i64(self.visit_Builtin(node), destination)
+
+    def _take_stack(self, stack: Stack, destination: ir.Value) -> None:
+        """A stack value: the id bpf_get_stackid gives (negative when it could not take one), then
+        the process of a user stack, whose addresses bpfrun resolves in that process."""
+        user = stack.kind == "ustack"
+        flags = I64(bpf_helpers.F_USER_STACK if user else 0)
+        stack_id = self.bpf.call_helper(bpf_helpers.GET_STACKID, [self.bpf.context, self.shared.stacks, flags], name="stack_id")
+        self.bpf.store_i64(stack_id, destination)
+        process = self.ir.lshr(self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid"), I64(32))
+        self.bpf.store_i64(process if user else I64(0), destination, 8)
+
+    def _symbol(self, node: ast.Call, destination: ir.Value) -> None:
+        """ksym(addr), usym(addr): the address, then the process of a user address."""
+        self.bpf.store_i64(self.value(node.args[0]), destination)
+        if node.name == "usym":
+            pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
+            self.bpf.store_i64(self.ir.lshr(pid_tgid, I64(32)), destination, 8)
+        else:
+            self.bpf.store_i64(I64(0), destination, 8)
 
     def visit_Positional(self, node: ast.Positional) -> ir.Value:
         return self.load_global(f"{schema.INTEGER_ARGUMENT}{node.index}")
@@ -965,10 +992,18 @@ class _ProbeGenerator(ast.Visitor):
     def call_str(self, node: ast.Call) -> ir.Value:
         return self.in_memory(node)
 
+    call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
+
     def into_Call(self, node: ast.Call, destination: ir.Value) -> None:
         if node.name == "getopt" and not storage.in_register(self.types[node]):  # a string option
             name = schema.OPTION + node.args[0].value.decode("utf-8", "surrogateescape")
             self.bpf.copy_bytes(destination, self.global_pointer(name), schema.PARAMETER_STRING_SIZE)
+            return
+        if node.name in ("kstack", "ustack"):
+            self._take_stack(self.types[node], destination)
+            return
+        if node.name in ("ksym", "usym"):
+            self._symbol(node, destination)
             return
         if node.name != "str":
             self.bpf.store_i64(self.visit_Call(node), destination)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from common import schema
+from common.layout import MAX_STACK_DEPTH, STACK_MODES
 from common.schema import OptionSpec
 from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
 
@@ -48,8 +49,10 @@ from bpftc.types import (
     Pointer,
     Record,
     String,
+    Stack,
     Struct,
     Lookup,
+    Symbol,
     Timestamp,
     Tuple,
     Type,
@@ -65,12 +68,12 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
-    "ksym", "kstack", "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
-    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "usym", "ustack", "warnf",
+    "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
+    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
     "memcmp", "strcap", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"func", "kstack", "ustack", "usermode"}
+NOT_YET_BUILTINS = {"func", "usermode"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
@@ -513,6 +516,9 @@ class _Checker(ast.Visitor):
 
     def _check_builtin_call(self, node: ast.Call) -> None:
         """`nsecs(boot)`, `pid(curr_ns)`: the no-argument and default forms were desugared."""
+        if node.name in ("kstack", "ustack"):
+            self._check_stack_call(node)
+            return
         modes = {"nsecs": NSECS_CLOCKS, "pid": PID_NAMESPACES, "tid": PID_NAMESPACES}.get(node.name)
         if modes is None or len(node.args) != 1:
             self.error(node, f"{node.name}() takes no arguments ({len(node.args)} provided)")
@@ -523,6 +529,19 @@ class _Checker(ast.Visitor):
             self.error(mode, f"Invalid {what}: {mode.name if isinstance(mode, ast.Builtin) else '?'}")
         elif node.name == "nsecs" and mode.name == "sw_tai":
             self.not_supported(node, f"{node.name}({mode.name})")
+
+    def _check_stack_call(self, node: ast.Call) -> None:
+        """kstack(mode), kstack(depth), kstack(mode, depth)."""
+        if len(node.args) > 2:
+            self.error(node, f"{node.name}() takes up to two arguments ({len(node.args)} provided)")
+            return
+        *mode, depth = node.args
+        if not mode and isinstance(depth, ast.Builtin):
+            mode, depth = [depth], None
+        if mode and (not isinstance(mode[0], ast.Builtin) or mode[0].name not in STACK_MODES):
+            self.error(mode[0], f"{node.name}() expects a stack mode ({', '.join(STACK_MODES)})")
+        elif depth is not None and not (isinstance(depth, ast.Integer) and 1 <= depth.value <= MAX_STACK_DEPTH):
+            self.error(depth, f"{node.name}() expects an integer depth from 1 to {MAX_STACK_DEPTH}")
 
     def _integer_argument(self, node: ast.Call) -> None:
         t = self.type_of(node.args[0])
@@ -684,7 +703,7 @@ class _Checker(ast.Visitor):
                 continue
             if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
                 continue
-            if isinstance(t, (Tuple, Record, Timestamp, Lookup)) and spec.conversion == "s":
+            if isinstance(t, (Tuple, Record, Timestamp, Lookup, Stack, Symbol)) and spec.conversion == "s":
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
 
@@ -848,7 +867,7 @@ def _call_name(node: ast.Node) -> str:
 
 def _storable(t: Type) -> bool:
     """Whether values of `t` can live in a map, a variable or an event."""
-    if isinstance(t, (Int, Bool, String, Lookup, Pointer)):
+    if isinstance(t, (Int, Bool, String, Lookup, Pointer, Stack, Symbol)):
         return True
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))

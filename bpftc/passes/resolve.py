@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.layout import MAX_STACK_DEPTH, STACK_MODES
 from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE, OptionSpec
 
 from bpftc import ast
@@ -41,6 +42,7 @@ from bpftc.types import (
     Int,
     Pointer,
     Record,
+    Stack,
     String,
     Struct,
     Timestamp,
@@ -485,6 +487,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, _OPTION_TYPES[option.kind] if option else UNKNOWN)
         if node.name == "strftime" and node.args and isinstance(node.args[0], ast.String):
             return self.typed(node, Timestamp(node.args[0].value.decode("utf-8", "surrogateescape")))
+        if node.name in ("kstack", "ustack"):
+            return self.typed(node, _stack_type(node))
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
             return self.typed(node, BUILTIN_VARIABLES[node.name].type)
         return self.typed(node, VOID if function is not None else UNKNOWN)
@@ -726,6 +730,17 @@ def _str_type(node: ast.Call, types: TypeMap) -> Type:
         length = constant_value(node.args[1]) if len(node.args) == 2 else None
         return String(length if length is not None and 0 < length < STRING_READ_SIZE else STRING_READ_SIZE)
     return argument if isinstance(argument, String) else UNKNOWN
+
+
+def _stack_type(node: ast.Call) -> Type:
+    """kstack(perf), kstack(8), kstack(raw, 8): passes/check.py reports arguments of other kinds."""
+    mode, depth = "bpftrace", MAX_STACK_DEPTH
+    for arg in node.args:
+        if isinstance(arg, ast.Builtin) and arg.name in STACK_MODES:
+            mode = arg.name
+        elif isinstance(arg, ast.Integer) and 1 <= arg.value <= MAX_STACK_DEPTH:
+            depth = arg.value
+    return Stack(node.name, mode, depth)
 
 
 def _names_whole_map(call: ast.Call) -> bool:

@@ -41,7 +41,7 @@ from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
 from bpftc.source import Source, Span, excerpt
-from bpftc.types import INT64, UINT64, Aggregate, Int, Type, Unknown
+from bpftc.types import INT64, UINT64, Aggregate, Int, Stack, Type, Unknown
 
 MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys (config = { max_map_keys = N })
 EVENT_MAP = "events"
@@ -49,6 +49,7 @@ LOST_MAP = "lost_events"
 SCRATCH_MAP = "scratch"
 PROBE_NAMES_MAP = "probe_names"
 PROBE_NAMES_ENTRIES = 65536  # tracepoints a wildcard may match
+STACK_MAP = "stacks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ def plan_resources(
         unsafe=any(isinstance(event, SystemEvent) for event in events),
         ring_buffer_pages=settings.get("perf_rb_pages", 0),
         probe_names_map=PROBE_NAMES_MAP if any(plan.target.wildcard for plan in programs) else "",
+        stack_map=STACK_MAP if any(isinstance(t, Stack) for t in resolution.types.values()) else "",
     )
     return Plan(resources, programs, maps, event_ids)
 
