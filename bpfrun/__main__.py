@@ -119,6 +119,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.maps import possible_cpus
     from bpfrun.output import Output
     from bpfrun.parameters import check_options, globals_data, split_arguments
+    from bpfrun.preflight import check_kernel_fields
     from bpfrun.read import read_bundle
     from bpfrun.stacks import use_stack_map
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
@@ -154,6 +155,7 @@ def _run(path: str, options: Options) -> int:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
         probes = expand_wildcards(resources.probes)
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
+        check_kernel_fields(resources.requirements.kernel_fields)
         loaded = load(bundle, stack, log, data)
         record_tracepoint_names(loaded, resources.probe_names_map, probes)
         if resources.stack_map:

@@ -20,7 +20,7 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-from bpftc import btf as btf_format
+from common import btf as btf_format
 from bpftc.types import INT8, UINT8, Array, Bool, Int, Pointer, String, Struct, Type
 
 DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
@@ -63,6 +63,11 @@ class KernelTypes:
             return btf_format.Btf.from_file(self.btf_path)
         except (OSError, btf_format.BtfError):
             return None
+
+    def btf_struct_name(self, btf_id: int) -> str:
+        """'struct task_struct', as the BTF that bpftc compiles against names it."""
+        found = self.btf.type(btf_id)
+        return f"{'union' if found.kind == btf_format.UNION else 'struct'} {found.name}"
 
     # Tracepoints
 

@@ -264,6 +264,9 @@ class OptionSpec:
 @dataclass(frozen=True, slots=True)
 class Requirements:
     arch: str  # `uname -m` of the hosts the bytecode was built for ('x86_64')
+    # The kernel struct fields the programs read through CO-RE relocations, each as
+    # "struct NAME.FIELD" (or "union ..."): bpfrun checks its host's BTF has them all before load.
+    kernel_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

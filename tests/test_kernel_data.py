@@ -193,3 +193,26 @@ def test_user_stack_and_kernel_symbol(tmp_path: Path) -> None:
         r"\n {8}(__)?getpid\+0\n\|\n\t7f[0-9a-f]+ (__)?getpid\+0 \(/usr/lib/x86_64-linux-gnu/libc\.so\.6\)\n\|enqueue_task_fair\n"  # noqa: E501
     )
     assert len(line.findall(result.stdout)) == 2, result.stdout + result.stderr
+
+
+@needs_bpf
+def test_fields_this_kernel_lacks_are_named_before_load(tmp_path: Path) -> None:
+    """Compiled against a BTF with a field and a struct this kernel does not have: bpfrun names
+    both in one line and loads nothing."""
+    from tests.synthetic_btf import build_btf
+
+    btf = tmp_path / "other.btf"
+    task = [("pid", 8, "int"), ("no_such_field", 16, "long")]
+    btf.write_bytes(build_btf({"task_struct": (64, task), "no_such_struct": (8, [("x", 0, "int")])}))
+    (tmp_path / "m.bt").write_text(
+        "begin { @a = curtask->no_such_field; @b = ((struct no_such_struct *)curtask)->x; @c = curtask->pid; exit(); }"
+    )
+    bundle = tmp_path / "m.bpfb"
+    compiled = subprocess.run([BPFTC, "--btf", btf, tmp_path / "m.bt", "-o", bundle], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    result = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "bpfrun: ERROR: this kernel's BTF (/sys/kernel/btf/vmlinux) lacks what the bundle reads: "
+        "struct no_such_struct.x, struct task_struct.no_such_field\n"
+    )

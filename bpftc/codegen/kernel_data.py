@@ -25,7 +25,7 @@ import itertools
 
 from llvmlite import ir
 
-from bpftc import btf as btf_format
+from common import btf as btf_format
 from bpftc.codegen.builder import I32, I64, PTR, BpfBuilder
 from bpftc.codegen.debuginfo import DebugInfo
 from bpftc.kernel import Field, KernelTypes, StructLayout

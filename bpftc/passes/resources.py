@@ -83,7 +83,7 @@ def plan_resources(
         events=tuple(events),
         event_map=EVENT_MAP if events else "",
         lost_map=LOST_MAP if events else "",
-        requirements=Requirements(arch=arch.name),
+        requirements=Requirements(arch=arch.name, kernel_fields=_kernel_fields(program, resolution)),
         globals=_globals(program, resolution),
         options=tuple(_options(program)),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
@@ -93,6 +93,24 @@ def plan_resources(
         stack_map=STACK_MAP if any(isinstance(t, Stack) for t in resolution.types.values()) else "",
     )
     return Plan(resources, programs, maps, event_ids)
+
+
+def _kernel_fields(program: ast.Program, resolution: Resolution) -> tuple[str, ...]:
+    """Every field of a BTF struct the programs read ("struct task_struct.pid"), sorted."""
+    fields = set()
+    for probe in program.probes:
+        for node in ast.walk(probe):
+            if not isinstance(node, ast.Field):
+                continue
+            if isinstance(node.operand, ast.Builtin) and node.operand.name == "args":
+                layouts = [resolution.args.get(point) for point in probe.attach_points]
+            else:
+                layouts = [resolution.struct_of(resolution.types.get(node.operand))]
+            for layout in layouts:
+                if layout is not None and not isinstance(layout, str) and layout.btf_id:
+                    member = "__data_loc_" + node.name if layout.fields[node.name].data_loc else node.name
+                    fields.add(f"{resolution.kernel.btf_struct_name(layout.btf_id)}.{member}")
+    return tuple(sorted(fields))
 
 
 def _programs(program: ast.Program, targets: ProbeTargets) -> list[ProgramPlan]:

@@ -1,5 +1,6 @@
-"""A reader of BTF, the kernel's type information (/sys/kernel/btf/vmlinux is world-readable), for
-the layouts of kernel structs and tracepoint records. Pure Python; only what bpftc needs.
+"""A reader of BTF, the kernel's type information (/sys/kernel/btf/vmlinux is world-readable): bpftc
+reads the layouts of kernel structs and tracepoint records from it, bpfrun checks that its host
+has the fields a bundle reads. Pure Python, standard library only.
 
 The format is include/uapi/linux/btf.h: a header, then a run of type records (each a 12-byte
 `btf_type` and kind-specific data after it; type ids count from 1 in file order), then the
@@ -141,6 +142,21 @@ class Btf:
                 return found
             type_id = found.type_id
         raise BtfError("typedef chain too long")
+
+    def has_field(self, kind: int, struct_name: str, field: str) -> bool:
+        """Whether struct (or union) `struct_name` has `field`, directly or in an anonymous member."""
+        found = self.find(kind, struct_name)
+        return found is not None and self._has_member(found, field, 0)
+
+    def _has_member(self, structure: BtfType, field: str, depth: int) -> bool:
+        for member in structure.members:
+            if member.name == field:
+                return True
+            if not member.name and depth < 8:
+                inner = self.strip(member.type_id)
+                if inner.kind in (STRUCT, UNION) and self._has_member(inner, field, depth + 1):
+                    return True
+        return False
 
     def size_of(self, type_id: int) -> int:
         found = self.strip(type_id)
