@@ -124,6 +124,25 @@ class KernelTypes:
             return _format_layout(struct, fields, user=False)
         return None
 
+    def rawtracepoint_args(self, event: str) -> StructLayout | str:
+        """`args` of rawtracepoint:event: the parameters of the tracepoint's prototype, from the
+        BTF of the kernel's stub function `__probestub_<event>`, whose parameters have names (its
+        first is the probe's own data); the program's context holds them as an array of u64."""
+        struct = Struct("struct", f"rawtracepoint:{event}_args")
+        if struct in self.layouts:
+            return self.layouts[struct]
+        stub = self.btf.find(btf_format.FUNC, f"__probestub_{event}") if self.btf is not None else None
+        prototype = self.btf.type(stub.type_id) if stub is not None else None
+        if prototype is None or prototype.kind != btf_format.FUNC_PROTO or not prototype.members:
+            return f"Cannot find the arguments of rawtracepoint:{event} (no BTF function __probestub_{event})"
+        fields = {
+            parameter.name: Field(parameter.name, self.semantic_type(parameter.type_id), 8 * index)
+            for index, parameter in enumerate(prototype.members[1:])
+        }
+        layout = StructLayout(struct, 8 * (len(prototype.members) - 1), fields)
+        self.layouts[struct] = layout
+        return layout
+
     # Kernel structs
 
     def struct_layout(self, struct: Struct) -> StructLayout | None:

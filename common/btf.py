@@ -45,7 +45,7 @@ class BtfType:
     name: str
     size: int  # INT, STRUCT, UNION, ENUM, FLOAT: bytes
     type_id: int  # PTR, qualifiers, TYPEDEF, FUNC: the type referred to; ARRAY: the element
-    members: tuple[Member, ...] = ()  # STRUCT, UNION
+    members: tuple[Member, ...] = ()  # STRUCT, UNION; FUNC_PROTO: its parameters
     length: int = 0  # ARRAY: elements
     signed: bool = False  # INT; ENUM: values are signed
     bits: int = 0  # INT: value bits
@@ -77,7 +77,7 @@ class Btf:
 
     def _index(self, offset: int) -> None:
         data, end = self._data, self._types_end
-        named = (STRUCT, UNION, TYPEDEF, ENUM, ENUM64)
+        named = (STRUCT, UNION, TYPEDEF, ENUM, ENUM64, FUNC)
         while offset < end:
             name_offset, info = struct.unpack_from("<II", data, offset)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
@@ -130,6 +130,12 @@ class Btf:
                     value = high << 32 | low
                 values.append((self._string(value_name), value))
             return BtfType(type_id, kind, name, size_or_type, 0, signed=bool(kind_flag), enumerators=tuple(values))
+        if kind == FUNC_PROTO:  # its parameters, as members without offsets
+            parameters = []
+            for index in range(vlen):
+                parameter_name, parameter_type = struct.unpack_from("<II", self._data, extra + 8 * index)
+                parameters.append(Member(self._string(parameter_name), parameter_type, 0, 0))
+            return BtfType(type_id, kind, name, 0, size_or_type, members=tuple(parameters))
         if kind in (FLOAT, FWD):
             return BtfType(type_id, kind, name, size_or_type if kind == FLOAT else 0, 0)
         return BtfType(type_id, kind, name, 0, size_or_type)

@@ -216,3 +216,18 @@ def test_fields_this_kernel_lacks_are_named_before_load(tmp_path: Path) -> None:
         "bpfrun: ERROR: this kernel's BTF (/sys/kernel/btf/vmlinux) lacks what the bundle reads: "
         "struct no_such_struct.x, struct task_struct.no_such_field\n"
     )
+
+
+@needs_bpf
+def test_rawtracepoint_arguments_by_name(tmp_path: Path) -> None:
+    """args of a raw tracepoint are its prototype's parameters, named from BTF."""
+    program = (
+        "rawtracepoint:sys_enter /pid == $1 && args.id == 110/ { @getppid = count(); } "
+        "rawtracepoint:sched_switch /args.prev->tgid == $1/ { @switched_out[args.prev->comm] = count(); }"
+    )
+    workload = "for _ in range(3): os.getppid(); time.sleep(0.01)"
+    result = traced(compile_program(program, tmp_path / "r.bpfb"), workload)
+    lines = result.stdout.splitlines()
+    assert "@getppid: 3" in lines, result.stdout + result.stderr
+    switched = [line for line in lines if line.startswith("@switched_out[python3]: ")]
+    assert switched and int(switched[0].rsplit(" ", 1)[1]) >= 3, result.stdout

@@ -831,7 +831,10 @@ class _ProbeGenerator(ast.Visitor):
 
     def _struct_layout(self, operand: ast.Node):
         if _is_args(operand):  # this attach point's own layout
-            return self.resolution.kernel.tracepoint_args(*self.program_plan.target.target)
+            target = self.program_plan.target
+            if target.provider == "rawtracepoint":
+                return self.resolution.kernel.rawtracepoint_args(target.target[-1])
+            return self.resolution.kernel.tracepoint_args(*target.target)
         return self.resolution.struct_of(self.types[operand])
 
     def visit_Index(self, node: ast.Index) -> ir.Value:

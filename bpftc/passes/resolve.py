@@ -150,6 +150,8 @@ def _args_layout(target, kernel: KernelTypes) -> StructLayout | str:
     """The layout of `args` in a program attached to `target`, or why there is none."""
     if target.provider not in ("tracepoint", "rawtracepoint", "fentry", "fexit", "uprobe", "uretprobe"):
         return ARGS_PROVIDERS_MESSAGE.format(provider=target.provider)
+    if target.provider == "rawtracepoint":
+        return kernel.rawtracepoint_args(target.target[-1])
     if target.provider != "tracepoint":
         return f"The args builtin of {target.provider} probes is not supported yet"
     if target.wildcard:
