@@ -231,3 +231,18 @@ def test_rawtracepoint_arguments_by_name(tmp_path: Path) -> None:
     assert "@getppid: 3" in lines, result.stdout + result.stderr
     switched = [line for line in lines if line.startswith("@switched_out[python3]: ")]
     assert switched and int(switched[0].rsplit(" ", 1)[1]) >= 3, result.stdout
+
+
+@needs_bpf
+def test_sizeof_offsetof_and_dereference(tmp_path: Path) -> None:
+    """Sizes and offsets as the kernel's BTF has them (read here by bpftool), and `*` reading
+    an integer where a pointer points."""
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"], capture_output=True, text=True)
+    task = re.search(r"STRUCT 'task_struct' size=(\d+) vlen=\d+\n((?:\t.*\n)+)", dump.stdout)
+    tgid_bits = re.search(r"'tgid' type_id=\d+ bits_offset=(\d+)", task[2])
+    program = (
+        'begin { printf("%d %d %d %d\\n", sizeof(struct task_struct), offsetof(struct task_struct, tgid), '
+        "*(int32 *)((uint64)curtask + offsetof(struct task_struct, tgid)) == pid, (*curtask).tgid == pid); exit(); }"
+    )
+    result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "z.bpfb")), capture_output=True, text=True)
+    assert result.stdout == f"{task[1]} {int(tgid_bits[1]) // 8} 1 1\n\n\n", result.stderr

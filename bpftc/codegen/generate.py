@@ -31,10 +31,10 @@ from bpftc.codegen.kernel_data import CONTEXT, KERNEL, USER, KernelData
 from bpftc.codegen.maps import MapAccess
 from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUDGET, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
-from bpftc.passes.resolve import Binding, Resolution, constant_value, parameter_offset, type_of_spec
+from bpftc.passes.resolve import Binding, Resolution, constant_value, offset_of, parameter_offset, type_of_spec
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Tuple, Type, Unknown
+from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -612,6 +612,14 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Unop(self, node: ast.Unop) -> ir.Value:
         operand = self.value(node.operand)
+        if node.op == "*":  # a scalar where a pointer points
+            pointer, target = self.types[node.operand], self.types[node]
+            size = 8 if isinstance(target, Pointer) else 1 if isinstance(target, Bool) else target.size
+            space = USER if pointer.user else KERNEL
+            address = kernel_data.as_address(self.bpf, operand)
+            return kernel_data.load_scalar(
+                self.bpf, address, size, getattr(target, "signed", False), space, lambda: self.memory.acquire(8)
+            )
         if node.op == "!":
             return self.bpf.as_i64(self.ir.icmp_unsigned("==", operand, I64(0)))
         result = self.ir.neg(operand, name="negated") if node.op == "-" else self.ir.not_(operand, name="inverted")
@@ -825,11 +833,16 @@ class _ProbeGenerator(ast.Visitor):
         t = self.types[operand]
         if isinstance(t, Pointer):
             return kernel_data.as_address(self.bpf, self.value(operand)), USER if t.user else KERNEL
+        if isinstance(operand, ast.Unop):  # (*pointer).field
+            pointer = self.types[operand.operand]
+            return kernel_data.as_address(self.bpf, self.value(operand.operand)), USER if pointer.user else KERNEL
         if _is_args(operand):  # the tracepoint's record
             return self.bpf.context, CONTEXT
         return self._field_address(operand)  # a struct inside a struct
 
     def _struct_layout(self, operand: ast.Node):
+        if isinstance(operand, ast.Unop):
+            operand = operand.operand
         if _is_args(operand):  # this attach point's own layout
             target = self.program_plan.target
             if target.provider == "rawtracepoint":
@@ -885,7 +898,12 @@ class _ProbeGenerator(ast.Visitor):
     def visit_Sizeof(self, node: ast.Sizeof) -> ir.Value:
         operand = node.operand
         t = type_of_spec(operand) if isinstance(operand, ast.TypeSpec) else self.types[operand]
+        if isinstance(t, Struct):  # the size in the layout compiled against
+            return I64(self.resolution.struct_of(t).size)
         return I64(storage.sizeof(t))
+
+    def visit_Offsetof(self, node: ast.Offsetof) -> ir.Value:
+        return I64(offset_of(node, self.resolution))
 
     def visit_BlockExpr(self, node: ast.BlockExpr) -> ir.Value | None:
         for statement in node.statements:  # its variables live as long as the enclosing statement

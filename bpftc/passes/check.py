@@ -36,6 +36,7 @@ from bpftc.passes.resolve import (
     Resolution,
     constant_value,
     fold_overflows,
+    offset_of,
     option_of,
     parameter_offset,
     type_of_spec,
@@ -309,8 +310,14 @@ class _Checker(ast.Visitor):
         operand = self.type_of(node.operand)
         if isinstance(operand, Unknown):
             return
-        if node.op in ("*", "&"):
-            self.not_supported(node, f"The '{node.op}' operator")
+        if node.op == "*" and isinstance(operand, Pointer):
+            if storage.in_register(operand.target) or isinstance(operand.target, Struct):
+                return  # a scalar read from where the pointer points, or a struct to take fields of
+            self.not_supported(node, f"The '*' operator on '{operand}'")
+        if node.op == "*" and not isinstance(operand, Pointer):
+            self.error(node, f"Can not dereference type '{operand}': it is not a pointer")
+        elif node.op in ("*", "&"):
+            self.not_supported(node, f"The '{node.op}' operator on '{operand}'")
         elif node.op == "!" and not isinstance(operand, (Int, Bool, Pointer)):
             self.error(node, f"The ! operator can not be used on expressions of type '{operand}'")
         elif node.op in ("-", "~") and not isinstance(operand, (Int, Bool)):
@@ -362,7 +369,7 @@ class _Checker(ast.Visitor):
                 self.error(node.type, f"Unknown struct/union: '{target.target}' (not in the kernel's BTF)")
         elif isinstance(target, (Pointer, Struct, Array)):
             self.not_supported(node, f"Casting to '{target}'")
-        elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Unknown)):
+        elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Pointer, Unknown)):
             self.error(node, f'Cannot cast from "{operand}" to "{target}"')
         elif isinstance(target, String) and not isinstance(operand, (String, Unknown)):
             self.error(node, f'Cannot cast from "{operand}" to "{target}"')
@@ -466,13 +473,20 @@ class _Checker(ast.Visitor):
             named = type_of_spec(node.operand)
             if named is None:
                 self._unknown_type(node.operand)
-            elif isinstance(named.element if isinstance(named, Array) else named, Struct):
-                self.not_supported(node, f"sizeof({named})")  # needs the kernel's BTF
+            elif isinstance(named, Struct) and self.resolution.struct_of(named) is None:
+                self.error(node.operand, f"Unknown struct/union: '{named}' (not in the kernel's BTF)")
+            elif isinstance(named, Array) and isinstance(named.element, Struct):
+                self.not_supported(node, f"sizeof({named})")
         else:
             self.visit(node.operand)
 
     def visit_Offsetof(self, node: ast.Offsetof) -> None:
-        self.not_supported(node, "offsetof()")
+        if offset_of(node, self.resolution) is None:
+            named = type_of_spec(node.type)
+            if not isinstance(named, Struct) or self.resolution.struct_of(named) is None:
+                self.error(node.type, f"Unknown struct/union: '{named or node.type.name}' (not in the kernel's BTF)")
+            else:
+                self.error(node, f"'{named}' has no field {'.'.join(node.path)}")
 
     def visit_BlockExpr(self, node: ast.BlockExpr) -> None:
         for statement in node.statements:

@@ -593,6 +593,9 @@ class _Resolver(ast.Visitor):
             self.visit(node.operand)
         return self.typed(node, UINT64)
 
+    def visit_Offsetof(self, node: ast.Offsetof) -> Type:
+        return self.typed(node, UINT64)
+
     def visit_BlockExpr(self, node: ast.BlockExpr) -> Type:
         self.scope = _Scope(self.scope)
         self.visit_statements(node.statements)
@@ -732,6 +735,19 @@ def _str_type(node: ast.Call, types: TypeMap) -> Type:
         length = constant_value(node.args[1]) if len(node.args) == 2 else None
         return String(length if length is not None and 0 < length < STRING_READ_SIZE else STRING_READ_SIZE)
     return argument if isinstance(argument, String) else UNKNOWN
+
+
+def offset_of(node: ast.Offsetof, resolution: Resolution) -> int | None:
+    """offsetof(struct x, a.b): bytes from the struct's start, in the layout compiled against;
+    None when the struct or a field is not there."""
+    struct, offset = type_of_spec(node.type), 0
+    for name in node.path:
+        field = resolution.kernel_field(struct, name)
+        if field is None:
+            return None
+        offset += field.offset
+        struct = field.type
+    return offset
 
 
 def _stack_type(node: ast.Call) -> Type:
