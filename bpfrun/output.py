@@ -13,7 +13,7 @@ strings; map keys are the key's text without spaces.
 
 from __future__ import annotations
 
-import io
+import os
 import struct
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -27,26 +27,46 @@ JSON = "json"
 FORMATS = (TEXT, JSON)
 
 
-class _ChunkedWriter:
-    """A buffered stream written a buffer's worth at a time. CPython's BufferedWriter writes data
-    larger than its buffer straight to the file, and when a signal (the user's Ctrl-C) interrupts
-    that write part-way, the rest is lost without an error (seen on 3.11 with a pipe): a batch
-    of events or a large map printed in one write would lose lines silently."""
+class _FdWriter:
+    """Buffers output and writes it with os.write, looping until every byte is out. CPython's
+    buffered streams lose the rest of a write that a signal (the user's Ctrl-C) interrupts
+    part-way (seen on 3.11 with a pipe: hundreds of lines gone, one cut in two); os.write
+    reports how much it wrote and is retried after a signal (PEP 475). A stream without a
+    file descriptor (in tests) is written as it is."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._chunk = io.DEFAULT_BUFFER_SIZE
+        try:
+            stream.flush()
+            self._fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
-        if len(data) <= self._chunk:
+        if self._fd is None:
             self._stream.write(data)
             return
-        view = memoryview(data)
-        for start in range(0, len(data), self._chunk):
-            self._stream.write(view[start : start + self._chunk])
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= _WRITE_BYTES:
+            self.flush()
 
     def flush(self) -> None:
-        self._stream.flush()
+        if self._fd is None:
+            self._stream.flush()
+            return
+        if not self._pending:
+            return
+        view = memoryview(b"".join(self._pending))
+        self._pending.clear()
+        self._size = 0
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+
+_WRITE_BYTES = 1 << 16  # written once this much is buffered, and at every flush
 
 
 class Output:
@@ -55,8 +75,8 @@ class Output:
     def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO, line_buffered: bool = False) -> None:
         assert format_name in FORMATS, format_name
         self.json = format_name == JSON
-        self._out = _ChunkedWriter(out)
-        self._err = _ChunkedWriter(err)
+        self._out = _FdWriter(out)
+        self._err = _FdWriter(err)
         self.line_buffered = line_buffered  # flush after every event, not once per batch
 
     def flush(self) -> None:

@@ -40,7 +40,7 @@ REFUSED = [
     ("BEGIN { let $x; $x += 1; }", "stdin:1:17-19: ERROR: Could not resolve the type of this variable"),
     ("BEGIN { let $x: int8[4]; }", "stdin:1:17-24: ERROR: A variable of type 'int8[4]' is not supported yet"),
     ("BEGIN { let $x: struct foo; }", "stdin:1:17-27: ERROR: A variable of type 'struct foo' is not supported yet"),
-    ("BEGIN { print(sizeof(struct foo)); }", "stdin:1:15-33: ERROR: sizeof(struct foo) is not supported yet"),
+    ("BEGIN { print(sizeof(struct foo)); }", "stdin:1:22-32: ERROR: Unknown struct/union: 'struct foo' (not in the kernel's BTF)"),
     ("BEGIN { $x = (); }", "stdin:1:14-16: ERROR: An empty tuple has no value"),
     # bpftrace refuses it with "syntax: expected ';'" at the '?'; its docs show it as a statement.
     (
