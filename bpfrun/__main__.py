@@ -40,16 +40,34 @@ from bpfrun.errors import UserError
     help="Output buffering (default: full, line on a terminal).",
 )
 @click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
+@click.option(
+    "--describe-target", "describe", is_flag=True, help="Describe this host for `bpftc --target` (JSON on stdout)."
+)
 @click.argument("bundle_path", metavar="BUNDLE", required=False)
 @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
-def cli(bundle_path: str | None, arguments: tuple[str, ...], list_probes: bool, **options: object) -> int:
+def cli(
+    bundle_path: str | None, arguments: tuple[str, ...], list_probes: bool, describe: bool, **options: object
+) -> int:
     """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
     until it exits or is interrupted."""
     if list_probes:
         return _list(bundle_path)
+    if describe:
+        return _describe()
     if bundle_path is None:
         raise click.UsageError("Missing argument 'BUNDLE'.")
     return _main(bundle_path, Options(arguments=arguments, **options))
+
+
+def _describe() -> int:
+    from bpfrun.target import describe_target
+
+    try:
+        sys.stdout.write(describe_target())
+    except UserError as error:
+        sys.stderr.write(f"bpfrun: ERROR: {error}\n")
+        return 1
+    return 0
 
 
 def _list(pattern: str | None) -> int:

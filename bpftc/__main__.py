@@ -51,12 +51,25 @@ def main() -> None:
     default="/sys/kernel/btf/vmlinux",
     help="Kernel BTF that struct layouts come from (the target kernel's; default: this host's).",
 )
+@click.option(
+    "--target",
+    "target_file",
+    metavar="FILE",
+    help="Compile for the kernel described in FILE (written there by `bpfrun --describe-target`).",
+)
 def compile_command(
-    script: str | None, program: str | None, output: str | None, dump: str | None, unsafe: bool, btf: str
+    script: str | None,
+    program: str | None,
+    output: str | None,
+    dump: str | None,
+    unsafe: bool,
+    btf: str,
+    target_file: str | None,
 ) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
-    result = _compile_with_room(source, dump, unsafe, btf)
+    target = _read_target(target_file) if target_file else None
+    result = _compile_with_room(source, dump, unsafe, btf, target)
     if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
@@ -71,7 +84,19 @@ def compile_command(
     _write_bundle(result.bundle, output or _default_output(script))
 
 
-def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str):
+def _read_target(path: str):
+    from common.target import TargetError, from_json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            return from_json(file.read((64 << 20) + 1))
+    except OSError as error:
+        raise _UserError(f"cannot read {path}: {error.strerror}") from None
+    except (TargetError, UnicodeDecodeError) as error:
+        raise _UserError(f"{path} is not a target description bpftc can use: {error}") from None
+
+
+def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str, target):
     """compile_source in a thread with a large stack; returns its Result or the exception."""
     from bpftc.pipeline import compile_source
 
@@ -79,7 +104,7 @@ def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str)
 
     def run() -> None:
         try:
-            outcome.append(compile_source(source, dump=dump, unsafe=unsafe, btf=btf))
+            outcome.append(compile_source(source, dump=dump, unsafe=unsafe, btf=btf, target=target))
         except BaseException as error:  # noqa: BLE001 (handed back to the caller)
             outcome.append(error)
 

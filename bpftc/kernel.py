@@ -2,6 +2,8 @@
 `curtask->real_parent->pid`) and where that knowledge comes from, without privileges.
 
 Sources, in order:
+- a target description (`bpftc --target FILE`, common/target.py): the target's BTF and its
+  tracepoints' fields, as `bpfrun --describe-target` read them there;
 - the `syscalls:*` tracepoints: bpftc/data/syscalls.json, their fields as tracefs lists them (the
   syscall ABI: `__syscall_nr`, then one 8-byte slot per argument, the same on every kernel);
 - other tracepoints: the kernel BTF's `trace_event_raw_<event>` struct (BTF is world-readable);
@@ -9,7 +11,7 @@ Sources, in order:
 - then, when readable (as root), the tracepoint's tracefs format file: fixed offsets;
 - kernel structs (`struct task_struct`): the kernel BTF, read through CO-RE relocations.
 
-The BTF file is `/sys/kernel/btf/vmlinux` unless `bpftc --btf FILE` names another (a target's).
+The BTF is the target description's, else `bpftc --btf FILE`, else `/sys/kernel/btf/vmlinux`.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-import re
 from dataclasses import dataclass
 
 from common import btf as btf_format
+from common.target import Target, parse_format
 from bpftc.types import INT8, UINT8, Array, Bool, Int, Pointer, String, Struct, Type
 
 DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
 TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
 SYSCALLS_TABLE = pathlib.Path(__file__).parent / "data" / "syscalls.json"
-_FORMAT_FIELD = re.compile(r"field:(?P<declaration>[^;]+);\s*offset:(\d+);\s*size:(\d+);\s*signed:([01]);")
 _C_INTEGERS = {"char": 8, "short": 16, "int": 32, "long": 64, "long long": 64}
 
 
@@ -53,13 +54,16 @@ class StructLayout:
 class KernelTypes:
     """Struct layouts, looked up by the passes and the code generator; the BTF file is read on first use."""
 
-    def __init__(self, btf_path: str = DEFAULT_BTF) -> None:
+    def __init__(self, btf_path: str = DEFAULT_BTF, target: Target | None = None) -> None:
         self.btf_path = btf_path
+        self.target = target
         self.layouts: dict[Struct, StructLayout] = {}
 
     @functools.cached_property
     def btf(self) -> btf_format.Btf | None:
         try:
+            if self.target is not None:
+                return btf_format.Btf(self.target.btf)
             return btf_format.Btf.from_file(self.btf_path)
         except (OSError, btf_format.BtfError):
             return None
@@ -76,11 +80,13 @@ class KernelTypes:
         struct = Struct("struct", f"tracepoint:{category}:{event}_args")
         if struct in self.layouts:
             return self.layouts[struct]
-        found = (
-            self._syscall_args(struct, event)
-            if category == "syscalls"
-            else self._btf_tracepoint_args(struct, event) or self._tracefs_args(struct, category, event)
-        )
+        described = self.target.tracepoints.get(f"{category}:{event}") if self.target is not None else None
+        if category == "syscalls":
+            found = _format_layout(struct, described, user=True) if described else self._syscall_args(struct, event)
+        elif described is not None:  # BTF's struct first: its fields are relocated
+            found = self._btf_tracepoint_args(struct, event) or _format_layout(struct, described, user=False)
+        else:
+            found = self._btf_tracepoint_args(struct, event) or self._tracefs_args(struct, category, event)
         if found is None:
             return f"Cannot find the fields of tracepoint:{category}:{event} (no BTF struct trace_event_raw_{event})"
         self.layouts[struct] = found
@@ -115,13 +121,7 @@ class KernelTypes:
                 text = (pathlib.Path(events) / category / event / "format").read_text()
             except OSError:
                 continue
-            fields = []
-            for match in _FORMAT_FIELD.finditer(text):
-                declaration = match["declaration"].strip()
-                c_type, _, name = declaration.rpartition(" ")
-                if not name.startswith("common_"):
-                    fields.append((name, c_type, int(match[2]), int(match[3]), int(match[4])))
-            return _format_layout(struct, fields, user=False)
+            return _format_layout(struct, parse_format(text), user=False)
         return None
 
     def rawtracepoint_args(self, event: str) -> StructLayout | str:
@@ -234,9 +234,6 @@ def _format_layout(struct: Struct, fields: list[tuple[str, str, int, int, int]],
     layout_fields = {}
     end = 0
     for name, declaration, offset, size, signed in fields:
-        array = name.find("[")
-        if array > 0:  # `char comm[16]`: the length is the name's
-            name, declaration = name[:array], declaration + name[array:]
         if declaration.startswith("__data_loc"):
             layout_fields[name] = Field(name, Int(64, True), offset, data_loc=True)
         else:

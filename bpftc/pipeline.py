@@ -15,6 +15,7 @@ from bpftc.arch import X86_64, Arch
 from bpftc.bundle import write_bundle
 from bpftc.diagnostics import Diagnostics
 from bpftc.kernel import DEFAULT_BTF, KernelTypes
+from common.target import Target
 from bpftc.parse import parse
 from bpftc.passes.check import check
 from bpftc.passes.convert import convert
@@ -49,11 +50,16 @@ class Result:
 
 
 def compile_source(
-    source: Source, arch: Arch = X86_64, dump: str | None = None, unsafe: bool = False, btf: str = DEFAULT_BTF
+    source: Source,
+    arch: Arch = X86_64,
+    dump: str | None = None,
+    unsafe: bool = False,
+    btf: str = DEFAULT_BTF,
+    target: Target | None = None,
 ) -> Result:
     """Run every stage on `source`; stop early on errors or after the stage named by `dump`.
     `unsafe` allows the functions that act outside tracing (system()); `btf` is the kernel BTF
-    that kernel data layouts come from (bpftc/kernel.py)."""
+    that kernel data layouts come from (bpftc/kernel.py), unless a `target` description has one."""
     assert dump is None or dump in STAGES, dump
     diagnostics = Diagnostics()
     result = Result(diagnostics)
@@ -76,10 +82,10 @@ def compile_source(
     program = desugar(program)
     if stop_after("desugar", lambda: print_ast(program)):
         return result
-    targets = resolve_probes(program, diagnostics)
+    targets = resolve_probes(program, diagnostics, target.probe_kinds if target else None)
     if stop_after("probes", lambda: "\n".join(repr(target) for target in targets.values()) + "\n"):
         return result
-    resolution = resolve(program, targets, KernelTypes(btf))
+    resolution = resolve(program, targets, KernelTypes(btf, target))
     if stop_after("resolve", lambda: print_ast(program, resolution.types)):
         return result
     check(program, targets, resolution, diagnostics, unsafe)

@@ -5,6 +5,8 @@ another kernel's layout (a BTF file of our own, fields elsewhere) reads the righ
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import signal
@@ -246,3 +248,56 @@ def test_sizeof_offsetof_and_dereference(tmp_path: Path) -> None:
     )
     result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "z.bpfb")), capture_output=True, text=True)
     assert result.stdout == f"{task[1]} {int(tgid_bits[1]) // 8} 1 1\n\n\n", result.stderr
+
+
+# Target descriptions
+
+
+@needs_bpf
+def test_a_target_description_lets_nobody_compile_what_only_tracefs_knows() -> None:
+    """sched_wakeup's record has no BTF struct of its own name (it is its event class's), so
+    without tracefs only the target description knows its fields."""
+    described = subprocess.run(bpfrun_command("--describe-target"), capture_output=True, text=True)
+    assert described.returncode == 0, described.stderr
+    description = json.loads(described.stdout)
+    btf = Path("/sys/kernel/btf/vmlinux").read_bytes()
+    assert (description["release"], description["btf_sha256"]) == (os.uname().release, hashlib.sha256(btf).hexdigest())
+    assert ["pid", "pid_t", 24, 4, 1] in description["tracepoints"]["sched:sched_wakeup"]
+    with tempfile.TemporaryDirectory() as directory:
+        tmp_path = Path(directory)
+        os.chmod(tmp_path, 0o755)
+        (tmp_path / "target.json").write_text(described.stdout)
+        (tmp_path / "w.bt").write_text("tracepoint:sched:sched_wakeup /args.pid == $1/ { @woken = count(); }")
+        for path in tmp_path.iterdir():
+            path.chmod(0o644)
+        as_nobody = (
+            "umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; "
+            f"cd /; HOME=/nonexistent setpriv --reuid=65534 --regid=65534 --clear-groups {BPFTC} {{}} {tmp_path}/w.bt -o -"
+        )
+        without = subprocess.run(["unshare", "-m", "sh", "-c", as_nobody.format("")], capture_output=True)
+        assert without.returncode == 1
+        assert b"Cannot find the fields of tracepoint:sched:sched_wakeup" in without.stderr
+        with_target = subprocess.run(
+            ["unshare", "-m", "sh", "-c", as_nobody.format(f"--target {tmp_path}/target.json")], capture_output=True
+        )
+        assert with_target.returncode == 0, with_target.stderr
+        bundle = tmp_path / "w.bpfb"
+        bundle.write_bytes(with_target.stdout)
+        result = traced(bundle, "for _ in range(3): time.sleep(0.01)")
+        assert re.fullmatch(r"\n\n@woken: \d+\n", result.stdout) and not result.stdout.endswith(" 0\n"), result.stdout
+
+
+def test_probe_kinds_the_target_lacks_and_a_bad_target_file(tmp_path: Path) -> None:
+    target = tmp_path / "t.json"
+    target.write_text('{"format": 1}')
+    refused = subprocess.run([BPFTC, "--target", target, "-e", "begin { }", "-o", "-"], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"bpftc: ERROR: {target} is not a target description bpftc can use: malformed")
+    assert refused.stderr.count("\n") == 1
+    from common.target import Target, to_json
+
+    btf = Path("/sys/kernel/btf/vmlinux").read_bytes()
+    target.write_text(to_json(Target("6.1.0-test", "x86_64", btf, {}, ("begin", "end", "tracepoint"))))
+    kprobe = subprocess.run([BPFTC, "--target", target, "-e", "kprobe:vfs_read { }", "-o", "-"], capture_output=True)
+    assert kprobe.returncode == 1
+    assert kprobe.stderr.decode().startswith("stdin:1:1-16: ERROR: The target kernel cannot attach kprobe probes\n")

@@ -11,26 +11,15 @@ a syscall the table lacks is reported by bpftc, and regenerating the table adds 
 
 import json
 import pathlib
-import re
 import sys
 
+from common.target import parse_format
+
 EVENTS = pathlib.Path("/sys/kernel/tracing/events/syscalls")
-FIELD = re.compile(r"field:(?P<declaration>[^;]+);\s*offset:(\d+);\s*size:(\d+);\s*signed:([01]);")
-
-
-def fields(format_text: str) -> list:
-    found = []
-    for match in FIELD.finditer(format_text):
-        declaration = match["declaration"].strip()
-        c_type, name = declaration.rsplit(None, 1) if not declaration.endswith("]") else (declaration, "")
-        if name.startswith("common_"):
-            continue
-        found.append([name, c_type, int(match[2]), int(match[3]), int(match[4])])
-    return found
 
 
 def main() -> None:
-    table = {path.name: fields((path / "format").read_text()) for path in sorted(EVENTS.iterdir()) if path.is_dir()}
+    table = {path.name: parse_format((path / "format").read_text()) for path in sorted(EVENTS.iterdir()) if path.is_dir()}
     lines = [f"{json.dumps(name)}: {json.dumps(table[name])}" for name in table]  # one tracepoint a line
     sys.stdout.write("{\n" + ",\n".join(lines) + "\n}\n")
 

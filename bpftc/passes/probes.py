@@ -13,13 +13,18 @@ from bpftc.probes import ProbeTarget, describe
 ProbeTargets = dict[ast.AttachPoint, ProbeTarget]
 
 
-def resolve_probes(program: ast.Program, diagnostics: Diagnostics) -> ProbeTargets:
+def resolve_probes(
+    program: ast.Program, diagnostics: Diagnostics, probe_kinds: tuple[str, ...] | None = None
+) -> ProbeTargets:
+    """`probe_kinds`: what the target kernel can attach (a target description's), None: anything."""
     targets: ProbeTargets = {}
     for probe in program.probes:
         for attach_point in probe.attach_points:
             target = describe(attach_point)
             if isinstance(target, str):
                 diagnostics.error(attach_point.span, target)
+            elif probe_kinds is not None and target.provider not in probe_kinds:
+                diagnostics.error(attach_point.span, f"The target kernel cannot attach {target.provider} probes")
             else:
                 targets[attach_point] = target
     if not program.probes:
