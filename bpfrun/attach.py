@@ -19,19 +19,22 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import fnmatch
 import os
 import re
+import zlib
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bpfrun import tracefs
+from bpfrun import listing, tracefs
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
     BTF_KIND_FUNC,
     PERF_COUNT_SW_CPU_CLOCK,
     PERF_TYPE_HARDWARE,
     PERF_TYPE_SOFTWARE,
+    bpf_kprobe_opts,
     bpf_tracepoint_opts,
     bpf_uprobe_opts,
     SYS_PERF_EVENT_OPEN,
@@ -80,6 +83,7 @@ MAX_PERIOD_NS = (1 << 63) - 1
 _TRACEPOINT_NAME = re.compile(schema.TRACEPOINT_NAME)
 _TRACEPOINT_PATTERN = re.compile(schema.TRACEPOINT_PATTERN)
 _FUNCTION_NAME = re.compile(schema.FUNCTION_NAME)
+_PROBE_SYMBOL = re.compile(schema.PROBE_SYMBOL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +94,42 @@ class Provider:
 
 
 def expand_wildcards(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
-    """The bundle's probes with each wildcard tracepoint replaced by the tracepoints of this host
-    that match it, all running the same program (bpftc cannot know which exist here)."""
+    """The bundle's probes with each wildcard replaced by the tracepoints or functions of this
+    host that match it, all running the same program (bpftc cannot know which exist here)."""
     expanded = []
     for probe in probes:
-        if probe.provider == TRACEPOINT and is_wildcard(probe):
+        if not is_wildcard(probe):
+            expanded.append(probe)
+        elif probe.provider == TRACEPOINT:
             expanded.extend(_matching_tracepoints(probe))
+        elif probe.provider in (UPROBE, URETPROBE):
+            expanded.extend(_matching_functions(probe, listing.elf_functions(binary_path(probe)), probe.target[0]))
+        elif probe.provider in (KPROBE, KRETPROBE):
+            _check_kprobe(probe)
+            expanded.extend(_matching_functions(probe, sorted(set(listing.kernel_functions())), None))
         else:
             expanded.append(probe)
     return expanded
+
+
+def _matching_functions(probe: ProbeSpec, functions: Sequence[str], binary: str | None) -> list[ProbeSpec]:
+    pattern = probe.target[-1]
+    matches = [name for name in functions if fnmatch.fnmatchcase(name, pattern) and _FUNCTION_NAME.fullmatch(name)]
+    if not matches:
+        raise UserError(f"cannot attach {probe.attach_point}: no function matches it")
+    head = probe.target[:-1]
+    return [
+        dataclasses.replace(probe, target=(*head, name), attach_point=":".join((probe.provider, *head, name)))
+        for name in matches
+    ]
+
+
+def probe_cookie(probe: ProbeSpec) -> int:
+    """The attach cookie of an expanded probe, the key of its name in the probe-names map: a
+    tracepoint's id; for a function, a number from its name, above every tracepoint id."""
+    if probe.provider == TRACEPOINT:
+        return tracefs.tracepoint_id(*probe.target)
+    return 1 << 32 | zlib.crc32(probe.attach_point.encode())
 
 
 def is_wildcard(probe: ProbeSpec) -> bool:
@@ -122,9 +153,9 @@ def record_tracepoint_names(loaded: LoadedObject, map_name: str, probes: Sequenc
         return
     map_fd = loaded.map_fds[map_name]
     for probe in probes:
-        if probe.provider != TRACEPOINT:
+        if probe.provider not in (TRACEPOINT, UPROBE, URETPROBE, KPROBE, KRETPROBE):
             continue
-        key = ctypes.c_uint64(tracefs.tracepoint_id(*probe.target))
+        key = ctypes.c_uint64(probe_cookie(probe))
         name = probe.attach_point.encode()[: PROBE_NAME_SIZE - 1]
         value = ctypes.create_string_buffer(name, PROBE_NAME_SIZE)
         if lib.bpf_map_update_elem(map_fd, ctypes.byref(key), value, 0) != 0:
@@ -183,7 +214,7 @@ def _check_tracepoint(probe: ProbeSpec) -> None:
 def _attach_tracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
     category, name = probe.target
     # The tracepoint's id as attach cookie: the key of its name in the probe-names map.
-    options = bpf_tracepoint_opts(ctypes.sizeof(bpf_tracepoint_opts), tracefs.tracepoint_id(category, name))
+    options = bpf_tracepoint_opts(ctypes.sizeof(bpf_tracepoint_opts), probe_cookie(probe))
     link = lib.bpf_program__attach_tracepoint_opts(program, category.encode(), name.encode(), ctypes.byref(options))
     _register(link, probe, links)
 
@@ -192,8 +223,12 @@ def _attach_tracepoint(program: int, probe: ProbeSpec, links: contextlib.ExitSta
 
 
 def _kprobe_problem(probe: ProbeSpec) -> str | None:
-    if len(probe.target) != 1 or not _FUNCTION_NAME.fullmatch(probe.target[0]):
-        return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
+    """`[MODULE:]FUNCTION`, FUNCTION with wildcards or +OFFSET."""
+    parts = probe.target
+    if not 1 <= len(parts) <= 2 or not _PROBE_SYMBOL.fullmatch(parts[-1]) or parts[-1].startswith("0x"):
+        return f"invalid {probe.provider} target {':'.join(parts)!r}"
+    if len(parts) == 2 and not _TRACEPOINT_PATTERN.fullmatch(parts[0]):
+        return f"invalid {probe.provider} module {parts[0]!r}"
     return None
 
 
@@ -205,8 +240,10 @@ def _check_kprobe(probe: ProbeSpec) -> None:
 
 
 def _attach_kprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
-    (function,) = probe.target
-    link = lib.bpf_program__attach_kprobe(program, probe.provider == KRETPROBE, function.encode())
+    function, _, offset = probe.target[-1].partition("+")  # a module's function is named alone
+    options = bpf_kprobe_opts(sz=ctypes.sizeof(bpf_kprobe_opts), bpf_cookie=probe_cookie(probe))
+    options.offset, options.retprobe = int(offset or 0), probe.provider == KRETPROBE
+    link = lib.bpf_program__attach_kprobe_opts(program, function.encode(), ctypes.byref(options))
     _register(link, probe, links)
 
 
@@ -325,7 +362,7 @@ def _attach_fentry(program: int, probe: ProbeSpec, links: contextlib.ExitStack) 
 
 
 def _uprobe_problem(probe: ProbeSpec) -> str | None:
-    if len(probe.target) != 2 or not probe.target[0] or not _FUNCTION_NAME.fullmatch(probe.target[1]):
+    if len(probe.target) != 2 or not probe.target[0] or not _PROBE_SYMBOL.fullmatch(probe.target[1]):
         return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
     return None
 
@@ -359,9 +396,20 @@ def _is_elf(path: Path) -> bool:
 
 
 def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    """At a function (libbpf finds it), at an offset into it, or at an address of the binary
+    (which libbpf wants as an offset in the file)."""
+    binary = binary_path(probe)
     options = bpf_uprobe_opts(sz=ctypes.sizeof(bpf_uprobe_opts), retprobe=probe.provider == URETPROBE)
-    options.func_name = probe.target[1].encode()
-    link = lib.bpf_program__attach_uprobe_opts(program, -1, binary_path(probe).encode(), 0, ctypes.byref(options))
+    options.bpf_cookie = probe_cookie(probe)
+    symbol = probe.target[1]
+    if symbol.startswith("0x"):
+        offset = listing.file_offset(binary, int(symbol, 16))
+        if offset is None:
+            raise UserError(f"cannot attach {probe.attach_point}: {symbol} is not in a loaded segment of {binary}")
+    else:
+        function, _, extra = symbol.partition("+")
+        options.func_name, offset = function.encode(), int(extra or 0)
+    link = lib.bpf_program__attach_uprobe_opts(program, -1, binary.encode(), offset, ctypes.byref(options))
     _register(link, probe, links)
 
 

@@ -73,6 +73,12 @@ class bpf_uprobe_opts(Structure):  # noqa: N801 (libbpf's name)
     ]
 
 
+class bpf_kprobe_opts(Structure):  # noqa: N801 (libbpf's name)
+    """libbpf 1.1's struct bpf_kprobe_opts."""
+
+    _fields_ = [("sz", c_size_t), ("bpf_cookie", c_uint64), ("offset", c_size_t), ("retprobe", c_bool)]
+
+
 class bpf_tracepoint_opts(Structure):  # noqa: N801 (libbpf's name)
     _fields_ = [("sz", c_size_t), ("bpf_cookie", c_uint64)]
 
@@ -129,7 +135,7 @@ _prototype(lib, "bpf_object__find_program_by_name", c_void_p, c_void_p, c_char_p
 _prototype(lib, "bpf_object__find_map_by_name", c_void_p, c_void_p, c_char_p)
 _prototype(lib, "bpf_program__fd", c_int, c_void_p)
 _prototype(lib, "bpf_program__attach_tracepoint_opts", c_void_p, c_void_p, c_char_p, c_char_p, c_void_p)
-_prototype(lib, "bpf_program__attach_kprobe", c_void_p, c_void_p, c_bool, c_char_p)
+_prototype(lib, "bpf_program__attach_kprobe_opts", c_void_p, c_void_p, c_char_p, POINTER(bpf_kprobe_opts))
 _prototype(lib, "bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
 _prototype(lib, "bpf_program__attach_raw_tracepoint", c_void_p, c_void_p, c_char_p)
 _prototype(lib, "bpf_program__attach_trace", c_void_p, c_void_p)

@@ -20,6 +20,8 @@ from common.schema import EVENT_ALIASES, HARDWARE_EVENTS, SOFTWARE_EVENTS
 _ELF_HEADER = struct.Struct("<16xHHIQQQIHHHHHH")
 _SECTION = struct.Struct("<IIQQQQIIQQ")
 _SYMBOL = struct.Struct("<IBBHQQ")
+_PROGRAM_HEADER = struct.Struct("<IIQQQQQQ")
+_PT_LOAD = 1
 _SHT_SYMTAB, _SHT_DYNSYM, _STT_FUNC = 2, 11, 2
 _ALIASES_OF = {
     canonical: [alias for alias, name in EVENT_ALIASES.items() if name == canonical]
@@ -48,7 +50,7 @@ def _all_probes() -> Iterator[str]:
     yield from sorted(_tracepoints("rawtracepoint"))
     yield from sorted(_perf_events("software", SOFTWARE_EVENTS))
     yield from sorted(_tracepoints("tracepoint"))
-    yield from (f"kprobe:{name}" for name in _kernel_functions())
+    yield from (f"kprobe:{name}" for name in kernel_functions())
 
 
 def _perf_events(provider: str, events: dict[str, int]) -> Iterator[str]:
@@ -71,7 +73,8 @@ def _tracepoints(provider: str) -> Iterator[str]:
                 )
 
 
-def _kernel_functions() -> Iterator[str]:
+def kernel_functions() -> Iterator[str]:
+    """The functions kprobes can attach to (none on a kernel without kprobes)."""
     functions = tracefs.ensure_mounted() / "available_filter_functions"
     if not tracefs.kprobes_available() or not functions.exists():
         return
@@ -92,6 +95,22 @@ def elf_functions(binary: str) -> list[str]:
         return sorted(_functions(data))
     except struct.error:
         raise UserError(f"{binary} is a damaged ELF file") from None
+
+
+def file_offset(binary: str, address: int) -> int | None:
+    """Where virtual `address` of an ELF64 file is in the file (uprobes attach at file offsets);
+    None when no loaded segment holds it."""
+    try:
+        data = Path(binary).read_bytes()
+        fields = _ELF_HEADER.unpack_from(data)
+        header_offset, header_size, header_count = fields[4], fields[8], fields[9]
+        for index in range(header_count):
+            kind, _, offset, virtual, _, file_size, _, _ = _PROGRAM_HEADER.unpack_from(data, header_offset + index * header_size)
+            if kind == _PT_LOAD and virtual <= address < virtual + file_size:
+                return address - virtual + offset
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _functions(data: bytes) -> set[str]:

@@ -81,8 +81,6 @@ def _bad_name(provider: str, parts: tuple[str, ...], pattern: str, what: str) ->
     """A message when one of `parts` is not made of the characters `what` is named with."""
     for part in parts:
         if not re.fullmatch(pattern, part):
-            if "+" in part and provider in (KPROBE, UPROBE):
-                return f"{provider} offsets ('{part}') are not supported yet"
             return f"'{part}' cannot name {what} in a {provider} probe"
     return None
 
@@ -218,13 +216,36 @@ def _describe_rawtracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | 
 
 def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     """`uprobe:BINARY:FUNCTION`: BINARY a path or a library name (`libc`), found on the host
-    bpfrun runs on; FUNCTION a symbol of it."""
+    bpfrun runs on; FUNCTION a symbol of it (wildcards `*` allowed), `FUNCTION+OFFSET`, or an
+    address in the binary (`0x4a3b0`)."""
     if len(parts) != 2 or not all(parts):
         return f"{name} probe type requires 2 arguments, found {len(parts)}"
-    if any("*" in part for part in parts):
-        return f"wildcards in {name} probes are not supported yet"
-    problem = _bad_name(name, parts[1:], schema.FUNCTION_NAME, "a function")
-    return problem or ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)))
+    if "*" in parts[0]:
+        return f"wildcards in the binary of {name} probes are not supported yet"
+    if "*" in parts[1] and "+" in parts[1]:
+        return f"{name}: an offset cannot go with a wildcard"
+    problem = _bad_name(name, parts[1:], schema.PROBE_SYMBOL, "a function, function+offset or address")
+    wildcard = "*" in parts[1]
+    return problem or ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)), wildcard=wildcard)
+
+
+def _describe_kprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`kprobe:[MODULE:]FUNCTION`, FUNCTION with wildcards or `+OFFSET`."""
+    if len(parts) not in (1, 2) or not all(parts):
+        return f"{name} probe type requires 1 or 2 arguments, found {len(parts)}"
+    if len(parts) == 2:
+        problem = _bad_name(name, parts[:1], schema.TRACEPOINT_PATTERN, "a kernel module")
+        if problem:
+            return problem
+    function = parts[-1]
+    if function.startswith("0x") or ("*" in function and "+" in function):
+        return f"{name}: give a function, with wildcards or with +OFFSET"
+    if name == KRETPROBE and "+" in function:
+        return "Offset not allowed for kretprobe"
+    problem = _bad_name(name, (function,), schema.PROBE_SYMBOL, "a kernel function")
+    wildcard = any("*" in part for part in parts)
+    section = "kretprobe" if name == KRETPROBE else "kprobe"
+    return problem or ProbeTarget(name, parts, section, ":".join((name, *parts)), wildcard=wildcard)
 
 
 def _describe_fentry(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
@@ -265,8 +286,8 @@ def _describe_tracepoint(name: str, parts: tuple[str, ...]) -> ProbeTarget | str
 _PROVIDERS = (
     Provider(BEGIN, ("BEGIN",), _fixed_parts(0, "raw_tp")),
     Provider(END, ("END",), _fixed_parts(0, "raw_tp")),
-    Provider(KPROBE, ("k",), _fixed_parts(1, "kprobe/{0}"), context=("args",)),
-    Provider(KRETPROBE, ("kr",), _fixed_parts(1, "kretprobe/{0}"), context=("retval",)),
+    Provider(KPROBE, ("k",), _describe_kprobe, context=("args",)),
+    Provider(KRETPROBE, ("kr",), _describe_kprobe, context=("retval",)),
     Provider(TRACEPOINT, ("t",), _describe_tracepoint),
     Provider(RAWTRACEPOINT, ("rt",), _describe_rawtracepoint, context=("args",), arguments="array"),
     Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),

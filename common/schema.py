@@ -78,6 +78,9 @@ EVENT_ALIASES |= {"branches": "branch-instructions", "cycles": "cpu-cycles"}
 TRACEPOINT_NAME = r"[A-Za-z0-9_]+"  # a tracepoint's category or name, a raw tracepoint
 TRACEPOINT_PATTERN = r"[A-Za-z0-9_*]+"  # the same with wildcards, which bpfrun expands
 FUNCTION_NAME = r"[A-Za-z0-9_.]+"  # a kernel or user-space function
+# Where a uprobe or kprobe goes: a function (wildcards `*` expanded by bpfrun on the host), a
+# function and an offset in bytes (`func+8`), or, for a uprobe, an address in the binary (`0x4a3b0`).
+PROBE_SYMBOL = r"[A-Za-z0-9_.*]+(\+[0-9]+)?|0x[0-9a-fA-F]+"
 
 # Kernel map types.
 HASH = "hash"

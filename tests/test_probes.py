@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.bpfrun_run import bpfrun_command, compile_program, needs_bpf, programs_loaded, wait_unloaded
+from tests.bpfrun_run import BPFTC, bpfrun_command, compile_program, needs_bpf, programs_loaded, wait_unloaded
 
 pytestmark = needs_bpf
 PYTHON = "/usr/bin/python3"
@@ -191,3 +191,44 @@ def test_fentry_on_a_function_without_btf_is_refused_before_loading(tmp_path: Pa
         result = run(compile_program(f"fentry:{function} {{ }}", tmp_path / "f.bpfb"))
         assert result.returncode == 1
         assert result.stderr == f"bpfrun: ERROR: cannot attach fentry:vmlinux:{function}: no such kernel function with BTF\n"
+
+
+def _libc_address(function: str) -> int:
+    """`function`'s address in libc's file: where this process has it, less where libc starts."""
+    import ctypes
+
+    loaded = ctypes.cast(getattr(ctypes.CDLL("libc.so.6"), function), ctypes.c_void_p).value
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if fields[-1].endswith("/libc.so.6") and int(fields[2], 16) == 0:
+                return loaded - int(fields[0].split("-")[0], 16)
+    raise AssertionError("libc is not mapped")
+
+
+def test_uprobe_wildcards_offsets_and_addresses(tmp_path: Path) -> None:
+    # getcwd starts with `push r15` (2 bytes): +2 is the start of an instruction, as it must be.
+    program = (
+        "uprobe:libc:getcw* /pid == $1/ { @[probe] = count(); } "
+        "uprobe:libc:getcwd+2 /pid == $1/ { @offset = count(); } "
+        f"uprobe:libc:{hex(_libc_address('getcwd'))} /pid == $1/ {{ @address = count(); }}"
+    )
+    result = traced_loop(compile_program(program, tmp_path / "w.bpfb"), "getcwd", 3)
+    assert result.stdout == "\n\n@[uprobe:libc:getcwd]: 3\n@address: 3\n@offset: 3\n", result.stderr
+    missing = run(compile_program("uprobe:libc:no_such_function_* { }", tmp_path / "m.bpfb"))
+    assert (missing.returncode, missing.stderr) == (
+        1, "bpfrun: ERROR: cannot attach uprobe:libc:no_such_function_*: no function matches it\n"
+    )  # fmt: skip
+
+
+def test_kprobe_offsets_modules_and_wildcards_compile(tmp_path: Path) -> None:
+    """They compile; on a kernel without kprobes bpfrun refuses them in one line."""
+    bundle = compile_program("kprobe:vfs_rea* { } kprobe:vfs_read+8 { } kprobe:ext4:ext4_sync_fs { }", tmp_path / "k.bpfb")
+    result = run(bundle)
+    if not Path("/sys/bus/event_source/devices/kprobe").exists():
+        assert result.returncode == 1 and result.stderr.endswith(
+            "kprobes are not available on this kernel (CONFIG_KPROBES is off)\n"
+        ), result.stderr
+        assert result.stderr.count("\n") == 1
+    refused = subprocess.run([BPFTC, "-e", "kretprobe:vfs_read+8 { }", "-o", "-"], capture_output=True, text=True)
+    assert "ERROR: Offset not allowed for kretprobe" in refused.stderr

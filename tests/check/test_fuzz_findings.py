@@ -48,9 +48,9 @@ REFUSED = [
         "stdin:1:17-45: ERROR: Ternary operator must return a value: use if/else for statements",
     ),
     ("tracepoint:a-b:c { }", "stdin:1:1-17: ERROR: 'a-b' cannot name a tracepoint in a tracepoint probe"),
-    ("kprobe:vfs_read+4 { }", "stdin:1:1-18: ERROR: kprobe offsets ('vfs_read+4') are not supported yet"),
+    ("kretprobe:vfs_read+4 { }", "stdin:1:1-21: ERROR: Offset not allowed for kretprobe"),
     ("kretprobe:f/ { }", "stdin:1:1-13: ERROR: 'f/' cannot name a kernel function in a kretprobe probe"),
-    ("uprobe:/bin/sh:ma-in { }", "stdin:1:1-21: ERROR: 'ma-in' cannot name a function in a uprobe probe"),
+    ("uprobe:/bin/sh:ma-in { }", "stdin:1:1-21: ERROR: 'ma-in' cannot name a function, function+offset or address in a uprobe probe"),
     ("rawtracepoint:sched-switch { }", "stdin:1:1-27: ERROR: 'sched-switch' cannot name a raw tracepoint in a rawtracepoint probe"),
     # a search generated as straight-line code: LLVM took minutes over it
     (
