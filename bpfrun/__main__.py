@@ -130,7 +130,14 @@ def _main(path: str, options: Options) -> int:
 def _run(path: str, options: Options) -> int:
     # Imported here so that even a missing libbpf.so.1 is reported as one line.
     from bpfrun import libbpf
-    from bpfrun.attach import attach_probes, check_attach_points, expand_wildcards, record_tracepoint_names
+    from bpfrun.attach import (
+        attach_probes,
+        check_attach_points,
+        expand_usdt,
+        expand_wildcards,
+        record_tracepoint_names,
+        record_usdt_specs,
+    )
     from bpfrun.command import Command
     from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
@@ -171,11 +178,12 @@ def _run(path: str, options: Options) -> int:
         values = check_options(resources.options, named)
         if resources.globals is not None:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
-        probes = expand_wildcards(resources.probes)
+        probes = expand_usdt(expand_wildcards(resources.probes))
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
         check_kernel_fields(resources.requirements.kernel_fields)
         loaded = load(bundle, stack, log, data)
         record_tracepoint_names(loaded, resources.probe_names_map, probes)
+        record_usdt_specs(loaded, resources.usdt_spec_map, probes)
         if resources.stack_map:
             use_stack_map(loaded.map_fds[resources.stack_map])
         context = Context(resources.maps, loaded.map_fds, ncpus)

@@ -27,7 +27,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bpfrun import listing, tracefs
+from bpfrun import listing, tracefs, usdt
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
     BTF_KIND_FUNC,
@@ -63,6 +63,7 @@ from common.schema import (
     TRACEPOINT,
     UPROBE,
     URETPROBE,
+    USDT,
     ProbeSpec,
 )
 
@@ -112,6 +113,42 @@ def expand_wildcards(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
     return expanded
 
 
+def expand_usdt(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
+    """Each USDT probe as one probe per site of it in its binary (the site's index last in its
+    target); bpftrace counts them so in its "Attached N probes"."""
+    expanded = []
+    for probe in probes:
+        if probe.provider != USDT:
+            expanded.append(probe)
+            continue
+        binary, provider, name = probe.target
+        found = usdt.sites(binary_path(probe), provider, name)
+        if not found:
+            raise UserError(f"cannot attach {probe.attach_point}: no such USDT probe in {binary_path(probe)}")
+        expanded.extend(dataclasses.replace(probe, target=(*probe.target, str(index))) for index in range(len(found)))
+    return expanded
+
+
+def record_usdt_specs(loaded: LoadedObject, map_name: str, probes: Sequence[ProbeSpec]) -> None:
+    """Write where each USDT site has its arguments into the bundle's spec map, under the
+    site's attach cookie."""
+    if not map_name:
+        return
+    for probe in probes:
+        if probe.provider != USDT:
+            continue
+        site = _usdt_site(probe)
+        spec = usdt.encode_spec(usdt.parse_arguments(site.arguments))
+        key = ctypes.c_uint64(probe_cookie(probe))
+        if lib.bpf_map_update_elem(loaded.map_fds[map_name], ctypes.byref(key), spec, 0) != 0:
+            raise UserError(f"cannot record the arguments of {probe.attach_point}: {os.strerror(ctypes.get_errno())}")
+
+
+def _usdt_site(probe: ProbeSpec) -> usdt.Site:
+    binary, provider, name, index = probe.target
+    return usdt.sites(binary_path(probe), provider, name)[int(index)]
+
+
 def _matching_functions(probe: ProbeSpec, functions: Sequence[str], binary: str | None) -> list[ProbeSpec]:
     pattern = probe.target[-1]
     matches = [name for name in functions if fnmatch.fnmatchcase(name, pattern) and _FUNCTION_NAME.fullmatch(name)]
@@ -129,6 +166,8 @@ def probe_cookie(probe: ProbeSpec) -> int:
     tracepoint's id; for a function, a number from its name, above every tracepoint id."""
     if probe.provider == TRACEPOINT:
         return tracefs.tracepoint_id(*probe.target)
+    if probe.provider == USDT:  # one cookie per site
+        return 2 << 32 | zlib.crc32(":".join(probe.target).encode())
     return 1 << 32 | zlib.crc32(probe.attach_point.encode())
 
 
@@ -413,6 +452,23 @@ def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) 
     _register(link, probe, links)
 
 
+def _usdt_problem(probe: ProbeSpec) -> str | None:
+    binary, *names = probe.target if len(probe.target) in (3, 4) else ("", "")
+    if not binary or not names[1] or any(name and not _FUNCTION_NAME.fullmatch(name) for name in names[:2]):
+        return f"invalid {probe.provider} target {':'.join(probe.target)!r}"
+    return None
+
+
+def _attach_usdt(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
+    """A uprobe at the site, with the kernel counting the probe's semaphore up while attached
+    (the binary checks it before it fires the probe)."""
+    site = _usdt_site(probe)
+    options = bpf_uprobe_opts(sz=ctypes.sizeof(bpf_uprobe_opts), bpf_cookie=probe_cookie(probe))
+    options.ref_ctr_offset = site.semaphore_offset
+    link = lib.bpf_program__attach_uprobe_opts(program, -1, binary_path(probe).encode(), site.offset, ctypes.byref(options))
+    _register(link, probe, links)
+
+
 def _profile_problem(probe: ProbeSpec) -> str | None:
     if probe.target or not (0 < probe.period <= MAX_PERIOD_NS or 0 < probe.frequency <= 1_000_000_000):
         return "a profile probe needs a period or a frequency"
@@ -461,6 +517,7 @@ PROVIDERS: dict[str, Provider] = {
     RAWTRACEPOINT: Provider(_rawtracepoint_problem, _check_rawtracepoint, _attach_rawtracepoint),
     UPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
     URETPROBE: Provider(_uprobe_problem, _check_uprobe, _attach_uprobe),
+    USDT: Provider(_usdt_problem, _check_uprobe, _attach_usdt),
     SIGNAL: Provider(_signal_problem, _nothing, _nothing),
     FENTRY: Provider(_fentry_problem, _check_fentry, _attach_fentry),
     FEXIT: Provider(_fentry_problem, _check_fentry, _attach_fentry),

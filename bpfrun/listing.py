@@ -40,6 +40,15 @@ def list_probes(pattern: str | None) -> Iterator[str]:
             if fnmatch.fnmatchcase(name, functions or "*")
         )
         return
+    if pattern and pattern.startswith(("usdt:", "U:")):
+        binary = pattern.split(":")[1]
+        from bpfrun import usdt  # a binary's static probes
+
+        rest = pattern.split(":", 2)[2] if pattern.count(":") >= 2 else "*"  # [PROVIDER:]NAME
+        for site in sorted({(site.provider, site.name) for site in usdt.all_sites(binary)}):
+            if fnmatch.fnmatchcase(":".join(site), rest) or fnmatch.fnmatchcase(site[1], rest):
+                yield f"usdt:{binary}:{site[0]}:{site[1]}"
+        return
     for probe in _all_probes():
         if pattern is None or fnmatch.fnmatchcase(probe, pattern):
             yield probe

@@ -33,7 +33,7 @@ from bpfrun.libbpf import (
 from common import schema
 from common.bundle import Bundle
 from common.layout import MAX_STACK_DEPTH
-from common.schema import PROBE_NAME_SIZE, MapSpec, Resources
+from common.schema import PROBE_NAME_SIZE, USDT_SPEC_SIZE, MapSpec, Resources
 
 _MAP_TYPES = {
     schema.HASH: BPF_MAP_TYPE_HASH,
@@ -110,6 +110,12 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
         if found != (BPF_MAP_TYPE_HASH, 8, PROBE_NAME_SIZE):
             raise UserError(f"bundle's probe-names map {resources.probe_names_map!r} is not a hash of u64 to names")
         maps[resources.probe_names_map] = names
+    if resources.usdt_spec_map:
+        specs = _find_map(handle, resources.usdt_spec_map, "USDT arguments")
+        found = (lib.bpf_map__type(specs), lib.bpf_map__key_size(specs), lib.bpf_map__value_size(specs))
+        if found != (BPF_MAP_TYPE_HASH, 8, USDT_SPEC_SIZE):
+            raise UserError(f"bundle's USDT map {resources.usdt_spec_map!r} is not a hash of u64 to argument specs")
+        maps[resources.usdt_spec_map] = specs
     if resources.stack_map:
         stacks = _find_map(handle, resources.stack_map, "stacks")
         found = (lib.bpf_map__type(stacks), lib.bpf_map__key_size(stacks), lib.bpf_map__value_size(stacks))

@@ -45,7 +45,9 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
     if resources.globals is not None:
         _verify_globals(resources.globals, resources.options)
     _verify_probes(resources.probes)
-    special_maps = [resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map]
+    special_maps = [
+        resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map, resources.usdt_spec_map
+    ]  # fmt: skip
     _verify_maps(resources.maps, special_maps)
     _verify_events(resources)
 

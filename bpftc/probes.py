@@ -33,6 +33,7 @@ from common.schema import (
     TRACEPOINT,
     UPROBE,
     URETPROBE,
+    USDT,
 )
 
 from bpftc.ast import AttachPoint
@@ -229,6 +230,19 @@ def _describe_uprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     return problem or ProbeTarget(name, parts, "uprobe", ":".join((name, *parts)), wildcard=wildcard)
 
 
+def _describe_usdt(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
+    """`usdt:BINARY:[PROVIDER:]NAME`: BINARY a path or a library name, read by bpfrun on the host
+    for the probe's sites (its .note.stapsdt); without PROVIDER, any provider's NAME."""
+    if len(parts) not in (2, 3) or not all(parts):
+        return f"{name} probe type requires 2 or 3 arguments, found {len(parts)}"
+    if any("*" in part for part in parts):
+        return f"wildcards in {name} probes are not supported yet"
+    binary, *rest = parts
+    provider, probe = rest if len(rest) == 2 else ("", rest[0])
+    problem = _bad_name(name, tuple(rest), schema.FUNCTION_NAME, "a USDT provider or probe")
+    return problem or ProbeTarget(name, (binary, provider, probe), "uprobe", ":".join((name, *parts)))
+
+
 def _describe_kprobe(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     """`kprobe:[MODULE:]FUNCTION`, FUNCTION with wildcards or `+OFFSET`."""
     if len(parts) not in (1, 2) or not all(parts):
@@ -292,6 +306,7 @@ _PROVIDERS = (
     Provider(RAWTRACEPOINT, ("rt",), _describe_rawtracepoint, context=("args",), arguments="array"),
     Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),
     Provider(URETPROBE, ("ur",), _describe_uprobe, context=("retval",)),
+    Provider(USDT, ("U",), _describe_usdt, context=("args",), arguments="usdt"),
     # fentry/fexit offer no arguments yet: args.NAME needs the function's BTF (kernel types).
     Provider(FENTRY, ("f", "kfunc"), _describe_fentry),
     Provider(FEXIT, ("fr", "kretfunc"), _describe_fentry),

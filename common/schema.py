@@ -49,6 +49,7 @@ RAWTRACEPOINT = "rawtracepoint"
 UPROBE = "uprobe"
 UNSCOPED_PROVIDERS = ("begin", "end", "self", "interval")  # the probes -p does not scope
 URETPROBE = "uretprobe"
+USDT = "usdt"  # a static probe in a binary's .note.stapsdt, attached as a uprobe at each of its sites
 FENTRY = "fentry"  # a BPF trampoline at a kernel function's entry (fentry:[MODULE:]FUNCTION)
 FEXIT = "fexit"  # ... and at its return
 PROFILE = "profile"
@@ -109,6 +110,15 @@ class ProbeSpec:
 
 
 MAX_MAP_ENTRIES = 1 << 24  # the largest max_entries bpfrun accepts (what max_map_keys may ask for)
+# USDT arguments: bpfrun writes where each site has them (a register, memory at a register plus an
+# offset, or a constant) into the map Resources.usdt_spec_map, keyed by the site's attach cookie;
+# the programs read them from there. A spec: u64 argument count, then USDT_MAX_ARGS entries of
+# 16 bytes: u8 kind (USDT_CONSTANT, USDT_REGISTER, USDT_MEMORY), i8 size in bytes (negative:
+# signed), u16 the register's offset in struct pt_regs, u32 zero, i64 the constant or the offset.
+USDT_MAX_ARGS = 12
+USDT_SPEC_SIZE = 8 + 16 * USDT_MAX_ARGS
+USDT_CONSTANT, USDT_REGISTER, USDT_MEMORY = 0, 1, 2
+USDT_SPEC_ENTRIES = 1024  # probe sites a bundle may attach
 STACK_MAP_ENTRIES = 16384  # distinct stacks a run keeps (as bpftrace); later ones are not taken
 
 
@@ -292,6 +302,7 @@ class Resources:
     # A stack-trace map (key u32 stack id, value STACK_MAP_DEPTH u64 addresses) that stack
     # values (layout.STACK) refer to; '' when the program takes no stacks.
     stack_map: str = ""
+    usdt_spec_map: str = ""  # a hash of attach cookie → USDT argument spec (see USDT_SPEC_SIZE)
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

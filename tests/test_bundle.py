@@ -154,8 +154,8 @@ INCONSISTENT = {
         "bundle has duplicate probe program 'p'",
     ),
     "unknown provider": (
-        resources(probes=(ProbeSpec("usdt", ("x",), "u", "usdt:x"),)),
-        "probe 'usdt:x': provider 'usdt' is not supported by bpfrun",
+        resources(probes=(ProbeSpec("watchpoint", ("x",), "u", "watchpoint:x"),)),
+        "probe 'watchpoint:x': provider 'watchpoint' is not supported by bpfrun",
     ),
     "uprobe without a function": (
         resources(probes=(ProbeSpec("uprobe", ("x",), "u", "uprobe:x"),)),

@@ -232,3 +232,32 @@ def test_kprobe_offsets_modules_and_wildcards_compile(tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1
     refused = subprocess.run([BPFTC, "-e", "kretprobe:vfs_read+8 { }", "-o", "-"], capture_output=True, text=True)
     assert "ERROR: Offset not allowed for kretprobe" in refused.stderr
+
+
+def test_usdt_arguments_in_registers_and_memory(tmp_path: Path) -> None:
+    """Python's own static probes (behind semaphores, which the kernel counts up while attached):
+    gc__start has its generation in memory (`-4@112(%rsp)`), import__find__load__start the
+    module's name in a register (`8@%rax`)."""
+    python = "/usr/bin/python3.11"
+    program = (
+        f"usdt:{python}:python:gc__start /pid == $1/ {{ @generation[arg0] = count(); }} "
+        f"usdt:{python}:import__find__load__start /pid == $1/ {{ @imported[str(arg0)] = count(); }}"
+    )
+    bundle = compile_program(program, tmp_path / "usdt.bpfb")
+    script = "import sys, gc\nsys.stdin.readline()\nfor generation in (0, 1, 2, 2): gc.collect(generation)\nimport colorsys\n"
+    workload = subprocess.Popen([python, "-c", script], stdin=subprocess.PIPE)
+    tracer = subprocess.Popen(bpfrun_command(bundle, str(workload.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: E501
+    assert tracer.stderr.readline() == "Attached 2 probes\n"
+    workload.stdin.write(b"go\n")
+    workload.stdin.close()
+    workload.wait(timeout=20)
+    time.sleep(0.2)
+    tracer.send_signal(signal.SIGINT)
+    stdout, stderr = tracer.communicate(timeout=20)
+    counts = dict(re.findall(r"^(@\w+\[\w+\]): (\d+)$", stdout, re.MULTILINE))
+    assert counts["@imported[colorsys]"] == "1", stdout + stderr
+    # Python may collect on its own too (at exit, generation 2): at least the explicit ones.
+    assert int(counts["@generation[0]"]) >= 1 and int(counts["@generation[1]"]) >= 1, stdout
+    assert int(counts["@generation[2]"]) >= 2, stdout
+    listed = subprocess.run(bpfrun_command("-l", f"usdt:{python}:*gc*"), capture_output=True, text=True).stdout
+    assert listed == f"usdt:{python}:python:gc__done\nusdt:{python}:python:gc__start\n"

@@ -63,6 +63,7 @@ class Module:
     scratch: ir.GlobalVariable | None = None
     kernel_data: KernelData | None = None
     stacks: ir.GlobalVariable | None = None  # the stack-trace map of kstack and ustack
+    usdt_specs: ir.GlobalVariable | None = None  # where each USDT site has its arguments
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
@@ -106,6 +107,10 @@ def generate(
         attributes = {"type": bpf_helpers.MAP_TYPE_STACK_TRACE, "max_entries": schema.STACK_MAP_ENTRIES}
         attributes |= {"key_size": 4, "value_size": 8 * layout.MAX_STACK_DEPTH}
         describe_map(debug_info, shared.stacks, attributes)
+    if plan.resources.usdt_spec_map:
+        shared.usdt_specs = define_map(module, plan.resources.usdt_spec_map, 4)
+        attributes = {"type": bpf_helpers.MAP_TYPE_HASH, "max_entries": schema.USDT_SPEC_ENTRIES}
+        describe_map(debug_info, shared.usdt_specs, attributes | {"key_size": 8, "value_size": schema.USDT_SPEC_SIZE})
     if plan.resources.probe_names_map:
         shared.probe_names = define_map(module, plan.resources.probe_names_map, 4)
         attributes = {"type": bpf_helpers.MAP_TYPE_HASH, "max_entries": PROBE_NAMES_ENTRIES}
@@ -524,8 +529,11 @@ class _ProbeGenerator(ast.Visitor):
             return self.bpf.call_helper(kernel_data.GET_CURRENT_TASK, [], name="curtask")
         if name.startswith("arg"):
             index = int(name[3:])
-            if PROVIDERS[self.program_plan.target.provider].arguments == "array":  # rawtracepoint: u64 args[]
+            arguments = PROVIDERS[self.program_plan.target.provider].arguments
+            if arguments == "array":  # rawtracepoint: u64 args[]
                 return self.bpf.load_i64(self.bpf.context, 8 * index, name=name)
+            if arguments == "usdt":
+                return self._usdt_argument(index)
             return self.bpf.load_i64(self.bpf.context, self.arch.arg_offsets[index], name=name)
         raise AssertionError(f"no code for builtin {name}")
 
@@ -545,6 +553,55 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_bytes(destination, kind.encode(), storage.size_of(self.types[node]))
         else:
             self.bpf.store_i64(self.visit_Builtin(node), destination)
+
+    def _usdt_argument(self, index: int) -> ir.Value:
+        """USDT argument `index` of the site that fired, as bpfrun described it in the spec map
+        (common/schema.py's USDT_SPEC_SIZE): a constant, a register, or memory at a register plus
+        an offset; then cut to its size and extended by its sign. 0 when the site has fewer
+        (their entries are zeros: a constant 0)."""
+        result = self.bpf.allocas.alloca(I64, name=f"usdt_arg{index}")
+        self.bpf.store_i64(I64(0), result)
+        key = self.memory.acquire(8)
+        self.bpf.store_i64(self.bpf.call_helper(bpf_helpers.GET_ATTACH_COOKIE, [self.bpf.context], name="cookie"), key)
+        spec = self.bpf.map_lookup(self.shared.usdt_specs, key)
+        done = self.bpf.new_block("usdt_done")
+        found = self.bpf.new_block("usdt_found")
+        self.ir.cbranch(self.bpf.is_null(spec), done, found)
+        self.ir.position_at_end(found)
+        entry = 8 + 16 * index
+        header = self.ir.load(self.bpf.at(spec, entry), typ=I64, name="header", align=8)
+        kind = self.ir.and_(header, I64(0xFF), name="kind")
+        size = self.ir.ashr(self.ir.shl(header, I64(48)), I64(56), name="size")  # the i8 at byte 1
+        register_offset = self.ir.and_(self.ir.lshr(header, I64(16)), I64(0xFFFF), name="register_offset")
+        value = self.bpf.load_i64(spec, entry + 8, name="value")
+        slot = self.memory.acquire(8)
+        constant, from_register = self.bpf.new_block("usdt_constant"), self.bpf.new_block("usdt_register")
+        sized = self.bpf.new_block("usdt_sized")
+        self.ir.cbranch(self.ir.icmp_unsigned("==", kind, I64(schema.USDT_CONSTANT)), constant, from_register)
+        self.ir.position_at_end(constant)
+        self.bpf.store_i64(value, slot)
+        self.ir.branch(sized)
+        self.ir.position_at_end(from_register)
+        registers = self.ir.ptrtoint(self.bpf.context, I64)
+        register = kernel_data.as_address(self.bpf, self.ir.add(registers, register_offset))
+        self.bpf.store_i64(I64(0), slot)
+        kernel_data.probe_read(self.bpf, slot, 8, register, KERNEL)
+        with self.ir.if_then(self.ir.icmp_unsigned("==", kind, I64(schema.USDT_MEMORY))):
+            address = kernel_data.as_address(self.bpf, self.ir.add(self.bpf.load_i64(slot), value))
+            self.bpf.store_i64(I64(0), slot)
+            kernel_data.probe_read(self.bpf, slot, 8, address, USER)
+        self.ir.branch(sized)
+        self.ir.position_at_end(sized)
+        raw = self.bpf.load_i64(slot)
+        magnitude = self.ir.select(self.ir.icmp_signed("<", size, I64(0)), self.ir.neg(size), size)
+        shift = self.ir.sub(I64(64), self.ir.mul(magnitude, I64(8)), name="shift")
+        shift = self.ir.and_(shift, I64(63))  # size 8: no shift
+        left = self.ir.shl(raw, shift)
+        extended = self.ir.select(self.ir.icmp_signed("<", size, I64(0)), self.ir.ashr(left, shift), self.ir.lshr(left, shift))
+        self.bpf.store_i64(extended, result)
+        self.ir.branch(done)
+        self.ir.position_at_end(done)
+        return self.bpf.load_i64(result, name=f"arg{index}")
 
     def _take_stack(self, stack: Stack, destination: ir.Value) -> None:
         """A stack value: the id bpf_get_stackid gives (negative when it could not take one), then

@@ -50,6 +50,7 @@ SCRATCH_MAP = "scratch"
 PROBE_NAMES_MAP = "probe_names"
 PROBE_NAMES_ENTRIES = 65536  # tracepoints a wildcard may match
 STACK_MAP = "stacks"
+USDT_SPEC_MAP = "usdt_specs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ def plan_resources(
         ring_buffer_pages=settings.get("perf_rb_pages", 0),
         probe_names_map=PROBE_NAMES_MAP if any(plan.target.wildcard for plan in programs) else "",
         stack_map=STACK_MAP if any(isinstance(t, Stack) for t in resolution.types.values()) else "",
+        usdt_spec_map=USDT_SPEC_MAP if any(plan.target.provider == schema.USDT for plan in programs) else "",
     )
     return Plan(resources, programs, maps, event_ids)
 
