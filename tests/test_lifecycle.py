@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,23 +22,29 @@ PROGRAM = (
 )
 
 
-def our_programs() -> set[str]:
-    """Ids of loaded BPF programs compiled by bpftc (its program names start with the provider)."""
-    listing = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"^(\d+): \w+\s+name (?:tracepoint_|interval_|end_|begin_)", listing, re.MULTILINE))
-
-
-def programs_of(pid: int) -> set[str]:
-    """Ids of the BPF programs process `pid` holds (from its file descriptors' fdinfo): other
-    tests running alongside load programs with the same names."""
-    ids = set()
+def objects_of(pid: int) -> dict[str, set[str]]:
+    """Ids of the BPF programs, links and maps process `pid` holds (from its file descriptors'
+    fdinfo): other tests running alongside load programs with the same names."""
+    ids: dict[str, set[str]] = {"prog": set(), "link": set(), "map": set()}
     for fd in os.listdir(f"/proc/{pid}/fdinfo"):
         try:
             with open(f"/proc/{pid}/fdinfo/{fd}") as info:
-                ids.update(re.findall(r"^prog_id:\s*(\d+)$", info.read(), re.MULTILINE))
+                text = info.read()
         except OSError:
-            pass
+            continue
+        for kind in ids:
+            ids[kind].update(re.findall(rf"^{kind}_id:\s*(\d+)$", text, re.MULTILINE))
     return ids
+
+
+def loaded_ids(kind: str) -> set[str]:
+    """What bpftool lists of `kind` (prog, link or map)."""
+    listing = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True, check=True).stdout
+    return {str(entry["id"]) for entry in json.loads(listing or "[]")}
+
+
+def programs_of(pid: int) -> set[str]:
+    return objects_of(pid)["prog"]
 
 
 def start(tmp_path) -> subprocess.Popen:
@@ -52,7 +59,8 @@ def start(tmp_path) -> subprocess.Popen:
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
 def test_nothing_stays_loaded_after_a_signal(tmp_path, how):
     runner = start(tmp_path)
-    loaded = programs_of(runner.pid)
+    held = objects_of(runner.pid)
+    assert held["link"] and held["map"], held
     time.sleep(0.2)
     runner.send_signal(how)
     stdout, _ = runner.communicate(timeout=10)
@@ -62,6 +70,8 @@ def test_nothing_stays_loaded_after_a_signal(tmp_path, how):
         assert runner.returncode == 0
         assert stdout.startswith("end\n\n\n@[")
     deadline = time.monotonic() + 5
-    while loaded & our_programs() and time.monotonic() < deadline:
-        time.sleep(0.05)  # the kernel frees programs of a killed process asynchronously
-    assert loaded & our_programs() == set()
+    remaining = held
+    while any(remaining.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel frees the objects of a killed process asynchronously
+        remaining = {kind: ids & loaded_ids(kind) for kind, ids in held.items()}
+    assert remaining == {"prog": set(), "link": set(), "map": set()}
