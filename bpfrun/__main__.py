@@ -135,7 +135,7 @@ def _run(path: str, options: Options) -> int:
         check_attach_points,
         expand_usdt,
         expand_wildcards,
-        record_tracepoint_names,
+        record_probe_names,
         record_usdt_specs,
     )
     from bpfrun.command import Command
@@ -182,7 +182,7 @@ def _run(path: str, options: Options) -> int:
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
         check_kernel_fields(resources.requirements.kernel_fields)
         loaded = load(bundle, stack, log, data)
-        record_tracepoint_names(loaded, resources.probe_names_map, probes)
+        record_probe_names(loaded, resources.probe_names_map, probes)
         record_usdt_specs(loaded, resources.usdt_spec_map, probes)
         if resources.stack_map:
             use_stack_map(loaded.map_fds[resources.stack_map])

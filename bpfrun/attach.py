@@ -54,6 +54,7 @@ from common.schema import (
     INTERVAL,
     KPROBE,
     KRETPROBE,
+    FUNCTION_NAME_KEY,
     PROBE_NAME_SIZE,
     PROFILE,
     RAWTRACEPOINT,
@@ -185,20 +186,26 @@ def _matching_tracepoints(probe: ProbeSpec) -> list[ProbeSpec]:
     ]
 
 
-def record_tracepoint_names(loaded: LoadedObject, map_name: str, probes: Sequence[ProbeSpec]) -> None:
-    """Fill the bundle's tracepoint id → name map, from which a wildcard probe's program reads
-    the `probe` builtin (which of the matching tracepoints fired: the id is its attach cookie)."""
+def record_probe_names(loaded: LoadedObject, map_name: str, probes: Sequence[ProbeSpec]) -> None:
+    """Fill the bundle's cookie → name map, from which a wildcard probe's program reads the
+    `probe` builtin (which of the matching attach points fired: the cookie says) and, for
+    functions, `func` (under the cookie with FUNCTION_NAME_KEY set)."""
     if not map_name:
         return
-    map_fd = loaded.map_fds[map_name]
     for probe in probes:
-        if probe.provider not in (TRACEPOINT, UPROBE, URETPROBE, KPROBE, KRETPROBE):
-            continue
-        key = ctypes.c_uint64(probe_cookie(probe))
-        name = probe.attach_point.encode()[: PROBE_NAME_SIZE - 1]
-        value = ctypes.create_string_buffer(name, PROBE_NAME_SIZE)
-        if lib.bpf_map_update_elem(map_fd, ctypes.byref(key), value, 0) != 0:
-            raise UserError(f"cannot record the name of {probe.attach_point}: {os.strerror(ctypes.get_errno())}")
+        if probe.provider == TRACEPOINT:
+            _record_name(loaded.map_fds[map_name], probe_cookie(probe), probe.attach_point, probe)
+        elif probe.provider in (UPROBE, URETPROBE, KPROBE, KRETPROBE):
+            _record_name(loaded.map_fds[map_name], probe_cookie(probe), probe.attach_point, probe)
+            function = probe.target[-1].partition("+")[0]
+            _record_name(loaded.map_fds[map_name], probe_cookie(probe) | FUNCTION_NAME_KEY, function, probe)
+
+
+def _record_name(map_fd: int, cookie: int, name: str, probe: ProbeSpec) -> None:
+    key = ctypes.c_uint64(cookie)
+    value = ctypes.create_string_buffer(name.encode()[: PROBE_NAME_SIZE - 1], PROBE_NAME_SIZE)
+    if lib.bpf_map_update_elem(map_fd, ctypes.byref(key), value, 0) != 0:
+        raise UserError(f"cannot record the name of {probe.attach_point}: {os.strerror(ctypes.get_errno())}")
 
 
 def check_attach_points(probes: Sequence[ProbeSpec]) -> None:

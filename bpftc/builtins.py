@@ -22,6 +22,14 @@ class BuiltinVariable:
     context: str = ""  # the provider context it needs ('args', 'retval'), see bpftc/probes.py
 
 
+# reg("NAME"): the registers of struct pt_regs (x86_64), by bpftrace's names, at their offsets.
+REGISTERS = {
+    "r15": 0, "r14": 8, "r13": 16, "r12": 24, "bp": 32, "bx": 40, "r11": 48, "r10": 56, "r9": 64, "r8": 72,
+    "ax": 80, "cx": 88, "dx": 96, "si": 104, "di": 112, "orig_ax": 120, "ip": 128, "cs": 136, "flags": 144,
+    "sp": 152, "ss": 160,
+}  # fmt: skip
+REGISTER_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "profile", "software", "hardware")
+FUNC_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "fentry", "fexit", "usdt")
 PROBE_TYPE_SIZE = 16  # bytes of probetype: the longest provider name, "rawtracepoint", and a NUL
 BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "pid": BuiltinVariable(UINT32),
@@ -115,6 +123,7 @@ FUNCTIONS: dict[str, Function] = {
     "system": Function(1, 64, unsafe=True),
     "cat": Function(1, 64),
     "ksym": Function(1, 1, result=Symbol("ksym")),
+    "reg": Function(1, 1, result=UINT64),
     "usym": Function(1, 1, result=Symbol("usym")),
 }
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments

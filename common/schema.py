@@ -260,6 +260,9 @@ OPTION = "opt_"  # "opt_NAME": getopt("NAME"): i64 (integers, bools) or string, 
 #                   after `--` on bpfrun's command line, else the OptionSpec's default
 PARAMETER_STRING_SIZE = 128  # bytes of a string parameter or option, NUL included; longer ones are cut
 PROBE_NAME_SIZE = 128  # bytes of a name in probe_names_map, NUL included
+# In probe_names_map, an expanded function probe's cookie with this bit set is the key of its
+# function's name (the `func` builtin of a wildcard uprobe or kprobe).
+FUNCTION_NAME_KEY = 1 << 63
 
 
 OPTION_KINDS = ("int", "string", "bool")

@@ -209,12 +209,14 @@ def _libc_address(function: str) -> int:
 def test_uprobe_wildcards_offsets_and_addresses(tmp_path: Path) -> None:
     # getcwd starts with `push r15` (2 bytes): +2 is the start of an instruction, as it must be.
     program = (
-        "uprobe:libc:getcw* /pid == $1/ { @[probe] = count(); } "
-        "uprobe:libc:getcwd+2 /pid == $1/ { @offset = count(); } "
+        "uprobe:libc:getcw* /pid == $1/ { @[probe, func] = count(); } "
+        'uprobe:libc:getcwd+2 /pid == $1/ { @offset = count(); @in[func, reg("ip") > 0] = count(); } '
         f"uprobe:libc:{hex(_libc_address('getcwd'))} /pid == $1/ {{ @address = count(); }}"
     )
     result = traced_loop(compile_program(program, tmp_path / "w.bpfb"), "getcwd", 3)
-    assert result.stdout == "\n\n@[uprobe:libc:getcwd]: 3\n@address: 3\n@offset: 3\n", result.stderr
+    assert result.stdout == (
+        "\n\n@[uprobe:libc:getcwd, getcwd]: 3\n@address: 3\n@in[getcwd, true]: 3\n@offset: 3\n"
+    ), result.stderr
     missing = run(compile_program("uprobe:libc:no_such_function_* { }", tmp_path / "m.bpfb"))
     assert (missing.returncode, missing.stderr) == (
         1, "bpfrun: ERROR: cannot attach uprobe:libc:no_such_function_*: no function matches it\n"

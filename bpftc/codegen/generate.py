@@ -22,7 +22,7 @@ from common import layout, schema
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import COMM_SIZE
+from bpftc.builtins import COMM_SIZE, REGISTERS
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -31,7 +31,15 @@ from bpftc.codegen.kernel_data import CONTEXT, KERNEL, USER, KernelData
 from bpftc.codegen.maps import MapAccess
 from bpftc.codegen.memory import CALLBACK_STACK_BUDGET, SCRATCH_LIMIT, STACK_BUDGET, Memory, OutOfMemory
 from bpftc.diagnostics import Diagnostics
-from bpftc.passes.resolve import Binding, Resolution, constant_value, offset_of, parameter_offset, type_of_spec
+from bpftc.passes.resolve import (
+    Binding,
+    Resolution,
+    constant_value,
+    function_name,
+    offset_of,
+    parameter_offset,
+    type_of_spec,
+)
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
 from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
@@ -502,7 +510,7 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> ir.Value:
         name = node.name
-        if name in ("comm", "probe", "probetype", "kstack", "ustack"):
+        if name in ("comm", "probe", "probetype", "kstack", "ustack", "func"):
             return self.in_memory(node)
         if name in ("pid", "tid"):
             pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
@@ -547,6 +555,11 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
         elif node.name in ("kstack", "ustack"):
             self._take_stack(self.types[node], destination)
+        elif node.name == "func" and self.program_plan.target.wildcard:
+            self._expanded_probe_name(destination, schema.FUNCTION_NAME_KEY)
+        elif node.name == "func":
+            name = function_name(self.program_plan.target).encode()
+            self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
         elif node.name == "probetype":
             provider = self.program_plan.target.provider
             kind = "special" if provider in (schema.BEGIN, schema.END) else provider
@@ -614,9 +627,12 @@ class _ProbeGenerator(ast.Visitor):
         self.bpf.store_i64(process if user else I64(0), destination, 8)
 
     def _symbol(self, node: ast.Call, destination: ir.Value) -> None:
+        self._store_symbol(node.name, self.value(node.args[0]), destination)
+
+    def _store_symbol(self, kind: str, address: ir.Value, destination: ir.Value) -> None:
         """ksym(addr), usym(addr): the address, then the process of a user address."""
-        self.bpf.store_i64(self.value(node.args[0]), destination)
-        if node.name == "usym":
+        self.bpf.store_i64(address, destination)
+        if kind == "usym":
             pid_tgid = self.bpf.call_helper(bpf_helpers.GET_CURRENT_PID_TGID, [], name="pid_tgid")
             self.bpf.store_i64(self.ir.lshr(pid_tgid, I64(32)), destination, 8)
         else:
@@ -635,13 +651,14 @@ class _ProbeGenerator(ast.Visitor):
     def load_global(self, name: str) -> ir.Value:
         return self.bpf.load_i64(self.global_pointer(name), name=name)
 
-    def _expanded_probe_name(self, destination: ir.Value) -> None:
-        """The name of the tracepoint that fired, for a probe bpfrun expanded from a wildcard:
-        bpfrun attaches each tracepoint with its id as cookie and maps the id to its name. (The
-        record's own common_type is not there for BPF: its first 8 bytes hold a pt_regs pointer.)"""
+    def _expanded_probe_name(self, destination: ir.Value, key_bits: int = 0) -> None:
+        """The name of the attach point that fired, for a probe bpfrun expanded from a wildcard:
+        bpfrun attaches each with a cookie (a tracepoint's id) and maps the cookie to its name,
+        and, with FUNCTION_NAME_KEY set, to its function's. (A tracepoint record's own
+        common_type is not there for BPF: its first 8 bytes hold a pt_regs pointer.)"""
         key = self.memory.acquire(8)
         cookie = self.bpf.call_helper(bpf_helpers.GET_ATTACH_COOKIE, [self.bpf.context], name="cookie")
-        self.bpf.store_i64(cookie, key)
+        self.bpf.store_i64(self.ir.or_(cookie, I64(key_bits)) if key_bits else cookie, key)
         name = self.bpf.map_lookup(self.shared.probe_names, key)
         with self.ir.if_else(self.bpf.is_null(name)) as (missing, found):
             with missing:
@@ -1071,6 +1088,10 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
+
+    def call_reg(self, node: ast.Call) -> ir.Value:
+        name = node.args[0].value.decode()
+        return self.bpf.load_i64(self.bpf.context, REGISTERS[name], name=f"reg_{name}")
 
     def into_Call(self, node: ast.Call, destination: ir.Value) -> None:
         if node.name == "getopt" and not storage.in_register(self.types[node]):  # a string option

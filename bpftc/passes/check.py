@@ -20,6 +20,9 @@ from bpftc.builtins import (
     CONFIG_DEFAULTS,
     CONFIG_SETTINGS,
     CONTEXT_ERRORS,
+    FUNC_PROVIDERS,
+    REGISTER_PROVIDERS,
+    REGISTERS,
     FUNCTIONS,
     HIST_MAX_BITS,
     NSECS_CLOCKS,
@@ -74,7 +77,7 @@ NOT_YET_FUNCTIONS = {
     "memcmp", "strcap", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"func", "usermode"}
+NOT_YET_BUILTINS = {"usermode"}
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
@@ -91,6 +94,7 @@ def check(
     for probe in program.probes:
         contexts = _contexts(probe, targets)
         checker = _Checker(resolution, contexts, diagnostics, unsafe)
+        checker.targets = targets
         checker.max_strlen = max_strlen if type(max_strlen) is int else CONFIG_DEFAULTS["max_strlen"]
         checker.check_probe(probe)
 
@@ -145,6 +149,7 @@ class _Checker(ast.Visitor):
 
     def check_probe(self, probe: ast.Probe) -> None:
         self.probe = probe
+        self.targets_of_probe = [self.targets[point] for point in probe.attach_points if point in self.targets]
         if probe.predicate is not None:
             self.visit(probe.predicate)
             predicate = self.type_of(probe.predicate)
@@ -264,6 +269,8 @@ class _Checker(ast.Visitor):
         builtin = BUILTIN_VARIABLES.get(node.name)
         if node.name == "args":
             self._check_args(node)
+        elif node.name == "func":
+            self._check_func(node)
         elif node.name in NOT_YET_GENERATED:
             self.not_supported(node, f"The builtin '{node.name}'")
         elif builtin is None:
@@ -273,6 +280,15 @@ class _Checker(ast.Visitor):
                 self.error(node, f"Unknown identifier: '{node.name}'")
         elif builtin.context and not all(builtin.context in context for context in self.contexts):
             self.error(node, CONTEXT_ERRORS[builtin.context].format(name=node.name))
+
+    def _check_func(self, node: ast.Builtin) -> None:
+        for target in self.targets_of_probe:
+            if target.provider not in FUNC_PROVIDERS:
+                self.error(node, f"The func builtin can not be used with '{target.provider}' probes")
+                return
+            if target.wildcard and target.provider in ("uretprobe", "kretprobe"):
+                self.not_supported(node, f"func in a {target.provider} with wildcards")
+                return
 
     def _check_args(self, node: ast.Builtin) -> None:
         for attach_point in self.probe.attach_points:
@@ -747,6 +763,16 @@ class _Checker(ast.Visitor):
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
+    def _check_reg(self, node: ast.Call) -> None:
+        (name,) = node.args
+        if not isinstance(name, ast.String) or name.value.decode("utf-8", "replace") not in REGISTERS:
+            self.error(node, f"reg() expects a register name: {', '.join(REGISTERS)}")
+        elif not all(provider in REGISTER_PROVIDERS for provider in self._providers()):
+            self.error(node, "reg() can only be used with kprobe, uprobe, usdt and perf event probes")
+
+    def _providers(self) -> list[str]:
+        return [target.provider for target in self.targets_of_probe]
+
     def _check_str(self, node: ast.Call) -> None:
         if isinstance(self.type_of(node), Unknown) and not isinstance(self.type_of(node.args[0]), Unknown):
             self.not_supported(node, f"str() of a {self.type_of(node.args[0])} (reading a string from memory)")
@@ -943,6 +969,7 @@ _ARGUMENT_CHECKS = {
     "time": _Checker._check_time,
     "strftime": _Checker._check_strftime,
     "str": _Checker._check_str,
+    "reg": _Checker._check_reg,
     "strlen": _Checker._check_strings,
     "strcontains": _Checker._check_strings,
     "strstr": _Checker._check_strings,

@@ -101,6 +101,7 @@ class Resolution:
     declarations: dict[ast.Node, Binding] = field(default_factory=dict)  # Let, Assignment or loop → Binding
     redeclared: set[ast.Let] = field(default_factory=set)  # `let` of a variable already visible
     probe_names: dict[ast.Probe, tuple[str, ...]] = field(default_factory=dict)
+    targets_of: dict[ast.Probe, tuple] = field(default_factory=dict)  # each probe's ProbeTargets
     wildcard_probes: set[ast.Probe] = field(default_factory=set)  # attach points bpfrun expands
     kernel: KernelTypes = field(default_factory=KernelTypes)  # struct layouts (bpftc/kernel.py)
     # Each tracepoint's `args` layout (or why it has none), by attach point, for the probes that read it.
@@ -124,6 +125,7 @@ def resolve(program: ast.Program, targets: ProbeTargets, kernel: KernelTypes | N
     resolution = Resolution(kernel=kernel or KernelTypes())
     for probe in program.probes:
         resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
+        resolution.targets_of[probe] = tuple(targets[p] for p in probe.attach_points if p in targets)
         if any(targets[p].wildcard for p in probe.attach_points if p in targets):
             resolution.wildcard_probes.add(probe)
         if _reads_args(probe):
@@ -140,6 +142,11 @@ def resolve(program: ast.Program, targets: ProbeTargets, kernel: KernelTypes | N
             resolution.maps[name].value = INT64
         pending = [probe for probe in program.probes if any(probe in readers.get(name, ()) for name in unassigned)]
     return resolution
+
+
+def function_name(target) -> str:
+    """The function a kprobe, uprobe or fentry names (`vfs_read+8` names vfs_read)."""
+    return target.target[-1].partition("+")[0] if target.target else ""
 
 
 def _reads_args(probe: ast.Probe) -> bool:
@@ -425,8 +432,19 @@ class _Resolver(ast.Visitor):
             return self.typed(node, String(max((len(name) for name in names), default=0) + 1))
         if node.name == "args":
             return self.typed(node, self._args_type())
+        if node.name == "func":
+            return self.typed(node, self._func_type())
         builtin = BUILTIN_VARIABLES.get(node.name)
         return self.typed(node, builtin.type if builtin else UNKNOWN)
+
+    def _func_type(self) -> Type:
+        """The function's name: known when the attach points name it; for a wildcard, bpfrun
+        records each function it attaches to (in the probe-names map)."""
+        targets = self.resolution.targets_of.get(self.probe, ())
+        if any(target.wildcard for target in targets):
+            return String(PROBE_NAME_SIZE)
+        names = [function_name(target) for target in targets]
+        return String(max((len(name) for name in names), default=0) + 1)
 
     def _args_type(self) -> Type:
         """The struct of the first attach point's args; passes/check.py checks the others agree."""
