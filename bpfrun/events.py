@@ -177,6 +177,12 @@ class EventHandler:
             return
         self._output.text("cat", contents)
 
+    def _join(self, event_id: int, event: schema.JoinEvent, payload: bytes) -> None:
+        count = min(int.from_bytes(payload[:8], "little"), event.count)
+        strings = [payload[8 + index * event.size : 8 + (index + 1) * event.size] for index in range(count)]
+        joined = encode(event.separator).join(string.split(b"\0", 1)[0] for string in strings)
+        self._output.text("join", joined if self._output.json else joined + b"\n")
+
     def _system(self, event_id: int, event: schema.SystemEvent, payload: bytes) -> None:
         command = self._formatted(event_id, event, payload)
         # bpftrace runs the command and waits for it: events queue up meanwhile (its docs say so).
@@ -198,6 +204,7 @@ _HANDLERS = {
     schema.TimeEvent: EventHandler._time,
     schema.CatEvent: EventHandler._cat,
     schema.SystemEvent: EventHandler._system,
+    schema.JoinEvent: EventHandler._join,
 }
 MAX_CAT_BYTES = 10240  # bpftrace's default max_cat_bytes
 

@@ -104,7 +104,7 @@ def _piece(piece: str | Conversion) -> Piece:
 
 
 def _format_one(spec: Conversion, value: int | bytes) -> bytes:
-    if spec.conversion == "s":
+    if spec.conversion in "sr":  # %r: a buffer, already its text
         text = _text(value)
         text = text if spec.precision is None else text[: spec.precision]
         return _pad(spec, text)

@@ -22,6 +22,7 @@ import functools
 import os
 import pwd
 import signal
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -117,9 +118,23 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return stacks.format_stack(spec.text, data)
     if kind == layout.SYMBOL:
         return stacks.format_symbol(spec.text, data)
+    if kind == layout.BYTES:
+        return _formatted_bytes(spec, data)
     if kind == layout.LOOKUP:
         return looked_up(spec.text, int.from_bytes(data[:8], "little", signed=True))
     return None
+
+
+def _formatted_bytes(spec: Layout, data: bytes) -> str:
+    if spec.text == "macaddr":
+        return ":".join(f"{byte:02x}" for byte in data[:6])
+    if spec.text == "inet":
+        family = int.from_bytes(data[:8], "little")
+        if family == socket.AF_INET6:
+            return socket.inet_ntop(socket.AF_INET6, data[8:24])
+        return socket.inet_ntop(socket.AF_INET, data[8:12])
+    length = min(int.from_bytes(data[:8], "little"), spec.size - 8)  # a buffer
+    return "".join(chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02x}" for byte in data[8 : 8 + length])
 
 
 def looked_up(table: str, number: int) -> str:

@@ -31,7 +31,7 @@ from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 SUPPORTED_ARCHES = ("x86_64",)
 _KEY_KINDS = (
     layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP, layout.POINTER,
-    layout.STACK, layout.SYMBOL,
+    layout.STACK, layout.SYMBOL, layout.BYTES,
 )  # fmt: skip
 _VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002
@@ -160,6 +160,11 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
         too_long = any("\n" in text or len(text) > schema.RUNTIME_ERROR_TEXT_MAX for text in texts)
         if len(event.excerpt) > 2 or too_long or event.level not in ("WARNING", "ERROR"):
             raise UserError(f"{where}: its message and location must be short single lines")
+    elif isinstance(event, schema.JoinEvent):
+        if not (1 <= event.count <= schema.JOIN_MAX_ARGS and 1 <= event.size <= schema.JOIN_MAX_SIZE):
+            raise UserError(f"{where}: {event.count} strings of {event.size} bytes")
+        if len(event.separator) > schema.JOIN_MAX_SIZE:
+            raise UserError(f"{where}: a separator longer than {schema.JOIN_MAX_SIZE}")
     elif isinstance(event, (schema.PrintMapEvent, schema.ClearEvent, schema.ZeroEvent)):
         if event.map not in map_names:
             raise UserError(f"{where} names a map the bundle does not have: {event.map!r}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from common.layout import MAX_STACK_DEPTH
 
-from bpftc.types import BOOL, INT64, UINT32, UINT64, Lookup, Pointer, Stack, String, Struct, Symbol, Type
+from bpftc.types import BOOL, INT64, UINT32, UINT64, Formatted, Lookup, Pointer, Stack, String, Struct, Symbol, Type
 
 COMM_SIZE = 16  # TASK_COMM_LEN
 STRING_READ_SIZE = 1024  # bytes of str(pointer), NUL included: bpftrace's default max_strlen
@@ -124,6 +124,10 @@ FUNCTIONS: dict[str, Function] = {
     "cat": Function(1, 64),
     "ksym": Function(1, 1, result=Symbol("ksym")),
     "reg": Function(1, 1, result=UINT64),
+    "join": Function(1, 2),
+    "buf": Function(1, 2),
+    "macaddr": Function(1, 1, result=Formatted("macaddr")),
+    "ntop": Function(1, 2, result=Formatted("inet")),
     "usym": Function(1, 1, result=Symbol("usym")),
 }
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments

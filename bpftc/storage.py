@@ -13,7 +13,21 @@ from __future__ import annotations
 from common import layout
 from common.layout import Layout
 
-from bpftc.types import Array, Bool, Int, Lookup, Pointer, Record, Stack, String, Symbol, Timestamp, Tuple, Type
+from bpftc.types import (
+    Array,
+    Bool,
+    Formatted,
+    Int,
+    Lookup,
+    Pointer,
+    Record,
+    Stack,
+    String,
+    Symbol,
+    Timestamp,
+    Tuple,
+    Type,
+)
 
 SLOT = layout.SLOT
 
@@ -35,6 +49,8 @@ def layout_of(t: Type) -> Layout:
         return layout.stack(t.kind, t.mode, t.depth)
     if isinstance(t, Symbol):
         return Layout(layout.SYMBOL, 16, text=t.kind)
+    if isinstance(t, Formatted):
+        return Layout(layout.BYTES, layout.BYTES_FORMATS[t.kind] or 8 + t.length, text=t.kind)
     if isinstance(t, Tuple):
         return layout.packed(layout.TUPLE, [("", layout_of(element)) for element in t.elements])
     if isinstance(t, Record):

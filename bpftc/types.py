@@ -122,6 +122,18 @@ class Symbol(Type):
 
 
 @dataclass(frozen=True, slots=True)
+class Formatted(Type):
+    """Bytes bpfrun prints in a format of their own (common/layout.py's `bytes`): buf() as
+    "buffer", macaddr(), ntop() as "inet"."""
+
+    kind: str  # 'buffer', 'macaddr' or 'inet'
+    length: int = 0  # buffer: its bytes
+
+    def __str__(self) -> str:
+        return {"buffer": "buffer", "macaddr": "macaddr_t", "inet": "inet"}[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup(Type):
     """A number bpfrun prints as the name its host gives it (common/layout.py's LOOKUP tables):
     strerror(), signal_name(), syscall_name(), username."""

@@ -12,6 +12,9 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     stack       size 16: a stack id in the bundle's stack map (negative: none was taken), then the
                 process id of a user stack; `text` is "KIND:MODE:DEPTH", KIND kstack or ustack,
                 MODE bpftrace, perf or raw (how frames print), DEPTH the frames printed at most
+    bytes       raw bytes printed as `text` says: "buffer" (a u64 length, then the bytes: printable
+                ASCII as it is, other bytes as backslash-x and two hex digits), "macaddr" (6 bytes, aa:bb:cc:dd:ee:ff),
+                "inet" (a u64 address family, then 16 bytes: an IPv4 or IPv6 address)
     symbol      size 16: an address, then the process id for a user address; printed as the
                 symbol that holds it; `text` is ksym or usym
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
@@ -42,10 +45,12 @@ STACK_KINDS = ("kstack", "ustack")
 STACK_MODES = ("bpftrace", "perf", "raw")
 MAX_STACK_DEPTH = 127  # the kernel's default perf_event_max_stack
 SYMBOL = "symbol"
+BYTES = "bytes"
+BYTES_FORMATS = {"buffer": None, "macaddr": 8, "inet": 24}  # the size of each, None: 8 + any length
 SYMBOL_KINDS = ("ksym", "usym")
 LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -125,9 +130,14 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return f"a lookup of {layout.size} bytes in table {layout.text!r}"
     if layout.kind == STACK and (layout.size != 16 or stack_parts(layout.text) is None):
         return f"a stack of {layout.size} bytes described as {layout.text!r}"
+    if layout.kind == BYTES and (
+        layout.text not in BYTES_FORMATS or layout.size != (BYTES_FORMATS[layout.text] or layout.size)
+        or not 9 <= layout.size <= 8 + 1024 and layout.text == "buffer"
+    ):  # fmt: skip
+        return f"bytes of {layout.size} bytes printed as {layout.text!r}"
     if layout.kind == SYMBOL and (layout.size != 16 or layout.text not in SYMBOL_KINDS):
         return f"a symbol of {layout.size} bytes described as {layout.text!r}"
-    if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP, STACK, SYMBOL) or len(layout.text) > 1024):
+    if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP, STACK, SYMBOL, BYTES) or len(layout.text) > 1024):
         return "a format where none belongs, or one longer than 1024"
     if layout.kind in (TUPLE, RECORD):
         for field in layout.fields:

@@ -11,14 +11,14 @@ import re
 from dataclasses import dataclass
 
 INTEGER_CONVERSIONS = "diouxXcp"
-STRING_CONVERSIONS = "s"
+STRING_CONVERSIONS = "sr"  # %r: a buf() value, as text
 # C conversions bpftrace refuses (it has no floating point; %n writes memory): the compiler
 # reports them, and the loader refuses a bundle that has one.
 UNSUPPORTED_CONVERSIONS = "aAeEfFgGn"
 
 _CONVERSION = re.compile(
     r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d*))?(?P<length>hh|h|ll|l|L|j|z|t)?"
-    r"(?P<conversion>[diouxXcsp%aAeEfFgGn])"
+    r"(?P<conversion>[diouxXcspr%aAeEfFgGn])"
 )
 
 

@@ -211,6 +211,20 @@ class CatEvent:
     args: Layout
 
 
+@dataclass(frozen=True, slots=True)
+class JoinEvent:
+    """join(array[, separator]): the strings an array of pointers points to, up to its first NULL,
+    printed on one line with the separator between them. The payload: a u64 count, then `count`
+    strings of `size` bytes (at most JOIN_MAX_ARGS), each NUL-terminated."""
+
+    KIND: ClassVar[str] = "join"
+    separator: str
+    count: int
+    size: int
+
+
+JOIN_MAX_ARGS = 16
+JOIN_MAX_SIZE = 1024
 RUNTIME_ERROR_TEXT_MAX = 4096  # the longest message, file name or excerpt line of a RuntimeErrorEvent
 
 
@@ -238,6 +252,7 @@ EventSpec = (
     | ClearEvent
     | ZeroEvent
     | TimeEvent
+    | JoinEvent
     | SystemEvent
     | CatEvent
     | RuntimeErrorEvent

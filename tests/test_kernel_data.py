@@ -29,7 +29,7 @@ def traced(bundle: Path, workload: str, *options: str) -> subprocess.CompletedPr
     tracer = subprocess.Popen(
         bpfrun_command(*options, bundle, str(process.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    attached = tracer.stderr.readline()
+    attached = (tracer.stdout if "json" in options else tracer.stderr).readline()  # JSON: on stdout
     process.stdin.write(b"go\n")
     process.stdin.close()
     process.wait(timeout=20)
@@ -301,3 +301,22 @@ def test_probe_kinds_the_target_lacks_and_a_bad_target_file(tmp_path: Path) -> N
     kprobe = subprocess.run([BPFTC, "--target", target, "-e", "kprobe:vfs_read { }", "-o", "-"], capture_output=True)
     assert kprobe.returncode == 1
     assert kprobe.stderr.decode().startswith("stdin:1:1-16: ERROR: The target kernel cannot attach kprobe probes\n")
+
+
+@needs_bpf
+def test_join_buf_ntop_and_macaddr(tmp_path: Path) -> None:
+    """Outputs as bpftrace 0.27 printed them for the same calls (execve of /bin/echo)."""
+    program = (
+        "tracepoint:syscalls:sys_enter_execve /pid == $1/ { join(args.argv); join(args.argv, \",\"); "
+        'printf("[%r] [%r] [%r] %s %s %s\\n", buf(args.filename, 5), buf(str(args.filename), 3), '
+        "buf(str(args.filename), 11), ntop(0x0100007f), ntop(2, 0x0100007f), macaddr(str(args.filename))); "
+        "@[buf(args.filename, 4)] = count(); @ip[ntop(0x0100007f)] = count(); }"
+    )
+    workload = "os.execv('/bin/echo', ['echo', 'a', 'b c'])"
+    result = traced(compile_program(program, tmp_path / "j.bpfb"), workload)
+    assert result.stdout == (
+        "echo a b c\necho,a,b c\n[/bin/] [/bi] [/bin/echo\\x00\\x00] 127.0.0.1 127.0.0.1 2f:62:69:6e:2f:65\n"
+        "\n\n@[/bin]: 1\n@ip[127.0.0.1]: 1\n"
+    ), result.stderr
+    json_result = traced(tmp_path / "j.bpfb", workload, "-f", "json")
+    assert '{"type": "join", "data": "echo a b c"}\n' in json_result.stdout, json_result.stdout

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from common import layout, schema
+from common.layout import Layout
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
@@ -1088,6 +1089,62 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
+    call_buf = call_macaddr = call_ntop = call_str
+
+    def _formatted_bytes(self, node: ast.Call, destination: ir.Value) -> None:
+        """buf(), macaddr(), ntop(): bytes from a string the program holds, from memory, or (an
+        IPv4 address) an integer, laid out as common/layout.py's `bytes`."""
+        t = self.types[node]
+        self.bpf.zero(destination, storage.size_of(t))
+        if t.kind == "inet":
+            family = constant_value(node.args[0]) if len(node.args) == 2 else 2
+            self.bpf.store_i64(I64(family), destination)
+            start, length = 8, 4 if family == 2 else 16
+        else:
+            start, length = (8, t.length) if t.kind == "buffer" else (0, 6)
+            if t.kind == "buffer":
+                self.bpf.store_i64(I64(length), destination)
+        source, source_type = node.args[-1] if node.name == "ntop" else node.args[0], None
+        source_type = self.types[source]
+        target = self.bpf.at(destination, start)
+        if isinstance(source_type, String):  # bytes the program holds
+            self.bpf.copy_bytes(target, self.value(source), min(length, source_type.size))
+        elif node.name == "ntop" and isinstance(source_type, Int):  # the address itself, in network order
+            self.ir.store(self.ir.trunc(self.value(source), bpf_helpers.I32), target, align=8)
+        else:
+            address = kernel_data.as_address(self.bpf, self.value(source))
+            kernel_data.probe_read(self.bpf, target, length, address, self._string_space(source_type))
+
+    def call_join(self, node: ast.Call) -> None:
+        """The strings the array points to, read up to its first NULL pointer straight into the
+        event's record (schema.JoinEvent), their count first."""
+        event_id = self.plan.event_ids[node]
+        event = self.plan.resources.events[event_id]
+        array = self.value(node.args[0])
+        space = self._string_space(self.types[node.args[0]])
+        record = self.bpf.ringbuf_reserve(self.shared.ring_buffer, schema.EVENT_HEADER + 8 + event.count * event.size)
+        with self.ir.if_else(self.bpf.is_null(record)) as (full, reserved):
+            with full:
+                self._count_lost()
+            with reserved:
+                self.bpf.store_i64(I64(event_id), record)
+                self.bpf.store_i64(I64(0), record, schema.EVENT_HEADER)
+                slot = self.memory.acquire(8)
+                done = self.bpf.new_block("join_done")
+                for index in range(event.count):
+                    self.bpf.store_i64(I64(0), slot)
+                    element = kernel_data.as_address(self.bpf, self.ir.add(array, I64(8 * index)))
+                    kernel_data.probe_read(self.bpf, slot, 8, element, space)
+                    pointer = self.bpf.load_i64(slot, name="element")
+                    next_block = self.bpf.new_block("join_next")
+                    self.ir.cbranch(self.ir.icmp_unsigned("==", pointer, I64(0)), done, next_block)
+                    self.ir.position_at_end(next_block)
+                    destination = self.bpf.at(record, schema.EVENT_HEADER + 8 + index * event.size)
+                    kernel_data.read_string_raw(self.bpf, destination, event.size, kernel_data.as_address(self.bpf, pointer), space)
+                    self.bpf.store_i64(I64(index + 1), record, schema.EVENT_HEADER)
+                self.ir.branch(done)
+                self.ir.position_at_end(done)
+                self.bpf.ringbuf_submit(record)
 
     def call_reg(self, node: ast.Call) -> ir.Value:
         name = node.args[0].value.decode()
@@ -1103,6 +1160,9 @@ class _ProbeGenerator(ast.Visitor):
             return
         if node.name in ("ksym", "usym"):
             self._symbol(node, destination)
+            return
+        if node.name in ("buf", "macaddr", "ntop"):
+            self._formatted_bytes(node, destination)
             return
         if node.name != "str":
             self.bpf.store_i64(self.visit_Call(node), destination)
@@ -1198,6 +1258,8 @@ def _payload_layout(event: schema.EventSpec) -> layout.Layout:
         return layout.packed(layout.TUPLE, [("", layout.I64)])
     if isinstance(event, schema.PrintValueEvent):
         return layout.packed(layout.TUPLE, [("", event.value)])
+    if isinstance(event, schema.JoinEvent):
+        return layout.packed(layout.TUPLE, [("", layout.U64)] + [("", Layout(layout.STRING, event.size))] * event.count)
     return layout.packed(layout.TUPLE, [])
 
 

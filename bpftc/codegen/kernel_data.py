@@ -188,6 +188,13 @@ def read_string(bpf: BpfBuilder, destination: ir.Value, size: int, limit: ir.Val
     bpf.call_helper(helper, [destination, length, address], name="read_string")
 
 
+def read_string_raw(bpf: BpfBuilder, destination: ir.Value, size: int, address: ir.Value, space: str) -> None:
+    """A NUL-terminated string into `destination`, the bytes after its NUL left as they were (an
+    event record, whose reader stops at the NUL)."""
+    helper = PROBE_READ_USER_STR if space == USER else PROBE_READ_KERNEL_STR
+    bpf.call_helper(helper, [destination, I32(size), address], name="read_string")
+
+
 def as_address(bpf: BpfBuilder, value: ir.Value) -> ir.Value:
     return bpf.ir.inttoptr(value, PTR, name="address")
 

@@ -53,6 +53,7 @@ from bpftc.types import (
     Pointer,
     Record,
     String,
+    Formatted,
     Stack,
     Struct,
     Lookup,
@@ -67,11 +68,12 @@ from bpftc.types import (
 )
 
 MAX_UNROLL = 100
+MAX_BUFFER = 1024  # bytes a buf() takes at most
 MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack size × needle size
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "join", "kaddr", "kptr",
+    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kaddr", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
     "memcmp", "strcap", "str_concat",
@@ -733,6 +735,8 @@ class _Checker(ast.Visitor):
                 continue
             if isinstance(t, String) and spec.conversion not in INTEGER_CONVERSIONS:
                 continue
+            if isinstance(t, Formatted) and spec.conversion in "sr":
+                continue
             if isinstance(t, (Tuple, Record, Timestamp, Lookup, Stack, Symbol)) and spec.conversion == "s":
                 continue
             self.error(node, f"unsupported format specifier for type '{t}': {spec.conversion}")
@@ -762,6 +766,34 @@ class _Checker(ast.Visitor):
             # The search is straight-line code comparing every pair of bytes (no loop for the
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
+
+    def _check_join(self, node: ast.Call) -> None:
+        if not isinstance(self.type_of(node.args[0]), (Pointer, Int, Unknown)):
+            self.error(node.args[0], f"join() expects an array of string pointers ({self.type_of(node.args[0])} provided)")
+        elif len(node.args) == 2 and not isinstance(node.args[1], ast.String):
+            self.error(node.args[1], "join() expects a string literal as its separator")
+
+    def _check_bytes_source(self, node: ast.Call) -> None:
+        """buf(x[, n]), macaddr(x): x a pointer, an address or a string; buf's n a constant."""
+        source = self.type_of(node.args[0])
+        if not isinstance(source, (Pointer, Int, String, Unknown)):
+            self.error(node.args[0], f"{node.name}() reads a pointer, an address or a string ({source} provided)")
+        elif node.name == "buf" and len(node.args) == 1 and not isinstance(source, String):
+            self.error(node, "buf() of a pointer needs a length: buf(pointer, length)")
+        elif node.name == "buf" and len(node.args) == 2:
+            length = constant_value(node.args[1])
+            if length is None or not 1 <= length <= MAX_BUFFER:
+                self.not_supported(node.args[1], f"A buf() length other than a constant from 1 to {MAX_BUFFER}")
+
+    def _check_ntop(self, node: ast.Call) -> None:
+        """ntop(address) of an IPv4 address (an integer); ntop(family, address) with AF_INET (2)
+        and an integer or a pointer to 4 bytes, AF_INET6 (10) and a pointer to 16."""
+        address = self.type_of(node.args[-1])
+        family = constant_value(node.args[0]) if len(node.args) == 2 else 2
+        if family not in (2, 10):
+            self.error(node.args[0], "ntop() expects a constant address family, AF_INET (2) or AF_INET6 (10)")
+        elif not isinstance(address, (Int, Pointer, Unknown)) or (family == 10 and isinstance(address, Int)):
+            self.error(node.args[-1], f"ntop() cannot read an address from a {address}")
 
     def _check_reg(self, node: ast.Call) -> None:
         (name,) = node.args
@@ -907,7 +939,7 @@ def _call_name(node: ast.Node) -> str:
 
 def _storable(t: Type) -> bool:
     """Whether values of `t` can live in a map, a variable or an event."""
-    if isinstance(t, (Int, Bool, String, Lookup, Pointer, Stack, Symbol)):
+    if isinstance(t, (Int, Bool, String, Lookup, Pointer, Stack, Symbol, Formatted)):
         return True
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))
@@ -970,6 +1002,10 @@ _ARGUMENT_CHECKS = {
     "strftime": _Checker._check_strftime,
     "str": _Checker._check_str,
     "reg": _Checker._check_reg,
+    "join": _Checker._check_join,
+    "buf": _Checker._check_bytes_source,
+    "macaddr": _Checker._check_bytes_source,
+    "ntop": _Checker._check_ntop,
     "strlen": _Checker._check_strings,
     "strcontains": _Checker._check_strings,
     "strstr": _Checker._check_strings,

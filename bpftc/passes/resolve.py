@@ -39,6 +39,7 @@ from bpftc.types import (
     Aggregate,
     Array,
     Bool,
+    Formatted,
     Int,
     Pointer,
     Record,
@@ -509,6 +510,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, Timestamp(node.args[0].value.decode("utf-8", "surrogateescape")))
         if node.name in ("kstack", "ustack"):
             return self.typed(node, _stack_type(node))
+        if node.name == "buf":
+            return self.typed(node, _buffer_type(node, self.types))
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
             return self.typed(node, BUILTIN_VARIABLES[node.name].type)
         return self.typed(node, VOID if function is not None else UNKNOWN)
@@ -766,6 +769,15 @@ def offset_of(node: ast.Offsetof, resolution: Resolution) -> int | None:
         offset += field.offset
         struct = field.type
     return offset
+
+
+def _buffer_type(node: ast.Call, types: TypeMap) -> Type:
+    """buf(x, n): n bytes; buf(string): the string's bytes."""
+    if len(node.args) == 2:
+        length = constant_value(node.args[1])
+        return Formatted("buffer", length) if length is not None and 1 <= length <= 1024 else UNKNOWN
+    source = types.get(node.args[0]) if node.args else None
+    return Formatted("buffer", source.size) if isinstance(source, String) else UNKNOWN
 
 
 def _stack_type(node: ast.Call) -> Type:

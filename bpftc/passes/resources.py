@@ -20,6 +20,7 @@ from common.schema import (
     ClearEvent,
     EventSpec,
     ExitEvent,
+    JoinEvent,
     MapSpec,
     PrintfEvent,
     PrintMapEvent,
@@ -36,7 +37,7 @@ from common.schema import (
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT
+from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT, STRING_READ_SIZE
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
@@ -272,6 +273,9 @@ def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:
     if node.name == "time":
         text = node.args[0].value.decode("utf-8", "surrogateescape") if node.args else DEFAULT_TIME_FORMAT
         return TimeEvent(text)
+    if node.name == "join":
+        separator = node.args[1].value.decode("utf-8", "surrogateescape") if len(node.args) == 2 else " "
+        return JoinEvent(separator, schema.JOIN_MAX_ARGS, STRING_READ_SIZE)
     if node.name == "exit":
         return ExitEvent()
     if node.name in ("clear", "zero"):
