@@ -149,6 +149,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.stacks import use_stack_map
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
+    from bpfrun.verify_object import verify_object
     from common.schema import SIGNAL
 
     stop = StopFlag()
@@ -159,6 +160,7 @@ def _run(path: str, options: Options) -> int:
     bundle = read_bundle(path)
     resources = bundle.resources
     verify(resources, options.unsafe)
+    verify_object(resources, bundle.elf)
     if any(probe.provider == SIGNAL for probe in resources.probes):
         stop.install_user_signal()
     if options.pid is not None and not os.path.exists(f"/proc/{options.pid}"):

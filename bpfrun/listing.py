@@ -9,20 +9,13 @@ has shell wildcards; without one, everything but uprobes (which need a binary) i
 from __future__ import annotations
 
 import fnmatch
-import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 from bpfrun import tracefs
+from bpfrun.elf import STT_FUNC, Elf, ElfError
 from bpfrun.errors import UserError
 from common.schema import EVENT_ALIASES, HARDWARE_EVENTS, SOFTWARE_EVENTS
 
-_ELF_HEADER = struct.Struct("<16xHHIQQQIHHHHHH")
-_SECTION = struct.Struct("<IIQQQQIIQQ")
-_SYMBOL = struct.Struct("<IBBHQQ")
-_PROGRAM_HEADER = struct.Struct("<IIQQQQQQ")
-_PT_LOAD = 1
-_SHT_SYMTAB, _SHT_DYNSYM, _STT_FUNC = 2, 11, 2
 _ALIASES_OF = {
     canonical: [alias for alias, name in EVENT_ALIASES.items() if name == canonical]
     for canonical in EVENT_ALIASES.values()
@@ -95,45 +88,14 @@ def kernel_functions() -> Iterator[str]:
 def elf_functions(binary: str) -> list[str]:
     """The names of the functions an ELF64 little-endian file defines, sorted."""
     try:
-        data = Path(binary).read_bytes()
-    except OSError as error:
-        raise UserError(f"cannot read {binary}: {error.strerror}") from None
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise UserError(f"{binary} is not a 64-bit little-endian ELF file")
-    try:
-        return sorted(_functions(data))
-    except struct.error:
-        raise UserError(f"{binary} is a damaged ELF file") from None
+        symbols = Elf.read(binary).symbols()
+    except ElfError as error:
+        raise UserError(f"{binary} is a damaged ELF file ({error})") from None
+    return sorted({s.name for s in symbols if s.kind == STT_FUNC and s.section != 0 and s.name})
 
 
 def file_offset(binary: str, address: int) -> int | None:
-    """Where virtual `address` of an ELF64 file is in the file (uprobes attach at file offsets);
-    None when no loaded segment holds it."""
-    try:
-        data = Path(binary).read_bytes()
-        fields = _ELF_HEADER.unpack_from(data)
-        header_offset, header_size, header_count = fields[4], fields[8], fields[9]
-        for index in range(header_count):
-            kind, _, offset, virtual, _, file_size, _, _ = _PROGRAM_HEADER.unpack_from(data, header_offset + index * header_size)
-            if kind == _PT_LOAD and virtual <= address < virtual + file_size:
-                return address - virtual + offset
-    except (OSError, struct.error):
-        return None
-    return None
+    """Where virtual `address` of an ELF64 file is in the file (uprobes attach at file offsets)."""
+    return Elf.read(binary).file_offset(address)
 
 
-def _functions(data: bytes) -> set[str]:
-    fields = _ELF_HEADER.unpack_from(data)
-    section_offset, section_size, section_count = fields[5], fields[10], fields[11]
-    sections = [_SECTION.unpack_from(data, section_offset + index * section_size) for index in range(section_count)]
-    names: set[str] = set()
-    for _, kind, _, _, offset, size, link, _, _, entry_size in sections:
-        if kind not in (_SHT_SYMTAB, _SHT_DYNSYM) or not entry_size:
-            continue
-        strings_offset = sections[link][4]
-        for position in range(offset, offset + size, entry_size):
-            name_offset, info, _, section_index, _, _ = _SYMBOL.unpack_from(data, position)
-            if info & 0xF == _STT_FUNC and section_index != 0 and name_offset:
-                end = data.index(b"\0", strings_offset + name_offset)
-                names.add(data[strings_offset + name_offset : end].decode("utf-8", "replace"))
-    return names

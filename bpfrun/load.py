@@ -172,11 +172,16 @@ def _find_map(handle: int, elf_name: str, purpose: str) -> int:
 
 
 def _check_map(pointer: int, spec: MapSpec) -> None:
-    expected = (_MAP_TYPES[spec.kernel_type], schema.key_size(spec), schema.element_size(spec))
-    found = (lib.bpf_map__type(pointer), lib.bpf_map__key_size(pointer), lib.bpf_map__value_size(pointer))
+    expected = (_MAP_TYPES[spec.kernel_type], schema.key_size(spec), schema.element_size(spec), spec.max_entries)
+    found = (
+        lib.bpf_map__type(pointer),
+        lib.bpf_map__key_size(pointer),
+        lib.bpf_map__value_size(pointer),
+        lib.bpf_map__max_entries(pointer),
+    )
     if found != expected:
         raise UserError(
-            f"map {spec.name} ({spec.elf_name!r}) has type/key/value sizes {found} in the BPF object, "
+            f"map {spec.name} ({spec.elf_name!r}) has type/key/value sizes/entries {found} in the BPF object, "
             f"but {expected} in the bundle's metadata"
         )
 

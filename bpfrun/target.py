@@ -23,7 +23,7 @@ def describe_target() -> str:
     try:
         btf = KERNEL_BTF.read_bytes()[: MAX_BTF_BYTES + 1]
     except OSError as error:
-        raise UserError(f"cannot read {KERNEL_BTF}: {error.strerror} (a kernel without BTF cannot run CO-RE bundles)")
+        raise UserError(f"cannot read {KERNEL_BTF}: {error.strerror} (a kernel without BTF cannot run CO-RE bundles)") from None
     uname = os.uname()
     target = Target(uname.release, uname.machine, btf, _tracepoint_fields(), _probe_kinds())
     return to_json(target) + "\n"

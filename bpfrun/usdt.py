@@ -14,17 +14,13 @@ import functools
 import re
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
+from bpfrun.elf import SHT_NOTE, Elf, ElfError
 from bpfrun.errors import UserError
 from common import schema
 
-_ELF_HEADER = struct.Struct("<16xHHIQQQIHHHHHH")
-_SECTION = struct.Struct("<IIQQQQIIQQ")
-_PROGRAM_HEADER = struct.Struct("<IIQQQQQQ")
 _NOTE = struct.Struct("<III")
-_SHT_NOTE, _PT_LOAD, _NT_STAPSDT = 7, 1, 3
-_MAX_BINARY_BYTES = 1 << 30
+_NT_STAPSDT = 3
 
 # struct pt_regs on x86_64: the offset of each register, under every name of its parts.
 _PT_REGS = {
@@ -64,47 +60,33 @@ def sites(binary: str, provider: str, name: str) -> list[Site]:
 
 @functools.cache
 def all_sites(binary: str) -> tuple[Site, ...]:
+    elf = Elf.read(binary)
     try:
-        data = Path(binary).read_bytes()[:_MAX_BINARY_BYTES]
-        return tuple(_read_sites(data))
-    except OSError as error:
-        raise UserError(f"cannot read {binary}: {error.strerror}") from None
-    except (struct.error, ValueError, IndexError):
-        raise UserError(f"{binary} is a damaged ELF file") from None
+        return tuple(_read_sites(elf))
+    except (ElfError, struct.error, ValueError, IndexError) as error:
+        raise UserError(f"{binary} is a damaged ELF file ({error})") from None
 
 
-def _read_sites(data: bytes) -> list[Site]:
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise ValueError("not a 64-bit little-endian ELF file")
-    fields = _ELF_HEADER.unpack_from(data)
-    program_offset, section_offset = fields[4], fields[5]
-    program_size, program_count, section_size, section_count, names_index = fields[8:13]
-    sections = [_SECTION.unpack_from(data, section_offset + i * section_size) for i in range(section_count)]
-    segments = [_PROGRAM_HEADER.unpack_from(data, program_offset + i * program_size) for i in range(program_count)]
-    names_start = sections[names_index][4] if names_index < len(sections) else 0
-
-    def section_name(section) -> bytes:
-        start = names_start + section[0]
-        return data[start : data.index(b"\0", start)]
-
-    base = next((section[3] for section in sections if section_name(section) == b".stapsdt.base"), None)
+def _read_sites(elf: Elf) -> list[Site]:
+    base = next((section.address for section in elf.sections if section.name == ".stapsdt.base"), None)
     found = []
-    for section in sections:
-        if section[1] != _SHT_NOTE or section_name(section) != b".note.stapsdt":
+    for section in elf.sections:
+        if section.kind != SHT_NOTE or section.name != ".note.stapsdt":
             continue
-        position, end = section[4], section[4] + section[5]
-        while position + _NOTE.size <= end:
-            owner_size, description_size, note_type = _NOTE.unpack_from(data, position)
+        notes = elf.section_bytes(section)
+        position = 0
+        while position + _NOTE.size <= len(notes):
+            owner_size, description_size, note_type = _NOTE.unpack_from(notes, position)
             owner_start = position + _NOTE.size
             description_start = owner_start + (owner_size + 3) // 4 * 4
             position = description_start + (description_size + 3) // 4 * 4
-            if note_type != _NT_STAPSDT or data[owner_start : owner_start + owner_size].rstrip(b"\0") != b"stapsdt":
+            if note_type != _NT_STAPSDT or notes[owner_start : owner_start + owner_size].rstrip(b"\0") != b"stapsdt":
                 continue
-            found.append(_site(data[description_start : description_start + description_size], base, segments))
+            found.append(_site(notes[description_start : description_start + description_size], base, elf))
     return found
 
 
-def _site(description: bytes, base: int | None, segments: list) -> Site:
+def _site(description: bytes, base: int | None, elf: Elf) -> Site:
     address, note_base, semaphore = struct.unpack_from("<QQQ", description)
     provider, name, arguments = description[24:].split(b"\0")[:3]
     if base is not None:  # a prelinked binary moved its sites with .stapsdt.base
@@ -113,17 +95,17 @@ def _site(description: bytes, base: int | None, segments: list) -> Site:
     return Site(
         provider.decode("utf-8", "replace"),
         name.decode("utf-8", "replace"),
-        _file_offset(segments, address),
-        _file_offset(segments, semaphore) if semaphore else 0,
+        _file_offset(elf, address),
+        _file_offset(elf, semaphore) if semaphore else 0,
         arguments.decode("utf-8", "replace"),
     )
 
 
-def _file_offset(segments: list, address: int) -> int:
-    for kind, _, offset, virtual, _, file_size, _, _ in segments:
-        if kind == _PT_LOAD and virtual <= address < virtual + file_size:
-            return address - virtual + offset
-    raise ValueError(f"address {address:#x} is in no loaded segment")
+def _file_offset(elf: Elf, address: int) -> int:
+    offset = elf.file_offset(address)
+    if offset is None:
+        raise ValueError(f"address {address:#x} is in no loaded segment")
+    return offset
 
 
 def parse_arguments(text: str) -> list[Argument]:

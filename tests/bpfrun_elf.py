@@ -21,6 +21,7 @@ def verifier_rejected_elf() -> bytes:
     license_variable.section = "license"
     function = ir.Function(module, ir.FunctionType(i64, [ir.PointerType()]), "bad")
     function.section = "raw_tp"
+    function.attributes.add("nounwind")  # no .eh_frame, as bpftc writes its objects
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     address = builder.inttoptr(builder.add(builder.ptrtoint(function.args[0], i64), i64(1 << 40)), ir.PointerType())
     builder.ret(builder.load(address, typ=i64, name="value"))

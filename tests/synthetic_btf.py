@@ -27,10 +27,10 @@ def build_btf(structs: dict[str, tuple[int, list[Member]]]) -> bytes:
     module.triple = "bpfel"
     debug_info = DebugInfo(module, "synthetic.c")
     composites = {name: _composite(module, debug_info, name, size) for name, (size, _) in structs.items()}
-    for name, (size, members) in structs.items():
+    for name, (_, members) in structs.items():
         elements = [_member(module, debug_info, composites, *member) for member in members]
         composites[name].operands = (*composites[name].operands, ("elements", module.add_metadata(elements)))
-    for index, (name, composite) in enumerate(composites.items()):
+    for index, composite in enumerate(composites.values()):
         pointer = module.add_debug_info(
             "DIDerivedType", {"tag": ir.DIToken("DW_TAG_pointer_type"), "baseType": composite, "size": 64}
         )

@@ -283,7 +283,8 @@ def test_load_and_attach_failures_leave_nothing_behind(
     cases.append(
         (
             path,
-            "bpfrun: ERROR: bundle's BPF object has no program 'nothere' for probe tracepoint:syscalls:sys_enter_write",
+            "bpfrun: ERROR: bundle's BPF object does not match its probes "
+            "(undeclared: ['tracepoint_syscalls_sys_enter_write_2'], missing: ['nothere'])",
         )
     )
 
@@ -293,7 +294,7 @@ def test_load_and_attach_failures_leave_nothing_behind(
     cases.append(
         (
             path,
-            "bpfrun: ERROR: map @x ('AT_x') has type/key/value sizes (6, 4, 8) in the BPF object, but (5, 16, 8) in the bundle's metadata",
+            "bpfrun: ERROR: map @x ('AT_x') has type/key/value sizes/entries (6, 4, 8, 1) in the BPF object, but (5, 16, 8, 1) in the bundle's metadata",
         )
     )
 
@@ -352,3 +353,37 @@ def test_a_bug_is_one_line_with_status_2(
     path = tmp_path / "good.bpfb"
     path.write_bytes(GOOD)
     assert run_in_process(path, capsys) == (2, "BUG: KeyError: 'oops'\n")
+
+
+@needs_bpf
+def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path: Path, capsys) -> None:
+    """The issue's crafted bundles: an undeclared program, a helper bpftc never emits
+    (bpf_send_signal), a map larger than declared. Each is one line, and nothing is loaded."""
+    programs = programs_loaded()
+    two_probes = "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:sys_enter_write { @y = pid; }"
+
+    hidden = compile_program(two_probes, tmp_path / "hidden.bpfb")
+    resources = bundle.read(hidden.read_bytes()).resources
+    rewrite(hidden, {"probes": resources.probes[:1]})
+    assert run_in_process(hidden, capsys) == (
+        1,
+        "bpfrun: ERROR: bundle's BPF object does not match its probes "
+        "(undeclared: ['tracepoint_syscalls_sys_enter_write_2'], missing: [])\n",
+    )
+
+    signal_sender = compile_program(two_probes, tmp_path / "signal.bpfb")
+    elf = bundle.read(signal_sender.read_bytes()).elf
+    call_pid_tgid = bytes.fromhex("850000000e000000")  # call 14: bpf_get_current_pid_tgid
+    assert call_pid_tgid in elf
+    rewrite(signal_sender, {}, elf=elf.replace(call_pid_tgid, bytes.fromhex("850000006d000000")))  # call 109
+    status, stderr = run_in_process(signal_sender, capsys)
+    assert status == 1 and stderr.startswith("bpfrun: ERROR: bundle's code in ") and stderr.endswith(
+        "calls BPF helper 109, which bpftc never emits\n"
+    ), stderr
+
+    huge = compile_program(two_probes, tmp_path / "huge.bpfb")
+    maps = bundle.read(huge.read_bytes()).resources.maps
+    rewrite(huge, {"maps": (dataclasses.replace(maps[1], max_entries=1_000_000), *maps[:1])})
+    status, stderr = run_in_process(huge, capsys)
+    assert status == 1 and "has type/key/value sizes/entries" in stderr and stderr.count("\n") == 1, stderr
+    assert wait_unloaded(programs) == set()

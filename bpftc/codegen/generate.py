@@ -43,7 +43,7 @@ from bpftc.passes.resolve import (
 )
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
+from bpftc.types import Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"

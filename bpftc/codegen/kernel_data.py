@@ -72,7 +72,7 @@ class KernelData:
             self.module, ir.FunctionType(PTR, [PTR, I32, I32]), _ACCESS_INDEX
         )
         address = base
-        for step, structure in enumerate(self._structs(layout.btf_id, field.core_path)):
+        for structure in self._structs(layout.btf_id, field.core_path):
             call = bpf.ir.call(intrinsic, [address, I32(0), I32(0)], name="field")
             call.arg_attributes[0] = _ElementType(_ELEMENT)
             call.set_metadata("llvm.preserve.access.index", structure)

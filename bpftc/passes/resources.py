@@ -22,6 +22,7 @@ from common.schema import (
     ExitEvent,
     JoinEvent,
     MapSpec,
+    OptionSpec,
     PrintfEvent,
     PrintMapEvent,
     PrintValueEvent,
@@ -109,10 +110,10 @@ def _kernel_fields(program: ast.Program, resolution: Resolution) -> tuple[str, .
                 layouts = [resolution.args.get(point) for point in probe.attach_points]
             else:
                 layouts = [resolution.struct_of(resolution.types.get(node.operand))]
-            for layout in layouts:
-                if layout is not None and not isinstance(layout, str) and layout.btf_id:
-                    member = "__data_loc_" + node.name if layout.fields[node.name].data_loc else node.name
-                    fields.add(f"{resolution.kernel.btf_struct_name(layout.btf_id)}.{member}")
+            for found in layouts:
+                if found is not None and not isinstance(found, str) and found.btf_id:
+                    member = "__data_loc_" + node.name if found.fields[node.name].data_loc else node.name
+                    fields.add(f"{resolution.kernel.btf_struct_name(found.btf_id)}.{member}")
     return tuple(sorted(fields))
 
 

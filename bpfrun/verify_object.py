@@ -1,0 +1,89 @@
+"""Step 2b: the BPF object bound to the bundle's metadata, checked in Python before libbpf parses
+it: its programs are exactly the probes' programs, its maps only those the metadata declares,
+its data only the read-only globals, and its code calls only the BPF helpers bpftc emits.
+
+A crafted bundle could otherwise declare one harmless probe and carry an undeclared program, a
+huge map, or a call to bpf_send_signal. Errors: `UserError`, one line.
+"""
+
+from __future__ import annotations
+
+from bpfrun.elf import SHF_EXECINSTR, STB_GLOBAL, STT_FUNC, STT_OBJECT, Elf, ElfError
+from bpfrun.errors import UserError
+from common.schema import Resources
+
+# The helpers bpftc's code calls (include/uapi/linux/bpf.h numbers): maps, the ring buffer,
+# time, the current task, reading memory, stacks, attach cookies, map iteration.
+ALLOWED_HELPERS = {
+    1: "map_lookup_elem", 2: "map_update_elem", 3: "map_delete_elem", 5: "ktime_get_ns",
+    7: "get_prandom_u32", 8: "get_smp_processor_id", 14: "get_current_pid_tgid", 15: "get_current_uid_gid",
+    16: "get_current_comm", 27: "get_stackid", 35: "get_current_task", 42: "get_numa_node_id",
+    80: "get_current_cgroup_id", 112: "probe_read_user", 113: "probe_read_kernel", 114: "probe_read_user_str",
+    115: "probe_read_kernel_str", 118: "jiffies64", 120: "get_ns_current_pid_tgid", 125: "ktime_get_boot_ns",
+    131: "ringbuf_reserve", 132: "ringbuf_submit", 164: "for_each_map_elem", 174: "get_attach_cookie",
+    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns",
+}  # fmt: skip
+INTERNAL_MAPS = ("scratch",)  # bpftc's per-CPU scratch memory (bpftc/codegen/memory.py)
+DATA_SECTIONS = (".rodata", ".maps", "license")  # loaded sections that are not code
+_CALL = 0x85
+_LOAD_IMM64 = 0x18  # a 16-byte instruction
+
+
+def verify_object(resources: Resources, elf_bytes: bytes) -> None:
+    try:
+        elf = Elf(elf_bytes)
+        symbols = [s for s in elf.symbols() if 0 < s.section < len(elf.sections)]
+        _verify_sections(elf)
+        _verify_programs(elf, symbols, resources)
+        _verify_maps(elf, symbols, resources)
+        for section in elf.sections:
+            if section.flags & SHF_EXECINSTR:
+                _verify_helpers(section.name, elf.section_bytes(section))
+    except ElfError as error:
+        raise UserError(f"bundle's BPF object is damaged: {error}") from None
+
+
+def _verify_sections(elf: Elf) -> None:
+    _SHF_ALLOC = 0x2
+    for section in elf.sections:
+        if section.flags & _SHF_ALLOC and not section.flags & SHF_EXECINSTR and section.name not in DATA_SECTIONS:
+            raise UserError(f"bundle's BPF object has a data section bpftc does not write: {section.name!r}")
+
+
+def _verify_programs(elf: Elf, symbols: list, resources: Resources) -> None:
+    declared = {probe.program for probe in resources.probes}
+    found = set()
+    for symbol in symbols:
+        section = elf.sections[symbol.section]
+        if symbol.kind != STT_FUNC or not section.flags & SHF_EXECINSTR:
+            continue
+        if symbol.binding == STB_GLOBAL:
+            found.add(symbol.name)
+        elif section.name != ".text":  # a subprogram (a for-map callback) lives in .text
+            raise UserError(f"bundle's BPF object has a hidden program {symbol.name!r} in {section.name!r}")
+    if found != declared:
+        extra, missing = sorted(found - declared), sorted(declared - found)
+        raise UserError(f"bundle's BPF object does not match its probes (undeclared: {extra}, missing: {missing})")
+
+
+def _verify_maps(elf: Elf, symbols: list, resources: Resources) -> None:
+    declared = {spec.elf_name for spec in resources.maps} | set(INTERNAL_MAPS)
+    declared |= {resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map,
+                 resources.usdt_spec_map} - {""}  # fmt: skip
+    for symbol in symbols:
+        if elf.sections[symbol.section].name == ".maps" and symbol.kind == STT_OBJECT and symbol.name not in declared:
+            raise UserError(f"bundle's BPF object has an undeclared map {symbol.name!r}")
+
+
+def _verify_helpers(section: str, code: bytes) -> None:
+    position = 0
+    while position + 8 <= len(code):
+        opcode, registers = code[position], code[position + 1]
+        if opcode == _CALL:
+            source = registers >> 4
+            number = int.from_bytes(code[position + 4 : position + 8], "little", signed=True)
+            if source == 2:
+                raise UserError(f"bundle's code in {section!r} calls a kernel function (kfunc), which bpftc never does")
+            if source == 0 and number not in ALLOWED_HELPERS:
+                raise UserError(f"bundle's code in {section!r} calls BPF helper {number}, which bpftc never emits")
+        position += 16 if opcode == _LOAD_IMM64 else 8
