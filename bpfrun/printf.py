@@ -28,6 +28,7 @@ from common.printf_format import Conversion
 INTEGER_CONVERSIONS = printf_format.INTEGER_CONVERSIONS
 STRING_CONVERSIONS = printf_format.STRING_CONVERSIONS
 UNSUPPORTED_CONVERSIONS = printf_format.UNSUPPORTED_CONVERSIONS
+MAX_WIDTH = printf_format.MAX_WIDTH
 _SIGNED = "di"
 _LENGTH_BITS = {"": 32, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
 _BASES = {"d": 10, "i": 10, "u": 10, "o": 8, "x": 16, "X": 16, "p": 16}

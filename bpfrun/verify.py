@@ -178,6 +178,8 @@ def _verify_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEv
     if len(conversions) != len(arguments):
         raise UserError(f"{where} ({event.format!r}): {len(conversions)} conversions for {len(arguments)} arguments")
     for position, (spec, argument) in enumerate(zip(conversions, arguments), 1):
+        if max(spec.width or 0, spec.precision or 0) > printf.MAX_WIDTH:
+            raise UserError(f"{where}: a width or precision above {printf.MAX_WIDTH}")
         if spec.conversion in printf.UNSUPPORTED_CONVERSIONS:
             raise UserError(f"{where}: unsupported format specifier: {spec.conversion}")
         # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.

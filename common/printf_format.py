@@ -15,6 +15,8 @@ STRING_CONVERSIONS = "sr"  # %r: a buf() value, as text
 # C conversions bpftrace refuses (it has no floating point; %n writes memory): the compiler
 # reports them, and the loader refuses a bundle that has one.
 UNSUPPORTED_CONVERSIONS = "aAeEfFgGn"
+# The widest width or precision a format may ask for: `%2000000000d` would write 2 GB an event.
+MAX_WIDTH = 4096
 
 _CONVERSION = re.compile(
     r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d*))?(?P<length>hh|h|ll|l|L|j|z|t)?"

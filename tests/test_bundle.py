@@ -387,3 +387,14 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
     status, stderr = run_in_process(huge, capsys)
     assert status == 1 and "has type/key/value sizes/entries" in stderr and stderr.count("\n") == 1, stderr
     assert wait_unloaded(programs) == set()
+
+
+def test_a_printf_wider_than_allowed_is_refused_by_both(tmp_path: Path, capsys) -> None:
+    from tests.compile import diagnostics_text
+
+    assert "ERROR: printf() width and precision are limited to 4096" in diagnostics_text('begin { printf("%9999d", 1); }')
+    path = compile_program('begin { printf("%99d", 1); }', tmp_path / "wide.bpfb")
+    events = bundle.read(path.read_bytes()).resources.events
+    rewrite(path, {"events": (dataclasses.replace(events[0], format="%2000000000d"), *events[1:])})
+    result = run_bpfrun(path)
+    assert result.returncode == 1 and result.stderr.endswith(b"a width or precision above 4096\n"), result.stderr

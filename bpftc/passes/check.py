@@ -12,7 +12,7 @@ import re
 from common import schema
 from common.layout import MAX_STACK_DEPTH, STACK_MODES
 from common.schema import OptionSpec
-from common.printf_format import INTEGER_CONVERSIONS, UNSUPPORTED_CONVERSIONS, conversions
+from common.printf_format import INTEGER_CONVERSIONS, MAX_WIDTH, UNSUPPORTED_CONVERSIONS, conversions
 
 from bpftc import ast, storage
 from bpftc.builtins import (
@@ -724,6 +724,10 @@ class _Checker(ast.Visitor):
         unsupported = [spec.conversion for spec in specs if spec.conversion in UNSUPPORTED_CONVERSIONS]
         if unsupported:
             self.error(node, f"unsupported format specifier: {unsupported[0]}")
+            return
+        too_wide = [spec for spec in specs if max(spec.width or 0, spec.precision or 0) > MAX_WIDTH]
+        if too_wide:
+            self.error(node, f"{node.name}() width and precision are limited to {MAX_WIDTH}")
             return
         if len(args) != len(specs):
             which = "not enough" if len(args) < len(specs) else "too many"
