@@ -93,35 +93,10 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
     maps = {spec.elf_name: _find_map(handle, spec.elf_name, spec.name) for spec in resources.maps}
     for spec in resources.maps:
         _check_map(maps[spec.elf_name], spec)
-    if resources.event_map:
-        ring_buffer = _find_map(handle, resources.event_map, "events")
-        if lib.bpf_map__type(ring_buffer) != BPF_MAP_TYPE_RINGBUF:
-            raise UserError(f"bundle's event map {resources.event_map!r} is not a ring buffer")
-        maps[resources.event_map] = ring_buffer
-    if resources.lost_map:
-        lost = _find_map(handle, resources.lost_map, "lost events")
-        found = (lib.bpf_map__type(lost), lib.bpf_map__key_size(lost), lib.bpf_map__value_size(lost))
-        if found != (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8):
-            raise UserError(f"bundle's lost-events map {resources.lost_map!r} is not a per-CPU array of one u64")
-        maps[resources.lost_map] = lost
-    if resources.probe_names_map:
-        names = _find_map(handle, resources.probe_names_map, "probe names")
-        found = (lib.bpf_map__type(names), lib.bpf_map__key_size(names), lib.bpf_map__value_size(names))
-        if found != (BPF_MAP_TYPE_HASH, 8, PROBE_NAME_SIZE):
-            raise UserError(f"bundle's probe-names map {resources.probe_names_map!r} is not a hash of u64 to names")
-        maps[resources.probe_names_map] = names
-    if resources.usdt_spec_map:
-        specs = _find_map(handle, resources.usdt_spec_map, "USDT arguments")
-        found = (lib.bpf_map__type(specs), lib.bpf_map__key_size(specs), lib.bpf_map__value_size(specs))
-        if found != (BPF_MAP_TYPE_HASH, 8, USDT_SPEC_SIZE):
-            raise UserError(f"bundle's USDT map {resources.usdt_spec_map!r} is not a hash of u64 to argument specs")
-        maps[resources.usdt_spec_map] = specs
-    if resources.stack_map:
-        stacks = _find_map(handle, resources.stack_map, "stacks")
-        found = (lib.bpf_map__type(stacks), lib.bpf_map__key_size(stacks), lib.bpf_map__value_size(stacks))
-        if found != (BPF_MAP_TYPE_STACK_TRACE, 4, 8 * MAX_STACK_DEPTH):
-            raise UserError(f"bundle's stack map {resources.stack_map!r} is not a stack-trace map of {MAX_STACK_DEPTH} frames")
-        maps[resources.stack_map] = stacks
+    for field, purpose, what, expected, shape in _SPECIAL_MAPS:
+        name = getattr(resources, field)
+        if name:
+            maps[name] = _find_special_map(handle, name, purpose, what, expected, shape)
     return maps
 
 
@@ -162,6 +137,26 @@ def _write_globals(handle: int, data: bytes) -> None:
     if not initial or size.value < len(data):
         raise UserError(f"bundle's .rodata holds {size.value} bytes, its metadata describes {len(data)}")
     ctypes.memmove(initial, data, len(data))
+
+
+# The maps bpftc adds to a script's own: (Resources field, purpose, what the messages call it,
+# (type, key size, value size) with None for any, what it must be).
+_SPECIAL_MAPS = (
+    ("event_map", "events", "event", (BPF_MAP_TYPE_RINGBUF, None, None), "a ring buffer"),
+    ("lost_map", "lost events", "lost-events", (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8), "a per-CPU array of one u64"),
+    ("probe_names_map", "probe names", "probe-names", (BPF_MAP_TYPE_HASH, 8, PROBE_NAME_SIZE), "a hash of u64 to names"),
+    ("usdt_spec_map", "USDT arguments", "USDT", (BPF_MAP_TYPE_HASH, 8, USDT_SPEC_SIZE), "a hash of u64 to argument specs"),
+    ("stack_map", "stacks", "stack", (BPF_MAP_TYPE_STACK_TRACE, 4, 8 * MAX_STACK_DEPTH),
+     f"a stack-trace map of {MAX_STACK_DEPTH} frames"),
+)  # fmt: skip
+
+
+def _find_special_map(handle: int, name: str, purpose: str, what: str, expected: tuple, shape: str) -> int:
+    pointer = _find_map(handle, name, purpose)
+    found = (lib.bpf_map__type(pointer), lib.bpf_map__key_size(pointer), lib.bpf_map__value_size(pointer))
+    if any(wanted is not None and value != wanted for value, wanted in zip(found, expected)):
+        raise UserError(f"bundle's {what} map {name!r} is not {shape}")
+    return pointer
 
 
 def _find_map(handle: int, elf_name: str, purpose: str) -> int:

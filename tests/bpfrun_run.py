@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,3 +87,27 @@ class Workload:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def trace_workload(
+    bundle: Path, workload: str, *options: str, python: str = "/usr/bin/python3"
+) -> subprocess.CompletedProcess:
+    """bpfrun on `bundle` while a Python process runs `workload` (with os, sys and time imported)
+    once the probes are attached; the process's pid is $1 (and replaces {pid} in `options`). Ends
+    bpfrun with SIGINT unless the program exits by itself. stderr starts with what bpfrun said
+    when it attached (in JSON, that line is stdout's)."""
+    script = f"import os, sys, time\nsys.stdin.readline()\n{workload}\n"
+    process = subprocess.Popen([python, "-c", script], stdin=subprocess.PIPE)
+    options = tuple(option.replace("{pid}", str(process.pid)) for option in options)
+    tracer = subprocess.Popen(
+        bpfrun_command(*options, bundle, str(process.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    attached = (tracer.stdout if "json" in options else tracer.stderr).readline()
+    process.stdin.write(b"go\n")
+    process.stdin.close()
+    process.wait(timeout=20)
+    time.sleep(0.2)
+    if tracer.poll() is None:
+        tracer.send_signal(signal.SIGINT)
+    stdout, stderr = tracer.communicate(timeout=20)
+    return subprocess.CompletedProcess(tracer.args, tracer.returncode, stdout, attached + stderr)

@@ -9,35 +9,18 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from tests.bpfrun_run import BPFTC, bpfrun_command, compile_program, needs_bpf
+from tests.bpfrun_run import BPFTC, bpfrun_command, compile_program, needs_bpf, trace_workload
 from tests.compile import diagnostics_text
 
 PYTHON = "/usr/bin/python3"
 
 
 def traced(bundle: Path, workload: str, *options: str) -> subprocess.CompletedProcess:
-    """bpfrun on `bundle` while a Python process runs `workload` once the probes are attached;
-    the process's pid is $1. Ends bpfrun with SIGINT unless the program exits by itself."""
-    script = f"import os, sys, time\nsys.stdin.readline()\n{workload}\n"
-    process = subprocess.Popen([PYTHON, "-c", script], stdin=subprocess.PIPE)
-    tracer = subprocess.Popen(
-        bpfrun_command(*options, bundle, str(process.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    attached = (tracer.stdout if "json" in options else tracer.stderr).readline()  # JSON: on stdout
-    process.stdin.write(b"go\n")
-    process.stdin.close()
-    process.wait(timeout=20)
-    time.sleep(0.3)
-    if tracer.poll() is None:
-        tracer.send_signal(signal.SIGINT)
-    stdout, stderr = tracer.communicate(timeout=20)
-    return subprocess.CompletedProcess(tracer.args, tracer.returncode, stdout, attached + stderr)
+    return trace_workload(bundle, workload, *options)
 
 
 # Compile-time errors: no kernel needed
@@ -100,8 +83,26 @@ def test_fields_of_a_btf_tracepoint_and_a_data_loc_string(tmp_path: Path) -> Non
     lines = result.stdout.splitlines()
     assert lines[0] == "exec /bin/true", result.stdout + result.stderr
     # Switched out as python3 at each sleep at least, then maybe as true after the exec.
-    python = [line for line in lines if line.startswith("@switched_out[python3]: ")]
-    assert python and int(python[0].rsplit(" ", 1)[1]) >= 5, result.stdout
+    assert _switches_of_python(lines) >= 5, result.stdout
+
+
+def _switches_of_python(lines: list[str]) -> int:
+    """The count printed for @switched_out[python3], 0 when not printed."""
+    counts = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("@switched_out[python3]: ")]
+    return counts[0] if counts else 0
+
+
+def _compile_against(tmp_path: Path, structs: dict, script: str) -> Path:
+    """`script` compiled with bpftc --btf, a BTF file of `structs` (tests/synthetic_btf.py)."""
+    from tests.synthetic_btf import build_btf
+
+    btf = tmp_path / "other.btf"
+    btf.write_bytes(build_btf(structs))
+    (tmp_path / "script.bt").write_text(script)
+    bundle = tmp_path / "script.bpfb"
+    compiled = subprocess.run([BPFTC, "--btf", btf, tmp_path / "script.bt", "-o", bundle], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    return bundle
 
 
 def _curtask_program() -> str:
@@ -119,15 +120,8 @@ def test_a_bundle_compiled_for_another_layout_reads_this_kernel(tmp_path: Path) 
     """The CO-RE proof: task_struct as bpftc sees it here has pid at 8, tgid at 12, comm at 16 and
     real_parent at 32 (this kernel has them around 2400 bytes further): only libbpf's relocation
     against this kernel's BTF makes the values right."""
-    from tests.synthetic_btf import build_btf
-
     members = [("pid", 8, "int"), ("tgid", 12, "int"), ("comm", 16, "char[16]"), ("real_parent", 32, "pointer to task_struct")]  # noqa: E501
-    btf = tmp_path / "other.btf"
-    btf.write_bytes(build_btf({"task_struct": (64, members)}))
-    (tmp_path / "c.bt").write_text(_curtask_program())
-    bundle = tmp_path / "c.bpfb"
-    compiled = subprocess.run([BPFTC, "--btf", btf, tmp_path / "c.bt", "-o", bundle], capture_output=True, text=True)
-    assert compiled.returncode == 0, compiled.stderr
+    bundle = _compile_against(tmp_path, {"task_struct": (64, members)}, _curtask_program())
     result = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True)
     assert result.stdout == f"1 1 1 {os.getpid()}\n\n\n", result.stderr
 
@@ -201,18 +195,10 @@ def test_user_stack_and_kernel_symbol(tmp_path: Path) -> None:
 def test_fields_this_kernel_lacks_are_named_before_load(tmp_path: Path) -> None:
     """Compiled against a BTF with a field and a struct this kernel does not have: bpfrun names
     both in one line and loads nothing."""
-    from tests.synthetic_btf import build_btf
-
-    btf = tmp_path / "other.btf"
     task = [("pid", 8, "int"), ("no_such_field", 16, "long")]
-    btf.write_bytes(build_btf({"task_struct": (64, task), "no_such_struct": (8, [("x", 0, "int")])}))
-    (tmp_path / "m.bt").write_text(
-        "begin { @a = curtask->no_such_field; @b = ((struct no_such_struct *)curtask)->x; @c = curtask->pid; exit(); }"
-    )
-    bundle = tmp_path / "m.bpfb"
-    compiled = subprocess.run([BPFTC, "--btf", btf, tmp_path / "m.bt", "-o", bundle], capture_output=True, text=True)
-    assert compiled.returncode == 0, compiled.stderr
-    result = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True)
+    structs = {"task_struct": (64, task), "no_such_struct": (8, [("x", 0, "int")])}
+    script = "begin { @a = curtask->no_such_field; @b = ((struct no_such_struct *)curtask)->x; @c = curtask->pid; exit(); }"
+    result = subprocess.run(bpfrun_command(_compile_against(tmp_path, structs, script)), capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         "bpfrun: ERROR: this kernel's BTF (/sys/kernel/btf/vmlinux) lacks what the bundle reads: "
@@ -231,8 +217,7 @@ def test_rawtracepoint_arguments_by_name(tmp_path: Path) -> None:
     result = traced(compile_program(program, tmp_path / "r.bpfb"), workload)
     lines = result.stdout.splitlines()
     assert "@getppid: 3" in lines, result.stdout + result.stderr
-    switched = [line for line in lines if line.startswith("@switched_out[python3]: ")]
-    assert switched and int(switched[0].rsplit(" ", 1)[1]) >= 3, result.stdout
+    assert _switches_of_python(lines) >= 3, result.stdout
 
 
 @needs_bpf

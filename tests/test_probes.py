@@ -14,7 +14,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.bpfrun_run import BPFTC, bpfrun_command, compile_program, needs_bpf, programs_loaded, wait_unloaded
+from tests.bpfrun_run import (
+    BPFTC,
+    bpfrun_command,
+    compile_program,
+    needs_bpf,
+    programs_loaded,
+    trace_workload,
+    wait_unloaded,
+)
 
 pytestmark = needs_bpf
 PYTHON = "/usr/bin/python3"
@@ -28,20 +36,7 @@ def run(bundle: Path, *arguments: str, timeout: float = 20) -> subprocess.Comple
 def traced_loop(bundle: Path, calls: str, count: int, *options: str) -> subprocess.CompletedProcess:
     """Run bpfrun on `bundle` while a process makes `count` calls of os.CALLS(), 5 ms apart, once
     the probes are attached; the process's pid is $1, and -p too when `options` ask for it."""
-    script = f"import os, sys, time\nsys.stdin.readline()\nfor _ in range({count}): os.{calls}(); time.sleep(0.005)\n"
-    loop = subprocess.Popen([PYTHON, "-c", script], stdin=subprocess.PIPE)
-    options = tuple(option.replace("{pid}", str(loop.pid)) for option in options)
-    tracer = subprocess.Popen(
-        bpfrun_command(*options, bundle, str(loop.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    attached = tracer.stderr.readline()
-    loop.stdin.write(b"go\n")
-    loop.stdin.close()
-    loop.wait(timeout=20)
-    time.sleep(0.2)
-    tracer.send_signal(signal.SIGINT)
-    stdout, stderr = tracer.communicate(timeout=20)
-    return subprocess.CompletedProcess(tracer.args, tracer.returncode, stdout, attached + stderr)
+    return trace_workload(bundle, f"for _ in range({count}): os.{calls}(); time.sleep(0.005)", *options)
 
 
 def test_uprobe_and_uretprobe_on_a_library_function(tmp_path: Path) -> None:
@@ -246,16 +241,10 @@ def test_usdt_arguments_in_registers_and_memory(tmp_path: Path) -> None:
         f"usdt:{python}:import__find__load__start /pid == $1/ {{ @imported[str(arg0)] = count(); }}"
     )
     bundle = compile_program(program, tmp_path / "usdt.bpfb")
-    script = "import sys, gc\nsys.stdin.readline()\nfor generation in (0, 1, 2, 2): gc.collect(generation)\nimport colorsys\n"
-    workload = subprocess.Popen([python, "-c", script], stdin=subprocess.PIPE)
-    tracer = subprocess.Popen(bpfrun_command(bundle, str(workload.pid)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: E501
-    assert tracer.stderr.readline() == "Attached 2 probes\n"
-    workload.stdin.write(b"go\n")
-    workload.stdin.close()
-    workload.wait(timeout=20)
-    time.sleep(0.2)
-    tracer.send_signal(signal.SIGINT)
-    stdout, stderr = tracer.communicate(timeout=20)
+    workload = "import gc\nfor generation in (0, 1, 2, 2): gc.collect(generation)\nimport colorsys"
+    result = trace_workload(bundle, workload, python=python)
+    assert result.stderr.startswith("Attached 2 probes\n"), result.stderr
+    stdout, stderr = result.stdout, result.stderr
     counts = dict(re.findall(r"^(@\w+\[\w+\]): (\d+)$", stdout, re.MULTILINE))
     assert counts["@imported[colorsys]"] == "1", stdout + stderr
     # Python may collect on its own too (at exit, generation 2): at least the explicit ones.
