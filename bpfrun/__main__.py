@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import json
 import sys
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -54,9 +55,27 @@ def cli(
         return _list(bundle_path)
     if describe:
         return _describe()
+    if bundle_path == "inspect":  # bpfrun inspect [--json] BUNDLE (a bundle named so: ./inspect)
+        return _inspect(arguments)
     if bundle_path is None:
         raise click.UsageError("Missing argument 'BUNDLE'.")
     return _main(bundle_path, Options(arguments=arguments, **options))
+
+
+def _inspect(arguments: tuple[str, ...]) -> int:
+    from bpfrun import inspect
+
+    as_json = "--json" in arguments
+    paths = [argument for argument in arguments if argument != "--json"]
+    if len(paths) != 1:
+        raise click.UsageError("bpfrun inspect [--json] BUNDLE")
+    try:
+        description = inspect.describe(paths[0])
+    except UserError as error:
+        sys.stderr.write(f"bpfrun: ERROR: {error}\n")
+        return 1
+    sys.stdout.write(json.dumps(description) + "\n" if as_json else inspect.text(description))
+    return 0
 
 
 def _describe() -> int:

@@ -76,14 +76,33 @@ def _verify_maps(elf: Elf, symbols: list, resources: Resources) -> None:
 
 
 def _verify_helpers(section: str, code: bytes) -> None:
-    position = 0
+    for source, number in _calls(code):
+        if source == 2:
+            raise UserError(f"bundle's code in {section!r} calls a kernel function (kfunc), which bpftc never does")
+        if source == 0 and number not in ALLOWED_HELPERS:
+            raise UserError(f"bundle's code in {section!r} calls BPF helper {number}, which bpftc never emits")
+
+
+def helpers_called(elf_bytes: bytes) -> list[str]:
+    """The names of the BPF helpers the object's code calls (numbers when bpftc knows none)."""
+    elf = Elf(elf_bytes)
+    numbers = {
+        number
+        for section in elf.sections
+        if section.flags & SHF_EXECINSTR
+        for source, number in _calls(elf.section_bytes(section))
+        if source == 0
+    }
+    return sorted(ALLOWED_HELPERS.get(number, str(number)) for number in numbers)
+
+
+def _calls(code: bytes) -> list[tuple[int, int]]:
+    """(source register, immediate) of each call instruction: source 0 calls a helper, 1 a
+    function of the program, 2 a kernel function."""
+    calls, position = [], 0
     while position + 8 <= len(code):
-        opcode, registers = code[position], code[position + 1]
+        opcode = code[position]
         if opcode == _CALL:
-            source = registers >> 4
-            number = int.from_bytes(code[position + 4 : position + 8], "little", signed=True)
-            if source == 2:
-                raise UserError(f"bundle's code in {section!r} calls a kernel function (kfunc), which bpftc never does")
-            if source == 0 and number not in ALLOWED_HELPERS:
-                raise UserError(f"bundle's code in {section!r} calls BPF helper {number}, which bpftc never emits")
+            calls.append((code[position + 1] >> 4, int.from_bytes(code[position + 4 : position + 8], "little", signed=True)))
         position += 16 if opcode == _LOAD_IMM64 else 8
+    return calls

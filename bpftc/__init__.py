@@ -6,3 +6,5 @@ environment has LLVMLITE_ENABLE_IR_LAYER_TYPED_POINTERS=0 at its first import: t
 """
 
 OPAQUE_POINTERS = ("LLVMLITE_ENABLE_IR_LAYER_TYPED_POINTERS", "0")
+
+VERSION = "0.1.0"  # as pyproject.toml says; bundles name it

@@ -119,6 +119,7 @@ USDT_MAX_ARGS = 12
 USDT_SPEC_SIZE = 8 + 16 * USDT_MAX_ARGS
 USDT_CONSTANT, USDT_REGISTER, USDT_MEMORY = 0, 1, 2
 USDT_SPEC_ENTRIES = 1024  # probe sites a bundle may attach
+MAX_SOURCE_BYTES = 1 << 20
 STACK_MAP_ENTRIES = 16384  # distinct stacks a run keeps (as bpftrace); later ones are not taken
 
 
@@ -321,6 +322,8 @@ class Resources:
     # values (layout.STACK) refer to; '' when the program takes no stacks.
     stack_map: str = ""
     usdt_spec_map: str = ""  # a hash of attach cookie → USDT argument spec (see USDT_SPEC_SIZE)
+    source: str = ""  # the script, as compiled (at most MAX_SOURCE_BYTES): for `bpfrun inspect`
+    compiler: str = ""  # "bpftc VERSION"
 
 
 # Layouts the loader and the compiler derive from a MapSpec, so that neither spells them twice.

@@ -36,7 +36,7 @@ from common.schema import (
     ZeroEvent,
 )
 
-from bpftc import ast, storage
+from bpftc import VERSION, ast, storage
 from bpftc.arch import Arch
 from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT, STRING_READ_SIZE
 from bpftc.passes.probes import ProbeTargets
@@ -95,6 +95,8 @@ def plan_resources(
         probe_names_map=PROBE_NAMES_MAP if any(plan.target.wildcard for plan in programs) else "",
         stack_map=STACK_MAP if any(isinstance(t, Stack) for t in resolution.types.values()) else "",
         usdt_spec_map=USDT_SPEC_MAP if any(plan.target.provider == schema.USDT for plan in programs) else "",
+        source=source.text if len(source.text.encode("utf-8", "surrogateescape")) <= schema.MAX_SOURCE_BYTES else "",
+        compiler=f"bpftc {VERSION}",
     )
     return Plan(resources, programs, maps, event_ids)
 

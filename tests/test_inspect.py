@@ -1,0 +1,74 @@
+"""bpfrun inspect: what a bundle does, read without privileges, on every example and on a bundle
+that prints, reads kernel data and takes parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.bpfrun_run import ROOT, bpfrun_command, compile_program
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.bt"))
+
+
+@pytest.fixture
+def tmp_path():
+    """A directory user nobody can read (pytest's own are root's alone), files in it made readable."""
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o755)
+        yield Path(directory)
+
+
+def inspect(*arguments: str | Path) -> subprocess.CompletedProcess:
+    """As user nobody when we are root: inspecting needs no privileges."""
+    for argument in arguments:
+        if isinstance(argument, Path):
+            argument.chmod(0o644)
+    command = bpfrun_command("inspect", *arguments)
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(command, capture_output=True, text=True, cwd="/")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_bundle(example: Path, tmp_path: Path) -> None:
+    bundle = compile_program(example.read_text(), tmp_path / "example.bpfb")
+    result = inspect(bundle)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("compiler: bpftc ")
+    assert "script:\n" + "".join(f"  {line}\n" for line in example.read_text().splitlines()) in result.stdout
+    described = json.loads(inspect("--json", bundle).stdout)
+    assert {"map_lookup_elem", "map_update_elem"} <= set(described["helpers"])
+    assert described["source"] == example.read_text()
+
+
+def test_outputs_kernel_fields_parameters_and_unsafe_functions(tmp_path: Path) -> None:
+    program = (
+        'tracepoint:sched:sched_switch /args.prev_pid == $1/ { printf("%s\\n", curtask->comm); '
+        'system("true"); @n = getopt("limit", 10); }'
+    )
+    compiled = subprocess.run(
+        [Path(bpfrun_command()[0]).parent / "bpftc", "--unsafe", "-e", program, "-o", tmp_path / "u.bpfb"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    described = json.loads(inspect("--json", tmp_path / "u.bpfb").stdout)
+    assert described["probes"] == [{"attach_point": "tracepoint:sched:sched_switch", "program": described["probes"][0]["program"]}]
+    assert described["outputs"] == ['printf "%s\\n"', 'system "true"']
+    assert described["unsafe"] == ["system"]
+    assert described["requires"]["kernel_fields"] == [
+        "struct task_struct.comm", "struct trace_event_raw_sched_switch.prev_pid"
+    ]  # fmt: skip
+    assert described["parameters"] == ["$1", "--limit (int, default 10)"]
+    assert "probe_read_kernel" in described["helpers"]
+
+
+def test_a_damaged_bundle_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.bpfb").write_bytes(b"BPFB\x89\r\n\x1a" + b"\x00" * 10)
+    result = inspect(tmp_path / "bad.bpfb")
+    assert result.returncode == 1 and result.stderr.startswith("bpfrun: ERROR: ") and result.stderr.count("\n") == 1
