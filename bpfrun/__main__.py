@@ -40,6 +40,7 @@ from bpfrun.errors import UserError
     type=click.Choice(["none", "line", "full"]),
     help="Output buffering (default: full, line on a terminal).",
 )
+@click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
 @click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
 @click.option(
     "--describe-target", "describe", is_flag=True, help="Describe this host for `bpftc --target` (JSON on stdout)."
@@ -113,6 +114,7 @@ class Options:
     output_file: str | None = None
     quiet: bool = False
     buffering: str | None = None
+    trust: str | None = None
     arguments: tuple[str, ...] = ()
 
 
@@ -176,7 +178,7 @@ def _run(path: str, options: Options) -> int:
     if options.verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = libbpf.capture_log(options.verbose)
-    bundle = read_bundle(path)
+    bundle = read_bundle(path, options.trust)
     resources = bundle.resources
     verify(resources, options.unsafe)
     verify_object(resources, bundle.elf)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from bpfrun.read import read_bundle
+from bpfrun.read import bundle_signer, read_bundle
 from bpfrun.verify import verify
 from bpfrun.verify_object import helpers_called, verify_object
 from common import schema
@@ -21,6 +21,7 @@ def describe(path: str) -> dict:
     verify_object(resources, bundle.elf)
     return {
         "compiler": resources.compiler or "unknown",
+        "signer": bundle_signer(path),
         "source_name": resources.source_name,
         "sha256": hashlib.sha256(bundle.elf).hexdigest(),
         "probes": [{"attach_point": probe.attach_point, "program": probe.program} for probe in resources.probes],
@@ -65,6 +66,7 @@ def _parameters(bundle: Bundle) -> list[str]:
 def text(description: dict) -> str:
     lines = [
         f"compiler: {description['compiler']}",
+        f"signed by: {description['signer'] or 'nobody (unsigned)'}",
         f"source: {description['source_name']}",
         f"object sha256: {description['sha256']}",
         f"probes ({len(description['probes'])}):",

@@ -14,14 +14,33 @@ from common import bundle as bundle_format
 from common.bundle import Bundle, BundleError
 
 
-def read_bundle(path: str) -> Bundle:
+def read_bundle(path: str, trust: str | None = None) -> Bundle:
+    """`trust`: a PEM file of the one ed25519 key whose signed bundles bpfrun may run."""
+    trusted_key = _trusted_key(trust) if trust else None
     data = _read_bytes(path)
     try:
-        return bundle_format.read(data)
+        return bundle_format.read(data, trusted_key)
     except BundleError as error:
         raise UserError(str(error)) from None
     except Exception as error:  # common.bundle promises BundleError; never show a traceback
         raise UserError(f"bundle is invalid ({type(error).__name__}: {error})") from None
+
+
+def bundle_signer(path: str) -> str | None:
+    """Who signed the bundle at `path` (read_bundle accepted it already), unchecked."""
+    return bundle_format.signer(_read_bytes(path))
+
+
+def _trusted_key(path: str):
+    from common import signing
+
+    try:
+        with open(path, "rb") as file:
+            return signing.load_public_key(file.read(1 << 16))
+    except OSError as error:
+        raise UserError(f"cannot read trusted key {path!r}: {error.strerror}") from None
+    except signing.SignatureError as error:
+        raise UserError(f"trusted key {path!r}: {error}") from None
 
 
 def _read_bytes(path: str) -> bytes:

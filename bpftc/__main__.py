@@ -57,6 +57,7 @@ def main() -> None:
     metavar="FILE",
     help="Compile for the kernel described in FILE (written there by `bpfrun --describe-target`).",
 )
+@click.option("--sign", "key_file", metavar="KEY", help="Sign the bundle with this ed25519 private key (PEM).")
 def compile_command(
     script: str | None,
     program: str | None,
@@ -65,11 +66,13 @@ def compile_command(
     unsafe: bool,
     btf: str,
     target_file: str | None,
+    key_file: str | None,
 ) -> None:
     """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
     target = _read_target(target_file) if target_file else None
-    result = _compile_with_room(source, dump, unsafe, btf, target)
+    key = _read_signing_key(key_file) if key_file else None
+    result = _compile_with_room(source, dump, unsafe, btf, target, key)
     if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
         click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
@@ -96,7 +99,19 @@ def _read_target(path: str):
         raise _UserError(f"{path} is not a target description bpftc can use: {error}") from None
 
 
-def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str, target):
+def _read_signing_key(path: str):
+    from common import signing
+
+    try:
+        with open(path, "rb") as file:
+            return signing.load_private_key(file.read(1 << 16))
+    except OSError as error:
+        raise _UserError(f"cannot read {path}: {error.strerror}") from None
+    except signing.SignatureError as error:
+        raise _UserError(f"{path}: {error}") from None
+
+
+def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str, target, key):
     """compile_source in a thread with a large stack; returns its Result or the exception."""
     from bpftc.pipeline import compile_source
 
@@ -104,7 +119,7 @@ def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str,
 
     def run() -> None:
         try:
-            outcome.append(compile_source(source, dump=dump, unsafe=unsafe, btf=btf, target=target))
+            outcome.append(compile_source(source, dump=dump, unsafe=unsafe, btf=btf, target=target, signing_key=key))
         except BaseException as error:  # noqa: BLE001 (handed back to the caller)
             outcome.append(error)
 

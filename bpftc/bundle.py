@@ -6,5 +6,5 @@ from common import bundle
 from common.schema import Resources
 
 
-def write_bundle(resources: Resources, elf: bytes) -> bytes:
-    return bundle.write(bundle.Bundle(resources, elf))
+def write_bundle(resources: Resources, elf: bytes, signing_key=None) -> bytes:
+    return bundle.write(bundle.Bundle(resources, elf), signing_key)

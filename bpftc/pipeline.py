@@ -56,6 +56,7 @@ def compile_source(
     unsafe: bool = False,
     btf: str = DEFAULT_BTF,
     target: Target | None = None,
+    signing_key=None,
 ) -> Result:
     """Run every stage on `source`; stop early on errors or after the stage named by `dump`.
     `unsafe` allows the functions that act outside tracing (system()); `btf` is the kernel BTF
@@ -106,7 +107,7 @@ def compile_source(
     elf = emit(module)
     if stop_after("emit", lambda: assembly(module)):
         return result
-    result.bundle = write_bundle(plan.resources, elf)
+    result.bundle = write_bundle(plan.resources, elf, signing_key)
     if dump == "bundle":
         result.dump = f"{len(result.bundle)} bytes\n"
     return result

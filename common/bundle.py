@@ -6,7 +6,7 @@ Layout:
       format     int    FORMAT_VERSION of the writer; readers refuse versions they do not know
       payload    bin    msgpack map {"resources": schema.to_dict(Resources), "elf": bin}
       sha256     bin    SHA-256 of payload: catches truncation and corruption
-      signature  nil    reserved for a signature over payload (not produced yet)
+      signature  nil, or {"signer": ID, "ed25519": bin} over payload (common/signing.py)
 
 `read()` checks all of this and raises `BundleError` with a one-line reason for anything that is not
 a valid bundle. Imports only the standard library, msgpack and common.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import msgpack
 
+from common import signing
 from common.schema import Resources, SchemaError, from_dict, to_dict
 
 MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
@@ -39,18 +40,27 @@ class Bundle:
     elf: bytes
 
 
-def write(bundle: Bundle) -> bytes:
+def write(bundle: Bundle, signing_key=None) -> bytes:
+    """The bundle's bytes; signed when given an ed25519 private key (common/signing.py)."""
     payload = _pack({"resources": to_dict(bundle.resources), "elf": bundle.elf})
     envelope = {
         "format": FORMAT_VERSION,
         "payload": payload,
         "sha256": hashlib.sha256(payload).digest(),
-        "signature": None,
+        "signature": signing.sign(payload, signing_key) if signing_key is not None else None,
     }
     return MAGIC + _pack(envelope)
 
 
-def read(data: bytes) -> Bundle:
+def signer(data: bytes) -> str | None:
+    """Who signed a bundle `read` accepted (not checked here: that is `read(..., trusted_key)`)."""
+    signature = _unpack(data[len(MAGIC) :], "envelope").get("signature")
+    return str(signature.get("signer")) if isinstance(signature, dict) else None
+
+
+def read(data: bytes, trusted_key=None) -> Bundle:
+    """The bundle in `data`; with a `trusted_key`, only when that key signed it (checked before
+    the payload is decoded)."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
     if not data.startswith(MAGIC):
@@ -64,8 +74,14 @@ def read(data: bytes) -> Bundle:
     payload = envelope["payload"]
     if not isinstance(payload, bytes) or hashlib.sha256(payload).digest() != envelope["sha256"]:
         raise BundleError("bundle is corrupt (checksum mismatch)")
-    if envelope["signature"] is not None:
-        raise BundleError("bundle is signed, but this bpfrun cannot check signatures")
+    signature = envelope["signature"]
+    if signature is not None and not signing.well_formed(signature):
+        raise BundleError("bundle's signature is malformed")
+    if trusted_key is not None:
+        try:
+            signing.check(payload, envelope["signature"], trusted_key)
+        except signing.SignatureError as error:
+            raise BundleError(str(error)) from None
     contents = _unpack(payload, "payload")
     _expect_fields(contents, _PAYLOAD_FIELDS, "payload")
     elf = contents["elf"]

@@ -109,7 +109,7 @@ BAD_BUNDLES = {
         _envelope(format=bundle.FORMAT_VERSION + 1),
         f"bpfrun: ERROR: bundle format {bundle.FORMAT_VERSION + 1} is not supported",
     ),
-    "signed": (_envelope(signature=b"sig"), "bpfrun: ERROR: bundle is signed, but this bpfrun cannot check signatures"),
+    "bad signature": (_envelope(signature=b"sig"), "bpfrun: ERROR: bundle's signature is malformed"),
 }
 
 

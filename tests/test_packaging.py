@@ -33,7 +33,7 @@ def apt_installs(text: str) -> set[str]:
 
 
 def test_loader_dependencies_leave_out_the_compiler():
-    assert requirement_names(PYPROJECT["project"]["dependencies"]) == {"msgpack", "click"}
+    assert requirement_names(PYPROJECT["project"]["dependencies"]) == {"msgpack", "click", "cryptography"}
     assert requirement_names(PYPROJECT["project"]["optional-dependencies"]["compiler"]) == COMPILER_ONLY
 
 

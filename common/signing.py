@@ -1,0 +1,85 @@
+"""Bundle signatures: ed25519 over a bundle's payload (its metadata and BPF object, the exact
+bytes), with keys in PEM as `openssl genpkey -algorithm ed25519` writes them.
+
+    bpftc --sign private.pem ...       the envelope's signature: {"signer": ID, "ed25519": 64 bytes}
+    bpfrun --trust public.pem ...      refuses, before decoding the payload, a bundle that is not
+                                       signed by that key
+
+A signer's ID is the first 16 hex digits of the SHA-256 of its raw public key. The `cryptography`
+library (Debian's python3-cryptography) is imported only to sign or to check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+SIGNATURE_FIELDS = {"signer", "ed25519"}
+
+
+class SignatureError(ValueError):
+    """A key that cannot be used, or a signature that does not hold; one line for the user."""
+
+
+def signer_id(public_key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_private_key(pem: bytes):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise SignatureError(f"not a PEM private key without a password ({error})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SignatureError("not an ed25519 key (openssl genpkey -algorithm ed25519)")
+    return key
+
+
+def load_public_key(pem: bytes):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as error:
+        raise SignatureError(f"not a PEM public key ({error})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SignatureError("not an ed25519 public key (openssl pkey -pubout)")
+    return key
+
+
+def sign(payload: bytes, private_key) -> dict:
+    return {"signer": signer_id(private_key.public_key()), "ed25519": private_key.sign(payload)}
+
+
+def well_formed(signature: object) -> bool:
+    return (
+        isinstance(signature, dict)
+        and set(signature) == SIGNATURE_FIELDS
+        and isinstance(signature["signer"], str)
+        and len(signature["signer"]) == 16
+        and isinstance(signature["ed25519"], bytes)
+        and len(signature["ed25519"]) == 64
+    )
+
+
+def check(payload: bytes, signature: object, trusted_key) -> None:
+    """Raise SignatureError unless `signature` is the trusted key's over `payload`."""
+    from cryptography.exceptions import InvalidSignature
+
+    if signature is None:
+        raise SignatureError("bundle is not signed, and bpfrun was told to trust only signed bundles")
+    if not well_formed(signature):
+        raise SignatureError("bundle's signature is malformed")
+    trusted = signer_id(trusted_key)
+    if signature["signer"] != trusted:
+        raise SignatureError(f"bundle is signed by {str(signature['signer'])[:16]!r}, not by the trusted key {trusted}")
+    try:
+        trusted_key.verify(signature["ed25519"], payload)
+    except (InvalidSignature, TypeError, ValueError):
+        raise SignatureError("bundle's signature does not match its contents (tampered)") from None
