@@ -40,6 +40,9 @@ from bpfrun.errors import UserError
     type=click.Choice(["none", "line", "full"]),
     help="Output buffering (default: full, line on a terminal).",
 )
+@click.option(
+    "--check", "check", is_flag=True, help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing."
+)
 @click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
 @click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
 @click.option(
@@ -48,7 +51,12 @@ from bpfrun.errors import UserError
 @click.argument("bundle_path", metavar="BUNDLE", required=False)
 @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
 def cli(
-    bundle_path: str | None, arguments: tuple[str, ...], list_probes: bool, describe: bool, **options: object
+    bundle_path: str | None,
+    arguments: tuple[str, ...],
+    list_probes: bool,
+    describe: bool,
+    check: bool,
+    **options: object,
 ) -> int:
     """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
     until it exits or is interrupted."""
@@ -58,9 +66,37 @@ def cli(
         return _describe()
     if bundle_path == "inspect":  # bpfrun inspect [--json] BUNDLE (a bundle named so: ./inspect)
         return _inspect(arguments)
+    if check:
+        return _check(bundle_path, arguments, options.get("trust"))
     if bundle_path is None:
         raise click.UsageError("Missing argument 'BUNDLE'.")
     return _main(bundle_path, Options(arguments=arguments, **options))
+
+
+CHECK_FAILED = 3  # bpfrun --check: the host lacks something the bundle needs
+
+
+def _check(path: str | None, arguments: tuple[str, ...], trust: str | None) -> int:
+    from bpfrun.preflight import host_problems
+    from bpfrun.read import read_bundle
+    from bpfrun.verify import verify
+    from bpfrun.verify_object import verify_object
+
+    if path is None:
+        raise click.UsageError("bpfrun --check [--json] BUNDLE")
+    try:
+        bundle = read_bundle(path, trust)
+        verify(bundle.resources, allow_unsafe=True)
+        verify_object(bundle.resources, bundle.elf)
+        problems = host_problems(bundle.resources)
+    except UserError as error:
+        sys.stderr.write(f"bpfrun: ERROR: {error}\n")
+        return 1
+    if "--json" in arguments:
+        sys.stdout.write(json.dumps({"ok": not problems, "missing": problems}) + "\n")
+    else:
+        sys.stdout.write("".join(f"missing: {problem}\n" for problem in problems) or "ok: this host has what the bundle needs\n")
+    return CHECK_FAILED if problems else 0
 
 
 def _inspect(arguments: tuple[str, ...]) -> int:

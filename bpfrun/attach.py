@@ -414,7 +414,12 @@ def _uprobe_problem(probe: ProbeSpec) -> str | None:
 
 
 def _check_uprobe(probe: ProbeSpec) -> None:
-    binary_path(probe)
+    binary = binary_path(probe)
+    symbol = probe.target[1] if probe.provider != USDT else ""
+    function = symbol.partition("+")[0]
+    if function and not function.startswith("0x") and "*" not in function:
+        if function not in listing.elf_functions(binary):
+            raise UserError(f"cannot attach {probe.attach_point}: no function {function!r} in {binary}")
 
 
 def binary_path(probe: ProbeSpec) -> str:

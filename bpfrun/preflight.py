@@ -32,3 +32,23 @@ def check_kernel_fields(fields: tuple[str, ...]) -> None:
     missing = missing_kernel_fields(fields)
     if missing:
         raise UserError(f"this kernel's BTF ({HOST_BTF}) lacks what the bundle reads: {', '.join(missing)}")
+
+
+def host_problems(resources) -> list[str]:
+    """`bpfrun --check`: everything this host lacks for the bundle, in one pass: its architecture,
+    probe kinds, tracepoints, binaries and functions, USDT probes, kernel struct fields."""
+    import os
+
+    from bpfrun.attach import PROVIDERS, expand_usdt, expand_wildcards
+
+    problems = []
+    if resources.requirements.arch != os.uname().machine:
+        problems.append(f"bundle was built for {resources.requirements.arch}, this host is {os.uname().machine}")
+    for probe in resources.probes:
+        try:
+            for expanded in expand_usdt(expand_wildcards([probe])):
+                PROVIDERS[expanded.provider].check(expanded)
+        except UserError as error:
+            problems.append(str(error))
+    problems += [f"kernel BTF lacks {field}" for field in missing_kernel_fields(resources.requirements.kernel_fields)]
+    return problems

@@ -72,3 +72,42 @@ def test_a_damaged_bundle_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.bpfb").write_bytes(b"BPFB\x89\r\n\x1a" + b"\x00" * 10)
     result = inspect(tmp_path / "bad.bpfb")
     assert result.returncode == 1 and result.stderr.startswith("bpfrun: ERROR: ") and result.stderr.count("\n") == 1
+
+
+def test_check_lists_everything_the_host_lacks_at_once(tmp_path: Path) -> None:
+    program = (
+        "tracepoint:syscalls:nothere { } uprobe:libc:no_such_function { } "
+        "tracepoint:sched:sched_switch { @ = args.prev_pid; }"
+    )
+    bundle = compile_program(program, tmp_path / "c.bpfb")
+    result = subprocess.run(bpfrun_command("--check", bundle), capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == (
+        "missing: cannot attach tracepoint:syscalls:nothere: no such tracepoint\n"
+        "missing: cannot attach uprobe:libc:no_such_function: no function 'no_such_function' in "
+        "/lib/x86_64-linux-gnu/libc.so.6\n"
+    )
+    described = json.loads(subprocess.run(bpfrun_command("--check", bundle, "--json"), capture_output=True, text=True).stdout)
+    assert described == {"ok": False, "missing": result.stdout.replace("missing: ", "").splitlines()}
+    fine = compile_program("tracepoint:sched:sched_switch { @ = args.prev_pid; }", tmp_path / "ok.bpfb")
+    result = subprocess.run(bpfrun_command("--check", fine), capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "ok: this host has what the bundle needs\n")
+
+
+def test_the_same_script_gives_the_same_bytes(tmp_path: Path) -> None:
+    """Reproducible: compiled in two directories, at two times, by root and by nobody."""
+    script = (ROOT / "examples" / "read_tp.bt").read_text()
+    outputs = []
+    for index, user in enumerate((None, "65534")):
+        directory = tmp_path / f"build{index}"
+        directory.mkdir(mode=0o777)
+        os.chmod(directory, 0o777)
+        (directory / "read_tp.bt").write_text(script)
+        (directory / "read_tp.bt").chmod(0o644)
+        command = [str(Path(bpfrun_command()[0]).parent / "bpftc"), "read_tp.bt", "-o", "-"]
+        if user is not None and os.geteuid() == 0:
+            command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        result = subprocess.run(command, capture_output=True, cwd=directory, env={"HOME": "/nonexistent", "PATH": os.environ["PATH"]})
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
