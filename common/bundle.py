@@ -98,9 +98,34 @@ def _pack(value: object) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
+MAX_ELEMENTS = 1 << 20  # array items and map entries a bundle's metadata may hold in all
+MAX_CONTAINER = 1 << 16  # items of one array or map
+
+
+class _Budget:
+    """Counts the elements msgpack decodes and stops it past MAX_ELEMENTS: the size limit alone
+    lets 64 MiB of empty containers grow into gigabytes of Python objects. (msgpack itself stops
+    nesting deeper than its own stack.)"""
+
+    def __init__(self) -> None:
+        self.left = MAX_ELEMENTS
+
+    def spend(self, container):
+        self.left -= len(container) + 1
+        if self.left < 0:
+            raise BundleError("bundle metadata holds too many elements")
+        return container
+
+
 def _unpack(data: bytes, what: str) -> dict:
+    budget = _Budget()
     try:
-        value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(
+            data, raw=False, strict_map_key=True, max_array_len=MAX_CONTAINER, max_map_len=MAX_CONTAINER,
+            list_hook=budget.spend, object_hook=budget.spend,
+        )  # fmt: skip
+    except BundleError:
+        raise
     except Exception as error:  # msgpack raises several unrelated exception types
         raise BundleError(f"bundle is truncated or corrupt ({what}: {type(error).__name__})") from None
     if not isinstance(value, dict):

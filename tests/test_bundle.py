@@ -398,3 +398,17 @@ def test_a_printf_wider_than_allowed_is_refused_by_both(tmp_path: Path, capsys) 
     rewrite(path, {"events": (dataclasses.replace(events[0], format="%2000000000d"), *events[1:])})
     result = run_bpfrun(path)
     assert result.returncode == 1 and result.stderr.endswith(b"a width or precision above 4096\n"), result.stderr
+
+
+def test_metadata_of_millions_of_empty_containers_is_refused_quickly(tmp_path: Path) -> None:
+    """64 MiB of empty msgpack arrays, with a valid checksum: refused before they become gigabytes."""
+    import hashlib
+
+    import msgpack
+
+    payload = b"\xdd" + (1000).to_bytes(4, "big") + (b"\xdc" + (65535).to_bytes(2, "big") + b"\x90" * 65535) * 1000
+    envelope = {"format": bundle.FORMAT_VERSION, "payload": payload, "sha256": hashlib.sha256(payload).digest(), "signature": None}
+    path = tmp_path / "wide.bpfb"
+    path.write_bytes(bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True))
+    result = run_bpfrun(path)  # without the limit: over 30 s and gigabytes of memory
+    assert (result.returncode, result.stderr) == (1, b"bpfrun: ERROR: bundle metadata holds too many elements\n")
