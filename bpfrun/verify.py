@@ -18,6 +18,7 @@ Whether the ELF really has these programs and maps is checked by load.py after o
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -44,6 +45,7 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
         raise UserError("bundle runs commands with system(), an unsafe function: run it with --unsafe")
     if resources.globals is not None:
         _verify_globals(resources.globals, resources.options)
+    _verify_names(resources)
     _verify_probes(resources.probes)
     special_maps = [
         resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map, resources.usdt_spec_map
@@ -90,6 +92,23 @@ def _verify_probes(probes: tuple[ProbeSpec, ...]) -> None:
         problem = provider.problem(probe)
         if problem:
             raise UserError(f"probe {probe.attach_point!r}: {problem}")
+
+
+_MAP_NAME = re.compile(r"@[A-Za-z0-9_]{0,127}")
+_ELF_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _verify_names(resources: Resources) -> None:
+    """Names bpfrun prints, writes to tracefs or hands to libbpf: what bpftc writes, nothing that
+    could forge an output line or point elsewhere (a newline, an escape sequence, a NUL, `..`)."""
+    for spec in resources.maps:
+        if not _MAP_NAME.fullmatch(spec.name) or not _ELF_NAME.fullmatch(spec.elf_name):
+            raise UserError(f"bundle has a map named {spec.name!r} ({spec.elf_name!r}), which bpftc never writes")
+    for probe in resources.probes:
+        if not _ELF_NAME.fullmatch(probe.program):
+            raise UserError(f"bundle has a program named {probe.program!r}, which bpftc never writes")
+        if not probe.attach_point.isprintable() or len(probe.attach_point) > 1024:
+            raise UserError(f"bundle has an attach point named {probe.attach_point!r}")
 
 
 def _verify_maps(maps: tuple[MapSpec, ...], internal: list[str]) -> None:

@@ -412,3 +412,21 @@ def test_metadata_of_millions_of_empty_containers_is_refused_quickly(tmp_path: P
     path.write_bytes(bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True))
     result = run_bpfrun(path)  # without the limit: over 30 s and gigabytes of memory
     assert (result.returncode, result.stderr) == (1, b"bpfrun: ERROR: bundle metadata holds too many elements\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "@x\n@forged: 1"},
+        {"name": "@x\x1b[2J"},
+        {"elf_name": "AT_x\0AT_y"},
+    ],
+    ids=["newline", "escape", "nul"],
+)
+def test_names_that_could_forge_output_are_refused(change: dict, tmp_path: Path) -> None:
+    path = compile_program("BEGIN { @x = 1; exit(); }", tmp_path / "n.bpfb")
+    maps = bundle.read(path.read_bytes()).resources.maps
+    rewrite(path, {"maps": (dataclasses.replace(maps[0], **change), *maps[1:])})
+    result = run_bpfrun(path)
+    assert result.returncode == 1 and result.stderr.startswith(b"bpfrun: ERROR: bundle has a map named ")
+    assert result.stderr.count(b"\n") == 1
