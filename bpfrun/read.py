@@ -35,12 +35,9 @@ def _trusted_key(path: str):
     from common import signing
 
     try:
-        with open(path, "rb") as file:
-            return signing.load_public_key(file.read(1 << 16))
-    except OSError as error:
-        raise UserError(f"cannot read trusted key {path!r}: {error.strerror}") from None
+        return signing.read_key(path, private=False)
     except signing.SignatureError as error:
-        raise UserError(f"trusted key {path!r}: {error}") from None
+        raise UserError(f"trusted key: {error}") from None
 
 
 def _read_bytes(path: str) -> bytes:

@@ -103,12 +103,9 @@ def _read_signing_key(path: str):
     from common import signing
 
     try:
-        with open(path, "rb") as file:
-            return signing.load_private_key(file.read(1 << 16))
-    except OSError as error:
-        raise _UserError(f"cannot read {path}: {error.strerror}") from None
+        return signing.read_key(path, private=True)
     except signing.SignatureError as error:
-        raise _UserError(f"{path}: {error}") from None
+        raise _UserError(str(error)) from None
 
 
 def _compile_with_room(source: Source, dump: str | None, unsafe: bool, btf: str, target, key):

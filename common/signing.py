@@ -27,6 +27,22 @@ def signer_id(public_key) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+MAX_KEY_FILE_BYTES = 1 << 16
+
+
+def read_key(path: str, private: bool):
+    """The ed25519 key in PEM file `path`; SignatureError naming the file when it cannot be used."""
+    try:
+        with open(path, "rb") as file:
+            pem = file.read(MAX_KEY_FILE_BYTES)
+    except OSError as error:
+        raise SignatureError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return load_private_key(pem) if private else load_public_key(pem)
+    except SignatureError as error:
+        raise SignatureError(f"{path}: {error}") from None
+
+
 def load_private_key(pem: bytes):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
