@@ -37,7 +37,7 @@ def _trusted_key(path: str):
     try:
         return signing.read_key(path, private=False)
     except signing.SignatureError as error:
-        raise UserError(f"trusted key: {error}") from None
+        raise UserError(f"trusted key {error}") from None
 
 
 def _read_bytes(path: str) -> bytes:

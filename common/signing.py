@@ -49,8 +49,8 @@ def load_private_key(pem: bytes):
 
     try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as error:
-        raise SignatureError(f"not a PEM private key without a password ({error})") from None
+    except (ValueError, TypeError):
+        raise SignatureError("not a PEM private key without a password") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError("not an ed25519 key (openssl genpkey -algorithm ed25519)")
     return key
@@ -62,8 +62,8 @@ def load_public_key(pem: bytes):
 
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as error:
-        raise SignatureError(f"not a PEM public key ({error})") from None
+    except (ValueError, TypeError):
+        raise SignatureError("not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError("not an ed25519 public key (openssl pkey -pubout)")
     return key
