@@ -125,6 +125,8 @@ FUNCTIONS: dict[str, Function] = {
     "ksym": Function(1, 1, result=Symbol("ksym")),
     "reg": Function(1, 1, result=UINT64),
     "join": Function(1, 2),
+    "strcap": Function(1, 1, result=UINT64),  # a string's capacity, NUL included
+    "default_str_length": Function(0, 0, result=UINT64),  # str()'s default capacity
     "buf": Function(1, 2),
     "macaddr": Function(1, 1, result=Formatted("macaddr")),
     "ntop": Function(1, 2, result=Formatted("inet")),

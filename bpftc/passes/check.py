@@ -76,7 +76,7 @@ NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kaddr", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
-    "memcmp", "strcap", "str_concat",
+    "memcmp", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
 NOT_YET_BUILTINS = {"usermode"}
@@ -771,6 +771,10 @@ class _Checker(ast.Visitor):
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
+    def _check_strcap(self, node: ast.Call) -> None:
+        if not isinstance(self.type_of(node.args[0]), (String, Unknown)):
+            self.error(node.args[0], f"strcap() expects a string ({self.type_of(node.args[0])} provided)")
+
     def _check_join(self, node: ast.Call) -> None:
         if not isinstance(self.type_of(node.args[0]), (Pointer, Int, Unknown)):
             self.error(node.args[0], f"join() expects an array of string pointers ({self.type_of(node.args[0])} provided)")
@@ -1007,6 +1011,7 @@ _ARGUMENT_CHECKS = {
     "str": _Checker._check_str,
     "reg": _Checker._check_reg,
     "join": _Checker._check_join,
+    "strcap": _Checker._check_strcap,
     "buf": _Checker._check_bytes_source,
     "macaddr": _Checker._check_bytes_source,
     "ntop": _Checker._check_ntop,
