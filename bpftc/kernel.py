@@ -96,7 +96,7 @@ class KernelTypes:
         fields = _syscall_table().get(event)
         if fields is None:
             return None
-        return _format_layout(struct, [(name, c_type, offset, size, signed) for name, c_type, offset, size, signed in fields], user=True)
+        return _format_layout(struct, fields, user=True)
 
     def _btf_tracepoint_args(self, struct: Struct, event: str) -> StructLayout | None:
         if self.btf is None:

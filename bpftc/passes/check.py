@@ -96,7 +96,6 @@ def check(
     for probe in program.probes:
         contexts = _contexts(probe, targets)
         checker = _Checker(resolution, contexts, diagnostics, unsafe)
-        checker.targets = targets
         checker.max_strlen = max_strlen if type(max_strlen) is int else CONFIG_DEFAULTS["max_strlen"]
         checker.check_probe(probe)
 
@@ -151,7 +150,7 @@ class _Checker(ast.Visitor):
 
     def check_probe(self, probe: ast.Probe) -> None:
         self.probe = probe
-        self.targets_of_probe = [self.targets[point] for point in probe.attach_points if point in self.targets]
+        self.targets_of_probe = self.resolution.targets_of.get(probe, ())
         if probe.predicate is not None:
             self.visit(probe.predicate)
             predicate = self.type_of(probe.predicate)
