@@ -167,7 +167,7 @@ CONFIG_SETTINGS: dict[str, type | None] = {
     "print_maps_on_exit": bool,
     "max_map_keys": int,
     "perf_rb_pages": int,
-    "max_strlen": int,  # checked against string literals; str($N) keeps PARAMETER_STRING_SIZE
+    "max_strlen": int,  # string literals and str() of memory; str($N) keeps PARAMETER_STRING_SIZE
     **dict.fromkeys(
         (
             "cache_user_symbols", "cpp_demangle", "lazy_symbolication", "license", "log_size", "max_bpf_progs",

@@ -305,3 +305,16 @@ def test_join_buf_ntop_and_macaddr(tmp_path: Path) -> None:
     ), result.stderr
     json_result = traced(tmp_path / "j.bpfb", workload, "-f", "json")
     assert '{"type": "join", "data": "echo a b c"}\n' in json_result.stdout, json_result.stdout
+
+
+@needs_bpf
+def test_config_max_strlen_limits_strings_read_from_memory(tmp_path: Path) -> None:
+    """As bpftrace 0.27 prints them: a string longer than max_strlen keeps max_strlen characters
+    and ends in "..", str(s, n) keeps n - 1."""
+    program = (
+        "config = { max_strlen = 8 } tracepoint:syscalls:sys_enter_openat /pid == $1/ "
+        '{ printf("%s|%s\\n", str(args.filename), str(args.filename, 5)); }'
+    )
+    workload = "for path in ('/etc/hostname', '/etc/'): os.close(os.open(path, os.O_RDONLY))"
+    result = traced(compile_program(program, tmp_path / "m.bpfb"), workload)
+    assert result.stdout == "/etc/hos..|/etc\n/etc/|/etc\n\n\n", result.stderr

@@ -23,7 +23,7 @@ from common.layout import Layout
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import COMM_SIZE, REGISTERS, STRING_READ_SIZE
+from bpftc.builtins import COMM_SIZE, REGISTERS
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -1150,7 +1150,7 @@ class _ProbeGenerator(ast.Visitor):
         return I64(self.types[node.args[0]].size)
 
     def call_default_str_length(self, node: ast.Call) -> ir.Value:
-        return I64(STRING_READ_SIZE)
+        return I64(self.resolution.string_size)
 
     def call_reg(self, node: ast.Call) -> ir.Value:
         name = node.args[0].value.decode()

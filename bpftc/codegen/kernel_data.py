@@ -178,14 +178,23 @@ def probe_read(bpf: BpfBuilder, destination: ir.Value, size: int | ir.Value, add
 
 def read_string(bpf: BpfBuilder, destination: ir.Value, size: int, limit: ir.Value | None, address: ir.Value, space: str):
     """A NUL-terminated string from `address` into `destination` (`size` bytes, zeroed first so that
-    equal strings are equal keys), at most `limit` - 1 characters."""
+    equal strings are equal keys), at most `limit` - 1 characters.
+
+    Without a limit, a string longer than the buffer is marked cut short, as bpftrace prints it
+    ("bpftrace.." in 8 bytes): the helper ends it with a NUL in the last byte, which is then
+    replaced by the source's own byte there; only a string that ended at that byte has its NUL."""
     bpf.zero(destination, (size + 7) // 8 * 8)
     helper = PROBE_READ_USER_STR if space == USER else PROBE_READ_KERNEL_STR
     length: ir.Value = I32(size)
     if limit is not None:  # clamped, so that the verifier sees a size within the buffer
         limit = bpf.ir.trunc(limit, I32)
         length = bpf.ir.select(bpf.ir.icmp_unsigned("<", limit, I32(size)), limit, I32(size), name="length")
-    bpf.call_helper(helper, [destination, length, address], name="read_string")
+    copied = bpf.call_helper(helper, [destination, length, address], name="read_string")
+    if limit is None:
+        with bpf.ir.if_then(bpf.ir.icmp_signed("==", copied, I64(size))):
+            last = bpf.at(destination, size - 1)
+            source = bpf.ir.inttoptr(bpf.ir.add(bpf.ir.ptrtoint(address, I64), I64(size - 1)), PTR)
+            bpf.call_helper(PROBE_READ_USER if space == USER else PROBE_READ_KERNEL, [last, I32(1), source], name="last")
 
 
 def read_string_raw(bpf: BpfBuilder, destination: ir.Value, size: int, address: ir.Value, space: str) -> None:

@@ -107,6 +107,7 @@ class Resolution:
     kernel: KernelTypes = field(default_factory=KernelTypes)  # struct layouts (bpftc/kernel.py)
     # Each tracepoint's `args` layout (or why it has none), by attach point, for the probes that read it.
     args: dict[ast.AttachPoint, StructLayout | str] = field(default_factory=dict)
+    string_size: int = STRING_READ_SIZE  # str() of memory: config max_strlen, NUL included
 
     def struct_of(self, operand: Type) -> StructLayout | None:
         """The layout a field access on a value of type `operand` reads: a struct, or the struct a
@@ -124,6 +125,9 @@ class Resolution:
 
 def resolve(program: ast.Program, targets: ProbeTargets, kernel: KernelTypes | None = None) -> Resolution:
     resolution = Resolution(kernel=kernel or KernelTypes())
+    max_strlen = next((item.value for item in program.config if item.name == "max_strlen"), None)
+    if type(max_strlen) is int and 1 < max_strlen <= STRING_READ_SIZE:  # passes/check.py reports others
+        resolution.string_size = max_strlen
     for probe in program.probes:
         resolution.probe_names[probe] = tuple(targets[p].name for p in probe.attach_points if p in targets)
         resolution.targets_of[probe] = tuple(targets[p] for p in probe.attach_points if p in targets)
@@ -499,7 +503,7 @@ class _Resolver(ast.Visitor):
         if function is not None and function.result is not None:
             return self.typed(node, function.result)
         if node.name == "str":
-            return self.typed(node, _str_type(node, self.types))
+            return self.typed(node, _str_type(node, self.types, self.resolution.string_size))
         if node.name == "bswap":
             operand = self.types.get(node.args[0]) if node.args else None
             return self.typed(node, Int(operand.bits, False) if isinstance(operand, Int) else UNKNOWN)
@@ -744,7 +748,7 @@ def option_of(node: ast.Call) -> OptionSpec | None:
     return OptionSpec(name, "int", str(value)) if value is not None else None
 
 
-def _str_type(node: ast.Call, types: TypeMap) -> Type:
+def _str_type(node: ast.Call, types: TypeMap, string_size: int) -> Type:
     """str($N) is the parameter as a string; str() of a string is that string; str() of a pointer
     or an address is the string read from there."""
     if not node.args:
@@ -754,7 +758,7 @@ def _str_type(node: ast.Call, types: TypeMap) -> Type:
     argument = types.get(node.args[0])
     if isinstance(argument, (Pointer, Int)):
         length = constant_value(node.args[1]) if len(node.args) == 2 else None
-        return String(length if length is not None and 0 < length < STRING_READ_SIZE else STRING_READ_SIZE)
+        return String(length if length is not None and 0 < length < string_size else string_size)
     return argument if isinstance(argument, String) else UNKNOWN
 
 
