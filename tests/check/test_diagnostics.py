@@ -379,3 +379,9 @@ def test_scopes_and_declarations_match_bpftrace():
         "stdin:1:17-26: ERROR: Type mismatch for $x: trying to assign value of type 'string[16]' "
         "when variable already has a type 'int8'"
     )
+
+
+def test_context_builtins_inside_a_for_map_body_are_not_supported_yet():
+    text = diagnostics_text("tracepoint:syscalls:sys_enter_read { @[1] = 1; for ($kv : @) { @x = args.fd; @s = reg(\"ip\"); } }")
+    assert "ERROR: The builtin 'args' inside a for-loop over a map is not supported yet" in text
+    assert "ERROR: reg() inside a for-loop over a map is not supported yet" in text
