@@ -318,3 +318,13 @@ def test_config_max_strlen_limits_strings_read_from_memory(tmp_path: Path) -> No
     workload = "for path in ('/etc/hostname', '/etc/'): os.close(os.open(path, os.O_RDONLY))"
     result = traced(compile_program(program, tmp_path / "m.bpfb"), workload)
     assert result.stdout == "/etc/hos..|/etc\n/etc/|/etc\n\n\n", result.stderr
+
+
+@needs_bpf
+def test_indexing_a_pointer_reads_its_elements(tmp_path: Path) -> None:
+    program = (
+        "tracepoint:syscalls:sys_enter_execve /pid == $1/ "
+        '{ printf("%s|%s|%s|%d\\n", str(args.argv[0]), str(args->argv[1]), str(args.argv[2]), args.argv[3] == 0); }'
+    )
+    result = traced(compile_program(program, tmp_path / "i.bpfb"), "os.execv('/bin/echo', ['echo', 'a', 'b c'])")
+    assert result.stdout == "echo|a|b c|1\n\n\n", result.stderr

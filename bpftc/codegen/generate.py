@@ -43,7 +43,7 @@ from bpftc.passes.resolve import (
 )
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
+from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -926,7 +926,25 @@ class _ProbeGenerator(ast.Visitor):
         return self.resolution.struct_of(self.types[operand])
 
     def visit_Index(self, node: ast.Index) -> ir.Value:
+        operand = self.types[node.operand]
+        if isinstance(operand, (Pointer, Array)):  # an element in memory (passes/check.py)
+            return self._element(node, operand)
         return self._member(node, node.operand, constant_value(node.index))
+
+    def _element(self, node: ast.Index, operand) -> ir.Value:
+        """p[i] where pointer p points, or a[i] of an array field of a kernel struct."""
+        element = self.types[node]
+        size = 8 if isinstance(element, Pointer) else element.size
+        if isinstance(operand, Pointer):
+            base, space = self.value(node.operand), USER if operand.user else KERNEL
+        else:
+            address, space = self._field_address(node.operand)
+            base = self.ir.ptrtoint(address, I64)
+            space = KERNEL if space == CONTEXT else space
+        offset = self.ir.mul(self.value(node.index), I64(size), name="offset")
+        address = kernel_data.as_address(self.bpf, self.ir.add(base, offset))
+        signed = getattr(element, "signed", False)
+        return kernel_data.load_scalar(self.bpf, address, size, signed, space, lambda: self.memory.acquire(8))
 
     def _member(self, node: ast.Node, operand: ast.Node, index: int) -> ir.Value:
         container = self.value(operand)

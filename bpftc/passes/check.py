@@ -429,7 +429,8 @@ class _Checker(ast.Visitor):
         if layout is None:
             self.error(node.operand, f"Unknown struct/union: '{struct}' (not in the kernel's BTF)")
             return
-        if isinstance(operand, Struct) and node.arrow:
+        is_args = isinstance(node.operand, ast.Builtin) and node.operand.name == "args"
+        if isinstance(operand, Struct) and node.arrow and not is_args:  # args->x: the older spelling
             self.error(node, f"Can not access field '{node.name}' on type '{operand}'. Try using '.'")
             return
         field = layout.fields.get(node.name)
@@ -461,6 +462,9 @@ class _Checker(ast.Visitor):
             elif not 0 <= position < len(operand.elements):
                 count = len(operand.elements)
                 self.error(node, f"Invalid tuple index: {position}. Found {count} elements in tuple.")
+        elif _indexes_memory(node, operand, self.resolution):
+            if not isinstance(self.type_of(node.index), (Int, Unknown)):
+                self.error(node.index, f"The index must be an integer ({self.type_of(node.index)} provided)")
         elif not isinstance(operand, Unknown):
             self.not_supported(node, f"Indexing a value of type '{operand}'")
 
@@ -955,6 +959,19 @@ def _is_aggregation(node: ast.Node) -> bool:
 
 def _call_name(node: ast.Node) -> str:
     return f"{node.name}()" if isinstance(node, ast.Call) else "this expression"
+
+
+def _indexes_memory(node: ast.Index, operand: Type, resolution: Resolution) -> bool:
+    """p[i] of a pointer to integers or pointers, or a[i] of an integer array field of a kernel
+    struct: one scalar read from memory."""
+    element = resolution.types.get(node)
+    if not isinstance(element, (Int, Pointer)):
+        return False
+    if isinstance(operand, Pointer):
+        return True
+    return isinstance(operand, Array) and isinstance(node.operand, ast.Field) and (
+        resolution.struct_of(resolution.types.get(node.operand.operand)) is not None
+    )
 
 
 def _storable(t: Type) -> bool:

@@ -584,6 +584,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, operand.elements[position])
         if isinstance(operand, Array):
             return self.typed(node, operand.element)
+        if isinstance(operand, Pointer):  # p[i]: the i-th element where p points
+            target = operand.target
+            return self.typed(node, Pointer(target.target, operand.user) if isinstance(target, Pointer) else target)
         return self.typed(node, UNKNOWN)
 
     def visit_Tuple(self, node: ast.Tuple) -> Type:
