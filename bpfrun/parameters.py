@@ -102,6 +102,8 @@ def _value(name: str, arguments: Sequence[str], ncpus: int) -> int | str:
         return time.clock_gettime_ns(time.CLOCK_MONOTONIC)  # the clock of bpf_ktime_get_ns
     if name == schema.ARGUMENT_COUNT:
         return len(arguments)
+    if name.startswith(schema.KERNEL_ADDRESS):
+        return kernel_address(name.removeprefix(schema.KERNEL_ADDRESS))
     if name in (schema.PIDNS_DEV, schema.PIDNS_INO):
         namespace = os.stat("/proc/self/ns/pid")
         return namespace.st_dev if name == schema.PIDNS_DEV else namespace.st_ino
@@ -110,6 +112,19 @@ def _value(name: str, arguments: Sequence[str], ncpus: int) -> int | str:
     if kind == schema.STRING_ARGUMENT:
         return text
     return integer(text, index) if text else 0
+
+
+def kernel_address(symbol: str) -> int:
+    """kaddr("NAME"): the symbol's address in this host's /proc/kallsyms (real as root)."""
+    try:
+        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == symbol:
+                    return int(parts[0], 16)
+    except OSError as error:
+        raise UserError(f"kaddr(\"{symbol}\"): cannot read /proc/kallsyms: {error.strerror}") from None
+    raise UserError(f"kaddr(\"{symbol}\"): no kernel symbol of that name on this host")
 
 
 def _parameter(name: str) -> tuple[str, int]:
@@ -139,6 +154,8 @@ def known_global(name: str, options: Sequence[schema.OptionSpec] = ()) -> bool:
         return True
     if name.startswith(schema.OPTION):
         return any(name == schema.OPTION + option.name for option in options)
+    if name.startswith(schema.KERNEL_ADDRESS):
+        return re.fullmatch(schema.FUNCTION_NAME, name.removeprefix(schema.KERNEL_ADDRESS)) is not None
     return any(
         name.startswith(kind) and name[len(kind) :].isdigit()
         for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT)

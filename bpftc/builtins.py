@@ -125,7 +125,8 @@ FUNCTIONS: dict[str, Function] = {
     "ksym": Function(1, 1, result=Symbol("ksym")),
     "reg": Function(1, 1, result=UINT64),
     "join": Function(1, 2),
-    "strcap": Function(1, 1, result=UINT64),  # a string's capacity, NUL included
+    "strcap": Function(1, 1, result=UINT64),
+    "kaddr": Function(1, 1, result=UINT64),  # resolved by bpfrun on the host (a global)  # a string's capacity, NUL included
     "default_str_length": Function(0, 0, result=UINT64),  # str()'s default capacity
     "buf": Function(1, 2),
     "macaddr": Function(1, 1, result=Formatted("macaddr")),

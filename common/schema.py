@@ -270,6 +270,7 @@ TARGET_PID = "target_pid"  # u64: bpfrun -p PID; 0 for every process. Probes but
 PIDNS_DEV = "pidns_dev"  # u64: st_dev of bpfrun's /proc/self/ns/pid (pid(curr_ns), tid(curr_ns))
 PIDNS_INO = "pidns_ino"  # u64: its st_ino
 CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 without -c
+KERNEL_ADDRESS = "kaddr_"  # "kaddr_NAME": u64: kernel symbol NAME's address on the host (kaddr("NAME"))
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
 OPTION = "opt_"  # "opt_NAME": getopt("NAME"): i64 (integers, bools) or string, from --NAME=VALUE

@@ -328,3 +328,17 @@ def test_indexing_a_pointer_reads_its_elements(tmp_path: Path) -> None:
     )
     result = traced(compile_program(program, tmp_path / "i.bpfb"), "os.execv('/bin/echo', ['echo', 'a', 'b c'])")
     assert result.stdout == "echo|a|b c|1\n\n\n", result.stderr
+
+
+@needs_bpf
+def test_kaddr_is_the_hosts_symbol_address(tmp_path: Path) -> None:
+    kallsyms = Path("/proc/kallsyms").read_text().splitlines()
+    address = next(line.split()[0] for line in kallsyms if line.split()[2:3] == ["vfs_read"])
+    program = 'begin { printf("%s %lx\\n", ksym(kaddr("vfs_read")), kaddr("vfs_read")); exit(); }'
+    result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "k.bpfb")), capture_output=True, text=True)
+    assert result.stdout == f"vfs_read {int(address, 16):x}\n\n\n", result.stderr
+    missing = compile_program('begin { @ = kaddr("no_such_symbol_x"); exit(); }', tmp_path / "m.bpfb")
+    result = subprocess.run(bpfrun_command(missing), capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (
+        1, 'bpfrun: ERROR: kaddr("no_such_symbol_x"): no kernel symbol of that name on this host\n'
+    )  # fmt: skip

@@ -1164,6 +1164,9 @@ class _ProbeGenerator(ast.Visitor):
                 self.ir.position_at_end(done)
                 self.bpf.ringbuf_submit(record)
 
+    def call_kaddr(self, node: ast.Call) -> ir.Value:
+        return self.load_global(schema.KERNEL_ADDRESS + node.args[0].value.decode())
+
     def call_strcap(self, node: ast.Call) -> ir.Value:
         return I64(self.types[node.args[0]].size)
 

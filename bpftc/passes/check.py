@@ -77,7 +77,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kaddr", "kptr",
+    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
     "memcmp", "str_concat",
@@ -787,6 +787,11 @@ class _Checker(ast.Visitor):
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
+    def _check_kaddr(self, node: ast.Call) -> None:
+        name = node.args[0]
+        if not isinstance(name, ast.String) or not re.fullmatch(schema.FUNCTION_NAME, name.value.decode("utf-8", "replace")):
+            self.error(node, "kaddr() expects a kernel symbol's name as a string literal")
+
     def _check_strcap(self, node: ast.Call) -> None:
         if not isinstance(self.type_of(node.args[0]), (String, Unknown)):
             self.error(node.args[0], f"strcap() expects a string ({self.type_of(node.args[0])} provided)")
@@ -1041,6 +1046,7 @@ _ARGUMENT_CHECKS = {
     "reg": _Checker._check_reg,
     "join": _Checker._check_join,
     "strcap": _Checker._check_strcap,
+    "kaddr": _Checker._check_kaddr,
     "buf": _Checker._check_bytes_source,
     "macaddr": _Checker._check_bytes_source,
     "ntop": _Checker._check_ntop,

@@ -177,6 +177,8 @@ def _globals(program: ast.Program, resolution: Resolution) -> Layout:
             names.add(schema.START_NS)
         elif isinstance(node, ast.Builtin) and node.name == "cpid":
             names.add(schema.CHILD_PID)
+        elif isinstance(node, ast.Call) and node.name == "kaddr":
+            names.add(schema.KERNEL_ADDRESS + node.args[0].value.decode())
         elif isinstance(node, ast.Call) and node.name in ("pid", "tid") and node.args:  # pid(curr_ns)
             names.update((schema.PIDNS_DEV, schema.PIDNS_INO))
         elif isinstance(node, ast.Map) and _reads_aggregate(node, resolution):
