@@ -116,12 +116,12 @@ def _value(name: str, arguments: Sequence[str], ncpus: int) -> int | str:
 
 def kernel_address(symbol: str) -> int:
     """kaddr("NAME"): the symbol's address in this host's /proc/kallsyms (real as root)."""
+    from bpfrun.stacks import kernel_symbols
+
     try:
-        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] == symbol:
-                    return int(parts[0], 16)
+        for address, _, name in kernel_symbols():
+            if name == symbol:
+                return address
     except OSError as error:
         raise UserError(f"kaddr(\"{symbol}\"): cannot read /proc/kallsyms: {error.strerror}") from None
     raise UserError(f"kaddr(\"{symbol}\"): no kernel symbol of that name on this host")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import functools
+from collections.abc import Iterator
 
 from bpfrun.libbpf import lib
 from common import layout
@@ -72,20 +73,23 @@ def _addresses(stack_id: int) -> list[int]:
 # Kernel symbols
 
 
+def kernel_symbols() -> Iterator[tuple[int, str, str]]:
+    """(address, type letter, name) of each line of /proc/kallsyms (addresses are real as root)."""
+    with open("/proc/kallsyms", encoding="utf-8", errors="replace") as file:
+        for line in file:
+            parts = line.split()
+            if len(parts) >= 3:
+                yield int(parts[0], 16), parts[1], parts[2]
+
+
 @functools.cache
 def _kallsyms() -> tuple[list[int], list[str]]:
-    """Code symbols from /proc/kallsyms, sorted by address (as root, addresses are real); data
-    symbols are there only on kernels built with CONFIG_KALLSYMS_ALL."""
-    symbols = []
+    """Code symbols, sorted by address; data symbols are in /proc/kallsyms only on kernels built
+    with CONFIG_KALLSYMS_ALL."""
     try:
-        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] in "tTwW":
-                    symbols.append((int(parts[0], 16), parts[2]))
+        symbols = sorted((address, name) for address, kind, name in kernel_symbols() if kind in "tTwW")
     except OSError:
-        pass
-    symbols.sort()
+        symbols = []
     return [address for address, _ in symbols], [name for _, name in symbols]
 
 

@@ -68,7 +68,10 @@ class Btf:
             raise BtfError("truncated BTF")
         self._starts = [0]  # type id → offset of its record (id 0 is void)
         self._by_name: dict[tuple[int, str], int] = {}
-        self._index(types_start)
+        try:
+            self._index(types_start)
+        except struct.error:
+            raise BtfError("truncated BTF types") from None
 
     @classmethod
     def from_file(cls, path: str) -> Btf:
