@@ -23,7 +23,7 @@ import struct
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import lib
-from bpfrun.values import Histogram, HistogramRow, MapValue, Primitive, Record, Tuple, decode
+from bpfrun.values import Array, Histogram, HistogramRow, MapValue, Primitive, Record, Tuple, decode
 from common import layout, schema
 from common.schema import MapSpec
 
@@ -295,6 +295,9 @@ def _key_order(key: Primitive, spec: layout.Layout | None) -> tuple:
         return (1, key.encode("utf-8", "surrogateescape"))
     if isinstance(key, Tuple):
         return (2, tuple(_key_order(item, field.layout) for item, field in zip(key.items, spec.fields)))
+    if isinstance(key, Array):
+        element = spec.fields[0].layout
+        return (2, tuple(_key_order(item, element) for item in key.items))
     if isinstance(key, Record):
         return (3, tuple(_key_order(item, field.layout) for (_, item), field in zip(key.fields, spec.fields)))
     return (4,)

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from bpfrun.values import Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
+from bpfrun.values import Array, Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
 from common.schema import RuntimeErrorEvent
 
 BAR_WIDTH = 52
@@ -201,6 +201,8 @@ def text_value(value: Value) -> str:
         if not value.fields:
             return "{}"
         return "{ " + ", ".join(f".{name} = {text_value(item)}" for name, item in value.fields) + " }"
+    if isinstance(value, Array):
+        return "[" + ",".join(text_value(item) for item in value.items) + "]"
     if isinstance(value, Histogram):
         return text_histogram(value)
     if isinstance(value, Timestamp):
@@ -265,7 +267,7 @@ def json_value(value: Value) -> str:
         return json_string(encode(value))
     if isinstance(value, Timestamp):
         return json_string(encode(value.text()))
-    if isinstance(value, Tuple):
+    if isinstance(value, (Tuple, Array)):
         return "[" + ",".join(json_value(item) for item in value.items) + "]"
     if isinstance(value, Record):
         return "{" + ", ".join(f"{json_string(encode(name))}: {json_value(item)}" for name, item in value.fields) + "}"

@@ -7,6 +7,7 @@ payload); produces values that output.py renders as text or JSON:
     str                  a string (bytes that are not UTF-8 kept as surrogate escapes); one that
                          fills its whole buffer without a NUL was cut short: it ends in ".."
     Tuple, Record        their decoded fields
+    Array                its decoded elements
     Timestamp            a strftime() value, formatted when printed
     None                 no value
     Histogram            rows of a hist() or lhist() map value (built by maps.py)
@@ -45,6 +46,11 @@ class Record:
     fields: tuple[tuple[str, Primitive], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Array:
+    items: tuple[int | bool, ...]
+
+
 class Address(int):
     """A pointer's value: printed in hex."""
 
@@ -68,7 +74,7 @@ class Timestamp:
         return "%".join(time.strftime(piece, time.localtime(seconds)) if piece else "" for piece in pieces)
 
 
-Primitive = int | bool | str | Tuple | Record | Timestamp | None
+Primitive = int | bool | str | Tuple | Record | Array | Timestamp | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,10 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Tuple(tuple(decode(field.layout, data[field.offset :]) for field in spec.fields))
     if kind == layout.RECORD:
         return Record(tuple((field.name, decode(field.layout, data[field.offset :])) for field in spec.fields))
+    if kind == layout.ARRAY:
+        element = spec.fields[0].layout
+        step = element.size
+        return Array(tuple(decode(element, data[offset : offset + step]) for offset in range(0, spec.size, step)))
     if kind == layout.TIMESTAMP:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
     if kind == layout.POINTER:

@@ -31,8 +31,8 @@ from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 
 SUPPORTED_ARCHES = ("x86_64",)
 _KEY_KINDS = (
-    layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.LOOKUP, layout.POINTER,
-    layout.STACK, layout.SYMBOL, layout.BYTES,
+    layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.ARRAY, layout.LOOKUP,
+    layout.POINTER, layout.STACK, layout.SYMBOL, layout.BYTES,
 )  # fmt: skip
 _VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002

@@ -131,6 +131,7 @@ FUNCTIONS: dict[str, Function] = {
     "buf": Function(1, 2),
     "macaddr": Function(1, 1, result=Formatted("macaddr")),
     "ntop": Function(1, 2, result=Formatted("inet")),
+    "pton": Function(1, 1),  # an address literal's bytes: uint8[4] or uint8[16]
     "usym": Function(1, 1, result=Symbol("usym")),
 }
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments

@@ -51,6 +51,8 @@ def layout_of(t: Type) -> Layout:
         return Layout(layout.SYMBOL, 16, text=t.kind)
     if isinstance(t, Formatted):
         return Layout(layout.BYTES, layout.BYTES_FORMATS[t.kind] or 8 + t.length, text=t.kind)
+    if isinstance(t, Array):
+        return layout.array(layout_of(t.element), t.length)
     if isinstance(t, Tuple):
         return layout.packed(layout.TUPLE, [("", layout_of(element)) for element in t.elements])
     if isinstance(t, Record):

@@ -20,6 +20,8 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
                 table: errno (strerror's message), signal (signal_name's), uid (the user's name),
                 syscall (syscall_name's, from the host's libseccomp)
+    array       N elements of one layout (its one field, at offset 0), packed: element i at
+                i * element size; size N * element size; printed `[a,b]`
     tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
     record      named fields at their offsets (each aligned to 8), printed `{ .a = 1, .b = x }`
     none        size 0: no value
@@ -37,6 +39,8 @@ BOOL = "bool"
 STRING = "string"
 TUPLE = "tuple"
 RECORD = "record"
+ARRAY = "array"
+ARRAY_ELEMENTS = (INT, UINT, BOOL)  # what an array holds
 TIMESTAMP = "timestamp"
 LOOKUP = "lookup"
 POINTER = "pointer"
@@ -50,7 +54,7 @@ BYTES_FORMATS = {"buffer": None, "macaddr": 8, "inet": 24}  # the size of each, 
 SYMBOL_KINDS = ("ksym", "usym")
 LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, NONE)
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, ARRAY, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -91,6 +95,10 @@ def stack_parts(text: str) -> tuple[str, str, int] | None:
         return None
     depth = int(parts[2])
     return (parts[0], parts[1], depth) if 1 <= depth <= MAX_STACK_DEPTH else None
+
+
+def array(element: Layout, length: int) -> Layout:
+    return Layout(ARRAY, element.size * length, (Field("", 0, element),))
 
 
 def aligned(offset: int, alignment: int) -> int:
@@ -146,6 +154,22 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
             inner = problem(field.layout, depth + 1)
             if inner is not None:
                 return inner
+    elif layout.kind == ARRAY:
+        return _array_problem(layout)
     elif layout.fields:
         return f"a {layout.kind} with fields"
+    return None
+
+
+MAX_ARRAY_BYTES = 1 << 16
+
+
+def _array_problem(array_layout: Layout) -> str | None:
+    if len(array_layout.fields) != 1 or array_layout.fields[0].offset != 0:
+        return "an array without exactly one element layout"
+    element = array_layout.fields[0].layout
+    if element.kind not in ARRAY_ELEMENTS or problem(element, 1) is not None:
+        return f"an array of {element.kind}"
+    if not 0 < array_layout.size <= MAX_ARRAY_BYTES or array_layout.size % element.size:
+        return f"an array of {array_layout.size} bytes of {element.size}-byte elements"
     return None

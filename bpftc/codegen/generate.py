@@ -35,6 +35,7 @@ from bpftc.diagnostics import Diagnostics
 from bpftc.passes.resolve import (
     Binding,
     Resolution,
+    address_bytes,
     constant_value,
     function_name,
     offset_of,
@@ -825,6 +826,8 @@ class _ProbeGenerator(ast.Visitor):
         if not storage.in_register(target):
             return self.in_memory(node)
         value = self.value(node.operand)
+        if isinstance(source, Array):  # its bytes as one integer (passes/check.py: same size, at most 8)
+            value = self.bpf.load_i64(value)
         if isinstance(target, Bool) and not isinstance(source, Bool):
             return self.bpf.as_i64(self.bpf.truth(value))
         if isinstance(target, Int):
@@ -835,13 +838,21 @@ class _ProbeGenerator(ast.Visitor):
         target, source = self.types[node], self.types[node.operand]
         if storage.in_register(target):
             self.bpf.store_i64(self.visit_Cast(node), destination)
-            return
-        self._convert(self.value(node.operand), source, destination, target)
+        elif isinstance(target, Array) and storage.in_register(source):  # an integer's bytes
+            bits = 8 * storage.sizeof(target)
+            value = self.value(node.operand)
+            if bits < 64:  # the padding after the array stays zero: arrays compare 8 bytes at a time
+                value = self.ir.and_(value, I64((1 << bits) - 1))
+            self.bpf.store_i64(value, destination)
+        else:
+            self._convert(self.value(node.operand), source, destination, target)
 
     def _convert(self, source: ir.Value, source_type: Type, destination: ir.Value, target: Type) -> None:
         """Write a stored value of `source_type` at `destination` as a `target`: strings cut or
         padded, tuple and record fields one by one."""
-        if storage.in_register(target):
+        if source_type == target:
+            self.bpf.copy(destination, source, storage.size_of(target))
+        elif storage.in_register(target):
             value = self.bpf.load_i64(source)
             if isinstance(target, Int):
                 value = self.bpf.extend(value, target.bits, target.signed)
@@ -927,6 +938,8 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Index(self, node: ast.Index) -> ir.Value:
         operand = self.types[node.operand]
+        if isinstance(operand, Array) and not _is_struct_field(node.operand, self.types, self.resolution):
+            return self._array_element(node, operand)
         if isinstance(operand, (Pointer, Array)):  # an element in memory (passes/check.py)
             return self._element(node, operand)
         return self._member(node, node.operand, constant_value(node.index))
@@ -945,6 +958,26 @@ class _ProbeGenerator(ast.Visitor):
         address = kernel_data.as_address(self.bpf, self.ir.add(base, offset))
         signed = getattr(element, "signed", False)
         return kernel_data.load_scalar(self.bpf, address, size, signed, space, lambda: self.memory.acquire(8))
+
+    def _array_element(self, node: ast.Index, array: Array) -> ir.Value:
+        """a[i] of an array value the program holds; an index past its end reads 0."""
+        base = self.value(node.operand)
+        size = storage.sizeof(array.element)
+        position = constant_value(node.index)
+        if position is not None:
+            return self._load_element(self.bpf.at(base, position * size), array.element)
+        index = self.value(node.index)
+        result = self.bpf.allocas.alloca(I64, name="element")
+        self.ir.store(I64(0), result)
+        with self.ir.if_then(self.ir.icmp_unsigned("<", index, I64(array.length))):
+            address = self.ir.gep(base, [self.ir.mul(index, I64(size))], source_etype=bpf_helpers.I8)
+            self.ir.store(self._load_element(address, array.element), result)
+        return self.ir.load(result)
+
+    def _load_element(self, address: ir.Value, element: Type) -> ir.Value:
+        loaded = self.ir.load(address, typ=ir.IntType(8 * storage.sizeof(element)), align=1)
+        signed = isinstance(element, Int) and element.signed
+        return self.ir.sext(loaded, I64) if signed else self.ir.zext(loaded, I64)
 
     def _member(self, node: ast.Node, operand: ast.Node, index: int) -> ir.Value:
         container = self.value(operand)
@@ -1107,7 +1140,7 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
-    call_buf = call_macaddr = call_ntop = call_str
+    call_buf = call_macaddr = call_ntop = call_pton = call_str
 
     def _formatted_bytes(self, node: ast.Call, destination: ir.Value) -> None:
         """buf(), macaddr(), ntop(): bytes from a string the program holds, from memory, or (an
@@ -1115,7 +1148,7 @@ class _ProbeGenerator(ast.Visitor):
         t = self.types[node]
         self.bpf.zero(destination, storage.size_of(t))
         if t.kind == "inet":
-            family = constant_value(node.args[0]) if len(node.args) == 2 else 2
+            family = constant_value(node.args[0]) if len(node.args) == 2 else _address_family(self.types[node.args[0]])
             self.bpf.store_i64(I64(family), destination)
             start, length = 8, 4 if family == 2 else 16
         else:
@@ -1125,8 +1158,8 @@ class _ProbeGenerator(ast.Visitor):
         source, source_type = node.args[-1] if node.name == "ntop" else node.args[0], None
         source_type = self.types[source]
         target = self.bpf.at(destination, start)
-        if isinstance(source_type, String):  # bytes the program holds
-            self.bpf.copy_bytes(target, self.value(source), min(length, source_type.size))
+        if isinstance(source_type, (String, Array)):  # bytes the program holds
+            self.bpf.copy_bytes(target, self.value(source), min(length, storage.sizeof(source_type)))
         elif node.name == "ntop" and isinstance(source_type, Int):  # the address itself, in network order
             self.ir.store(self.ir.trunc(self.value(source), bpf_helpers.I32), target, align=8)
         else:
@@ -1190,6 +1223,10 @@ class _ProbeGenerator(ast.Visitor):
             return
         if node.name in ("buf", "macaddr", "ntop"):
             self._formatted_bytes(node, destination)
+            return
+        if node.name == "pton":  # a constant: the literal's bytes
+            address = address_bytes(node.args[0])
+            self.bpf.store_bytes(destination, address, storage.size_of(self.types[node]))
             return
         if node.name != "str":
             self.bpf.store_i64(self.visit_Call(node), destination)
@@ -1275,6 +1312,16 @@ class _Refused(Exception):
 
 def _is_args(node: ast.Node) -> bool:
     return isinstance(node, ast.Builtin) and node.name == "args"
+
+
+def _address_family(address: Type) -> int:
+    """ntop(address): AF_INET6 for 16 bytes (pton() of an IPv6 address), else AF_INET."""
+    return 10 if isinstance(address, Array) and address.length == 16 else 2
+
+
+def _is_struct_field(node: ast.Node, types, resolution) -> bool:
+    """A field of a kernel struct, which stays in kernel memory (read element by element)."""
+    return isinstance(node, ast.Field) and resolution.struct_of(types.get(node.operand)) is not None
 
 
 def _payload_layout(event: schema.EventSpec) -> layout.Layout:

@@ -37,6 +37,7 @@ from bpftc.passes.resolve import (
     Binding,
     MapInfo,
     Resolution,
+    address_bytes,
     constant_value,
     fold_overflows,
     offset_of,
@@ -78,7 +79,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
     "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kptr",
-    "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "pton", "reg",
+    "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
     "memcmp", "str_concat",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
@@ -359,7 +360,7 @@ class _Checker(ast.Visitor):
         left, right = self.type_of(node.left), self.type_of(node.right)
         if isinstance(left, Unknown) or isinstance(right, Unknown):
             return  # already reported where the operand is
-        if isinstance(left, (String, Tuple, Record)) and node.op in ("==", "!=") and unify(left, right) is not None:
+        if isinstance(left, (String, Tuple, Record, Array)) and node.op in ("==", "!=") and unify(left, right) is not None:
             return
         if isinstance(left, String) and isinstance(right, String):
             self.error(node, f"The {node.op} operator can not be used on expressions of types {left}, {right}")
@@ -394,12 +395,33 @@ class _Checker(ast.Visitor):
         elif isinstance(target, Pointer) and isinstance(operand, (Int, Pointer, Unknown)):
             if isinstance(target.target, Struct) and self.resolution.struct_of(target) is None:
                 self.error(node.type, f"Unknown struct/union: '{target.target}' (not in the kernel's BTF)")
-        elif isinstance(target, (Pointer, Struct, Array)):
+        elif isinstance(target, Array) or isinstance(operand, Array):
+            self._check_array_cast(node, operand, target)
+        elif isinstance(target, (Pointer, Struct)):
             self.not_supported(node, f"Casting to '{target}'")
         elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Pointer, Unknown)):
-            self.error(node, f'Cannot cast from "{operand}" to "{target}"')
+            self._cannot_cast(node, operand, target)
         elif isinstance(target, String) and not isinstance(operand, (String, Unknown)):
-            self.error(node, f'Cannot cast from "{operand}" to "{target}"')
+            self._cannot_cast(node, operand, target)
+
+    def _cannot_cast(self, node: ast.Cast, operand: Type, target: Type) -> None:
+        """bpftrace points at the cast's parenthesised type."""
+        spec = node.type.span
+        where = Span(node.span.line, node.span.col, spec.end_line, spec.end_col + 1)
+        self.diagnostics.error(where, f'Cannot cast from "{operand}" to "{target}"')
+
+    def _check_array_cast(self, node: ast.Cast, operand: Type, target: Type) -> None:
+        """An integer reinterpreted as an array of integers or bools of the same size, and back."""
+        if isinstance(operand, Unknown):
+            return
+        array = target if isinstance(target, Array) else operand
+        if not isinstance(array.element, (Int, Bool)):
+            self.not_supported(node, f"Casting to '{target}'")
+            return
+        other = operand if array is target else target
+        literal = array is target and constant_value(node.operand) is not None and storage.sizeof(array) <= 8
+        if not isinstance(other, (Int, Bool)) or not literal and storage.sizeof(other) != storage.sizeof(array):
+            self._cannot_cast(node, operand, target)
 
     def _unknown_type(self, spec: ast.TypeSpec) -> None:
         if spec.struct_kind:
@@ -462,9 +484,12 @@ class _Checker(ast.Visitor):
             elif not 0 <= position < len(operand.elements):
                 count = len(operand.elements)
                 self.error(node, f"Invalid tuple index: {position}. Found {count} elements in tuple.")
-        elif _indexes_memory(node, operand, self.resolution):
+        elif _indexes_memory(node, operand, self.resolution) or isinstance(operand, Array):
+            position = constant_value(node.index)
             if not isinstance(self.type_of(node.index), (Int, Unknown)):
                 self.error(node.index, f"The index must be an integer ({self.type_of(node.index)} provided)")
+            elif isinstance(operand, Array) and position is not None and not 0 <= position < operand.length:
+                self.error(node, f"the index {position} is out of bounds for array of size {operand.length}")
         elif not isinstance(operand, Unknown):
             self.not_supported(node, f"Indexing a value of type '{operand}'")
 
@@ -821,8 +846,16 @@ class _Checker(ast.Visitor):
         family = constant_value(node.args[0]) if len(node.args) == 2 else 2
         if family not in (2, 10):
             self.error(node.args[0], "ntop() expects a constant address family, AF_INET (2) or AF_INET6 (10)")
+        elif isinstance(address, Array):  # pton()'s bytes: their length says the family
+            expected = (4, 16) if len(node.args) == 1 else (4 if family == 2 else 16,)
+            if storage.sizeof(address.element) != 1 or address.length not in expected:
+                self.error(node.args[-1], f"ntop() cannot read an address from a {address}")
         elif not isinstance(address, (Int, Pointer, Unknown)) or (family == 10 and isinstance(address, Int)):
             self.error(node.args[-1], f"ntop() cannot read an address from a {address}")
+
+    def _check_pton(self, node: ast.Call) -> None:
+        if address_bytes(node.args[0]) is None:
+            self.error(node.args[0], "pton() expects a string literal, an IPv4 or IPv6 address")
 
     def _check_reg(self, node: ast.Call) -> None:
         (name,) = node.args
@@ -983,6 +1016,8 @@ def _storable(t: Type) -> bool:
     """Whether values of `t` can live in a map, a variable or an event."""
     if isinstance(t, (Int, Bool, String, Lookup, Pointer, Stack, Symbol, Formatted)):
         return True
+    if isinstance(t, Array):
+        return isinstance(t.element, (Int, Bool))
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))
     if isinstance(t, Record):
@@ -1050,6 +1085,7 @@ _ARGUMENT_CHECKS = {
     "buf": _Checker._check_bytes_source,
     "macaddr": _Checker._check_bytes_source,
     "ntop": _Checker._check_ntop,
+    "pton": _Checker._check_pton,
     "strlen": _Checker._check_strings,
     "strcontains": _Checker._check_strings,
     "strstr": _Checker._check_strings,

@@ -20,6 +20,7 @@ block is not visible after it.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from common.layout import MAX_STACK_DEPTH, STACK_MODES
@@ -33,6 +34,7 @@ from bpftc.types import (
     BOOL,
     INT64,
     INT_NAMES,
+    UINT8,
     UINT64,
     UNKNOWN,
     VOID,
@@ -190,6 +192,19 @@ def _run_worklist(resolution: Resolution, pending: list[ast.Probe], readers: dic
                 if reader not in queued:
                     pending.insert(0, reader)
                     queued.add(reader)
+
+
+def address_bytes(node: ast.Node) -> bytes | None:
+    """pton()'s argument: the bytes of an IPv4 or IPv6 address literal, or None."""
+    if not isinstance(node, ast.String):
+        return None
+    text = node.value.decode("ascii", "replace")
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, text)
+        except OSError:
+            continue
+    return None
 
 
 def constant_value(node: ast.Node) -> int | None:
@@ -516,6 +531,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, _stack_type(node))
         if node.name == "buf":
             return self.typed(node, _buffer_type(node, self.types))
+        if node.name == "pton":
+            address = address_bytes(node.args[0]) if node.args else None
+            return self.typed(node, Array(UINT8, len(address)) if address else UNKNOWN)
         if node.name in BUILTIN_VARIABLES and node.name != "probe":  # pid(), nsecs(boot)...
             return self.typed(node, BUILTIN_VARIABLES[node.name].type)
         return self.typed(node, VOID if function is not None else UNKNOWN)

@@ -235,6 +235,30 @@ SAME_AS_BPFTRACE = [
         ~~~~~~~~~~~~~~
         """,
     ),
+    (
+        "begin { $a = (int8[3])(uint32)1; print($a); exit(); }",
+        """\
+        stdin:1:14-23: ERROR: Cannot cast from "uint32" to "int8[3]"
+        begin { $a = (int8[3])(uint32)1; print($a); exit(); }
+                     ~~~~~~~~~
+        """,
+    ),
+    (
+        "begin { $a = (int8[8])1; print((uint32)$a); exit(); }",
+        """\
+        stdin:1:32-40: ERROR: Cannot cast from "int8[8]" to "uint32"
+        begin { $a = (int8[8])1; print((uint32)$a); exit(); }
+                                       ~~~~~~~~
+        """,
+    ),
+    (
+        "begin { $a = (int16[2])(uint32)0x00020001; print($a[5]); exit(); }",
+        """\
+        stdin:1:50-55: ERROR: the index 5 is out of bounds for array of size 2
+        begin { $a = (int16[2])(uint32)0x00020001; print($a[5]); exit(); }
+                                                         ~~~~~
+        """,
+    ),
 ]
 
 
