@@ -41,9 +41,29 @@ MAX_NESTING = 1000
 
 @functools.cache
 def _parser() -> Lark:
-    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True, postlex=_BlockExpressions())
     cache = _cache_file()
     return Lark(_GRAMMAR.read_text(), **options, **({"cache": cache} if cache else {}))
+
+
+class _BlockExpressions:
+    """Tells a block used as a value from a block statement, which LALR cannot (`{ 1 } - 1`): a '{'
+    after an operator, '(', '[', ',', '=' (not `config =`) or `return` opens a block expression."""
+
+    always_accept = ("LBRACE",)  # lexed in every state, then renamed here
+    _BEFORE_EXPRESSION = frozenset(
+        "= ( [ , ? : + - * / % & | ^ ! ~ < > == != <= >= && || << >> "
+        "+= -= *= /= %= &= |= ^= <<= >>= return".split()
+    )
+
+    def process(self, stream):
+        before, previous = None, None
+        for token in stream:
+            if token.type == "LBRACE" and previous in self._BEFORE_EXPRESSION and before != "config":
+                token = Token.new_borrow_pos("_LBRACE_EXPR", token.value, token)
+            # A predicate's closing '/' is ENDPRED: not an operator.
+            before, previous = previous, token.value if token.type != "ENDPRED" else None
+            yield token
 
 
 def _cache_file() -> str | None:
@@ -260,7 +280,7 @@ class _ToAst(Transformer):
         return ast.Map(_span(meta), str(name), keys)
 
     def block_expr(self, meta, children):
-        (block,) = children
+        block = self.block(meta, children)
         *statements, last = block.statements or [None]
         if not isinstance(last, ast.ExprStatement):
             raise _BadLiteral(block.span, "a block used as a value must end with an expression without ';'")

@@ -87,4 +87,21 @@ def sizeof(t: Type) -> int:
         return t.length * sizeof(t.element)
     if isinstance(t, Pointer):
         return SLOT
+    if isinstance(t, (Tuple, Record)):  # C's layout: each member at its own alignment
+        end, widest = 0, 1
+        for element in t.elements:
+            alignment = _alignment(element)
+            end = layout.aligned(end, alignment) + sizeof(element)
+            widest = max(widest, alignment)
+        return layout.aligned(end, widest)
     return layout_of(t).size
+
+
+def _alignment(t: Type) -> int:
+    if isinstance(t, (Int, Bool, Pointer)):
+        return sizeof(t)
+    if isinstance(t, Array):
+        return _alignment(t.element)
+    if isinstance(t, (Tuple, Record)):
+        return max(map(_alignment, t.elements), default=1)
+    return 1 if isinstance(t, String) else SLOT

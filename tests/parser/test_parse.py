@@ -175,3 +175,10 @@ def test_a_call_after_an_inner_block_is_not_read_as_an_attach_point():
     program = "macro m() { 1 } BEGIN { if (1) { } exit(); while (0) { } print(m); } END { { } printf(\"x\"); }"
     text = ast_text(program)
     assert "Call exit()" in text and "Call printf()" in text and "Macro" in text
+
+
+def test_a_block_after_an_operator_is_a_value_and_at_a_statement_start_a_statement():
+    text = ast_text("config = { max_map_keys = 2 } BEGIN { { $a = 1; } -1; $b = { 2 } * { 3 }; @[{ 4 }] = f({ 5 }); }")
+    assert text.count("BlockExpr") == 4, text
+    assert " ConfigItem max_map_keys = 2\n" in text, text
+    assert "  Block\n   Assignment\n" in text and "  ExprStatement\n   Unop -\n" in text, text
