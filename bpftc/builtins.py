@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from common.layout import MAX_STACK_DEPTH
 
-from bpftc.types import BOOL, INT64, UINT32, UINT64, Formatted, Lookup, Pointer, Stack, String, Struct, Symbol, Type
+from bpftc.types import (
+    BOOL, INT64, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
+)  # fmt: skip
 
 COMM_SIZE = 16  # TASK_COMM_LEN
 STRING_READ_SIZE = 1024  # bytes of str(pointer), NUL included: bpftrace's default max_strlen
@@ -134,6 +136,17 @@ FUNCTIONS: dict[str, Function] = {
     "pton": Function(1, 1),  # an address literal's bytes: uint8[4] or uint8[16]
     "usym": Function(1, 1, result=Symbol("usym")),
 }
+# Questions about the argument's type, answered at compile time (the argument is not evaluated);
+# is_literal() is answered from the argument itself (passes/resolve.py's constant_value).
+TYPE_PREDICATES = {
+    "is_str": lambda t: isinstance(t, String),
+    "is_integer": lambda t: isinstance(t, Int),
+    "is_unsigned_integer": lambda t: isinstance(t, Int) and not t.signed,
+    "is_ptr": lambda t: isinstance(t, Pointer),
+    "is_array": lambda t: isinstance(t, Array),
+    "is_literal": None,
+}
+FUNCTIONS.update(dict.fromkeys(TYPE_PREDICATES, Function(1, 1, result=BOOL)))
 PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp", "strstr")  # their first arguments are strings

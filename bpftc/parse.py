@@ -345,6 +345,9 @@ class _ToAst(Transformer):
         lengths = [token for token in tokens if isinstance(token, int)]
         return ast.TypeSpec(_span(meta), name, struct_kind, stars, lengths[0] if lengths else None)
 
+    def typeof(self, meta, children):
+        return ast.TypeSpec(_span(meta), "typeof", of=children[0])
+
     def array_suffix(self, meta, children):
         return _integer_value(children[0]) if children else 0
 

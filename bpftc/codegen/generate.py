@@ -23,7 +23,7 @@ from common.layout import Layout
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import COMM_SIZE, REGISTERS
+from bpftc.builtins import COMM_SIZE, REGISTERS, TYPE_PREDICATES
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -682,6 +682,8 @@ class _ProbeGenerator(ast.Visitor):
         self.maps.read_into(node, destination)
 
     def visit_Call(self, node: ast.Call) -> ir.Value | None:
+        if node.name in TYPE_PREDICATES:
+            return I64(int(_type_predicate(node, self.types[node.args[0]])))
         generate_call = getattr(self, f"call_{node.name}", None)
         assert generate_call is not None, f"no code for call {node.name}"
         return generate_call(node)
@@ -1312,6 +1314,12 @@ class _Refused(Exception):
 
 def _is_args(node: ast.Node) -> bool:
     return isinstance(node, ast.Builtin) and node.name == "args"
+
+
+def _type_predicate(node: ast.Call, argument: Type) -> bool:
+    if node.name == "is_literal":
+        return isinstance(node.args[0], (ast.String, ast.Bool)) or constant_value(node.args[0]) is not None
+    return TYPE_PREDICATES[node.name](argument)
 
 
 def _address_family(address: Type) -> int:

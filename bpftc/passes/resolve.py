@@ -267,6 +267,8 @@ def _wrap(value: int) -> int:
 
 def type_of_spec(spec: ast.TypeSpec) -> Type | None:
     """The type a TypeSpec names, or None when it names none that bpftc knows."""
+    if spec.of is not None:  # typeof(X), once the resolver has typed X
+        return spec.resolved if isinstance(spec.resolved, Type) and not isinstance(spec.resolved, Unknown) else None
     if spec.struct_kind:
         base: Type = Struct(spec.struct_kind, spec.name)
     elif spec.name in INT_NAMES:
@@ -381,7 +383,7 @@ class _Resolver(ast.Visitor):
             return
         binding = self._declare(node.variable, node)
         if node.type is not None:
-            declared = type_of_spec(node.type)
+            declared = self.visit(node.type)
             binding.type = declared if declared is not None else UNKNOWN
             binding.fixed = True
         elif value is not None:
@@ -576,7 +578,7 @@ class _Resolver(ast.Visitor):
         operand = self.visit(node.operand)
         if node.type is None:
             return self.types[node]
-        target = type_of_spec(node.type)
+        target = self.visit(node.type)
         if isinstance(target, Array) and target.length == 0 and isinstance(operand, Int):
             element = target.element
             if isinstance(element, Int) and operand.size % element.size == 0:
@@ -635,9 +637,15 @@ class _Resolver(ast.Visitor):
         return self.typed(node, self.typed(target, value))
 
     def visit_Sizeof(self, node: ast.Sizeof) -> Type:
-        if not isinstance(node.operand, ast.TypeSpec):
-            self.visit(node.operand)
+        self.visit(node.operand)
         return self.typed(node, UINT64)
+
+    def visit_TypeSpec(self, node: ast.TypeSpec) -> Type | None:
+        """The type a TypeSpec names; for typeof(X), X's type, which X's evaluation does not need
+        (X is typed, never run)."""
+        if node.of is not None:
+            node.resolved = self.visit(node.of)
+        return type_of_spec(node)
 
     def visit_Offsetof(self, node: ast.Offsetof) -> Type:
         return self.typed(node, UINT64)
