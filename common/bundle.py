@@ -1,33 +1,54 @@
 """The bundle file (.bpfb): a compiled program as one self-contained, versioned artifact.
 
-Layout:
+Layout (docs/bundle.md): a fixed binary header, then four sections, then an optional signature.
 
-    MAGIC (8 bytes)  then one msgpack map, the envelope:
-      format     int    FORMAT_VERSION of the writer; readers refuse versions they do not know
-      payload    bin    msgpack map {"resources": schema.to_dict(Resources), "elf": bin}
-      sha256     bin    SHA-256 of payload: catches truncation and corruption
-      signature  nil, or {"signer": ID, "ed25519": bin} over payload (common/signing.py)
+    header, HEADER.size bytes, little-endian:
+      magic              8 bytes   MAGIC
+      format             u16       FORMAT_VERSION of the writer; readers refuse versions they do not know
+      signature length   u16       0 (unsigned) or SIGNATURE_BYTES
+      compiler           32 bytes  "bpftc VERSION", printable ASCII padded with NULs
+      section lengths    4 x u32   metadata, elf, source, requirements
+      sha256             32 bytes  SHA-256 of the header before this field and of the four sections
+    sections, in this order, each exactly as long as the header says:
+      metadata           msgpack map: schema.to_dict(Resources) without source, requirements, compiler
+      elf                the BPF ELF object
+      source             the script, UTF-8
+      requirements       msgpack map: schema.to_dict(Requirements), what the bundle needs of a host
+    signature            the signer's ID (8 bytes) and its ed25519 signature (64 bytes) of every
+                         byte before it (common/signing.py)
 
-`read()` checks all of this and raises `BundleError` with a one-line reason for anything that is not
-a valid bundle. Imports only the standard library, msgpack and common.
+`read()` checks the header (magic, format, lengths against the file's size, the digest) and, when
+given a trusted key, the signature, before it decodes any section; then it decodes the sections
+with bounds. It raises `BundleError` with a one-line reason for anything that is not a valid
+bundle. Imports only the standard library, msgpack and common.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 
 import msgpack
 
 from common import signing
-from common.schema import Resources, SchemaError, from_dict, to_dict
+from common.schema import MAX_SOURCE_BYTES, Resources, SchemaError, from_dict, to_dict
 
 MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+HEADER = struct.Struct("<8sHH32s4I32s")
+SECTIONS = ("metadata", "elf", "source", "requirements")
+SIGNATURE_BYTES = signing.SIGNER_BYTES + signing.ED25519_BYTES
 MAX_BUNDLE_BYTES = 64 << 20
+MAX_REQUIREMENTS_BYTES = 1 << 20
+_COMPILER_BYTES = 32
+_DIGEST_OFFSET = HEADER.size - 32
 _ELF_MAGIC = b"\x7fELF"
-_ENVELOPE_FIELDS = {"format", "payload", "sha256", "signature"}
-_PAYLOAD_FIELDS = {"resources", "elf"}
+# Format 2 was a msgpack map after the magic: {"format": 2, ...}. Named, so that a bundle from an
+# older bpftc is refused with the format it has rather than a number read from msgpack bytes.
+_FORMAT_2 = b"\x84\xa6format\x02"
+# The Resources fields that have a place of their own in the header or a section.
+_OWN_PLACE = ("compiler", "source", "requirements")
 
 
 class BundleError(ValueError):
@@ -40,58 +61,124 @@ class Bundle:
     elf: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    format: int
+    signature_length: int
+    compiler: str
+    lengths: tuple[int, int, int, int]  # of SECTIONS
+    sha256: bytes
+
+    @property
+    def end(self) -> int:
+        """Where the sections end (and the signature, if any, starts)."""
+        return HEADER.size + sum(self.lengths)
+
+
 def write(bundle: Bundle, signing_key=None) -> bytes:
-    """The bundle's bytes; signed when given an ed25519 private key (common/signing.py)."""
-    payload = _pack({"resources": to_dict(bundle.resources), "elf": bundle.elf})
-    envelope = {
-        "format": FORMAT_VERSION,
-        "payload": payload,
-        "sha256": hashlib.sha256(payload).digest(),
-        "signature": signing.sign(payload, signing_key) if signing_key is not None else None,
-    }
-    return MAGIC + _pack(envelope)
+    """The bundle's bytes; signed when given an ed25519 private key (common/signing.py). The
+    ELF is written as given: checking it is the reader's job."""
+    resources = bundle.resources
+    metadata = {name: value for name, value in to_dict(resources).items() if name not in _OWN_PLACE}
+    sections = (_pack(metadata), bundle.elf, resources.source.encode(), _pack(to_dict(resources.requirements)))
+    compiler = resources.compiler.encode("ascii")
+    if len(compiler) > _COMPILER_BYTES or not resources.compiler.isprintable():
+        raise ValueError(f"compiler name {resources.compiler!r} does not fit a bundle's header")
+    signature_length = SIGNATURE_BYTES if signing_key is not None else 0
+    head = HEADER.pack(MAGIC, FORMAT_VERSION, signature_length, compiler, *map(len, sections), bytes(32))
+    body = b"".join(sections)
+    digest = hashlib.sha256(head[:_DIGEST_OFFSET] + body).digest()
+    data = head[:_DIGEST_OFFSET] + digest + body
+    if signing_key is None:
+        return data
+    signature = signing.sign(data, signing_key)
+    return data + bytes.fromhex(signature["signer"]) + signature["ed25519"]
 
 
-def signer(data: bytes) -> str | None:
-    """Who signed a bundle `read` accepted (not checked here: that is `read(..., trusted_key)`)."""
-    signature = _unpack(data[len(MAGIC) :], "envelope").get("signature")
-    return str(signature.get("signer")) if isinstance(signature, dict) else None
-
-
-def read(data: bytes, trusted_key=None) -> Bundle:
-    """The bundle in `data`; with a `trusted_key`, only when that key signed it (checked before
-    the payload is decoded)."""
+def read_header(data: bytes) -> Header:
+    """The header of the bundle in `data`, checked against the bundle's size and digest; no
+    section is decoded."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
     if not data.startswith(MAGIC):
         raise BundleError("not a bpftc bundle (bad magic)")
-    envelope = _unpack(data[len(MAGIC) :], "envelope")
-    _expect_fields(envelope, _ENVELOPE_FIELDS, "envelope")
-    if type(envelope["format"]) is not int or envelope["format"] != FORMAT_VERSION:  # True == 1 in Python
-        raise BundleError(
-            f"bundle format {envelope['format']!r} is not supported (this bpfrun reads format {FORMAT_VERSION})"
-        )
-    payload = envelope["payload"]
-    if not isinstance(payload, bytes) or hashlib.sha256(payload).digest() != envelope["sha256"]:
+    if data.startswith(_FORMAT_2, len(MAGIC)):
+        raise BundleError(_unsupported(2))
+    if len(data) < HEADER.size:
+        raise BundleError(f"bundle is truncated ({len(data)} bytes, shorter than its {HEADER.size}-byte header)")
+    _, version, signature_length, compiler, *lengths, digest = HEADER.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise BundleError(_unsupported(version))
+    header = Header(version, signature_length, _compiler(compiler), tuple(lengths), digest)
+    expected = header.end + signature_length
+    if len(data) < expected:
+        raise BundleError(f"bundle is truncated ({len(data)} bytes, its header says {expected})")
+    if len(data) > expected:
+        raise BundleError(f"bundle is corrupt ({len(data) - expected} bytes after its end)")
+    if hashlib.sha256(data[:_DIGEST_OFFSET] + data[HEADER.size : header.end]).digest() != digest:
         raise BundleError("bundle is corrupt (checksum mismatch)")
-    signature = envelope["signature"]
-    if signature is not None and not signing.well_formed(signature):
+    if signature_length not in (0, SIGNATURE_BYTES):
         raise BundleError("bundle's signature is malformed")
+    return header
+
+
+def signer(data: bytes) -> str | None:
+    """Who signed a bundle `read` accepted (not checked here: that is `read(..., trusted_key)`)."""
+    header = read_header(data)
+    return data[header.end : header.end + signing.SIGNER_BYTES].hex() if header.signature_length else None
+
+
+def read(data: bytes, trusted_key=None) -> Bundle:
+    """The bundle in `data`; with a `trusted_key`, only when that key signed it (checked before
+    any section is decoded)."""
+    header = read_header(data)
     if trusted_key is not None:
+        signature = None
+        if header.signature_length:
+            block = data[header.end :]
+            signature = {"signer": block[: signing.SIGNER_BYTES].hex(), "ed25519": block[signing.SIGNER_BYTES :]}
         try:
-            signing.check(payload, envelope["signature"], trusted_key)
+            signing.check(data[: header.end], signature, trusted_key)
         except signing.SignatureError as error:
             raise BundleError(str(error)) from None
-    contents = _unpack(payload, "payload")
-    _expect_fields(contents, _PAYLOAD_FIELDS, "payload")
-    elf = contents["elf"]
-    if not isinstance(elf, bytes) or not elf.startswith(_ELF_MAGIC):
+    metadata, elf, source, requirements = _sections(data, header)
+    if not elf.startswith(_ELF_MAGIC):
         raise BundleError("bundle holds no ELF object")
+    if len(source) > MAX_SOURCE_BYTES or len(requirements) > MAX_REQUIREMENTS_BYTES:
+        raise BundleError("bundle's source or requirements section is too large")
     try:
-        resources = from_dict(Resources, contents["resources"])
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError("bundle's source is not UTF-8 text") from None
+    fields = _unpack(metadata, "metadata")
+    if any(name in fields for name in _OWN_PLACE):
+        raise BundleError("bundle is corrupt (its metadata repeats a field the header or a section holds)")
+    fields.update(compiler=header.compiler, source=text, requirements=_unpack(requirements, "requirements"))
+    try:
+        resources = from_dict(Resources, fields)
     except SchemaError as error:
         raise BundleError(f"bundle metadata is invalid: {error}") from None
     return Bundle(resources, elf)
+
+
+def _unsupported(version: int) -> str:
+    return f"bundle format {version} is not supported (this bpfrun reads format {FORMAT_VERSION})"
+
+
+def _compiler(field: bytes) -> str:
+    name = field.rstrip(b"\0")
+    if not all(0x20 <= byte < 0x7F for byte in name):
+        raise BundleError("bundle is corrupt (its compiler name is not printable ASCII)")
+    return name.decode("ascii")
+
+
+def _sections(data: bytes, header: Header) -> list[bytes]:
+    sections, start = [], HEADER.size
+    view = memoryview(data)
+    for length in header.lengths:
+        sections.append(bytes(view[start : start + length]))
+        start += length
+    return sections
 
 
 def _pack(value: object) -> bytes:
@@ -127,12 +214,7 @@ def _unpack(data: bytes, what: str) -> dict:
     except BundleError:
         raise
     except Exception as error:  # msgpack raises several unrelated exception types
-        raise BundleError(f"bundle is truncated or corrupt ({what}: {type(error).__name__})") from None
+        raise BundleError(f"bundle is corrupt ({what}: {type(error).__name__})") from None
     if not isinstance(value, dict):
         raise BundleError(f"bundle is corrupt ({what} is not a map)")
     return value
-
-
-def _expect_fields(value: dict, fields: set[str], what: str) -> None:
-    if set(value) != fields:
-        raise BundleError(f"bundle is corrupt ({what} fields {sorted(map(str, value))})")

@@ -1,12 +1,15 @@
-"""Bundle signatures: ed25519 over a bundle's payload (its metadata and BPF object, the exact
-bytes), with keys in PEM as `openssl genpkey -algorithm ed25519` writes them.
+"""Bundle signatures: ed25519 over the whole bundle before the signature (its header, metadata,
+BPF object, source and requirements, the exact bytes), with keys in PEM as
+`openssl genpkey -algorithm ed25519` writes them.
 
-    bpftc --sign private.pem ...       the envelope's signature: {"signer": ID, "ed25519": 64 bytes}
-    bpfrun --trust public.pem ...      refuses, before decoding the payload, a bundle that is not
+    bpftc --sign private.pem ...       the bundle ends with the signer's ID and the signature
+    bpfrun --trust public.pem ...      refuses, before decoding any section, a bundle that is not
                                        signed by that key
 
-A signer's ID is the first 16 hex digits of the SHA-256 of its raw public key. The `cryptography`
-library (Debian's python3-cryptography) is imported only to sign or to check.
+A signer's ID is the first 8 bytes of the SHA-256 of its raw public key, shown as 16 hex digits.
+Here a signature is {"signer": 16 hex digits, "ed25519": 64 bytes}; common/bundle.py stores it as
+SIGNER_BYTES + ED25519_BYTES bytes. The `cryptography` library (Debian's python3-cryptography) is
+imported only to sign or to check.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import hashlib
 
 SIGNATURE_FIELDS = {"signer", "ed25519"}
+SIGNER_BYTES = 8
+ED25519_BYTES = 64
 
 
 class SignatureError(ValueError):
@@ -24,7 +29,7 @@ def signer_id(public_key) -> str:
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(raw).hexdigest()[: 2 * SIGNER_BYTES]
 
 
 MAX_KEY_FILE_BYTES = 1 << 16
@@ -69,8 +74,8 @@ def load_public_key(pem: bytes):
     return key
 
 
-def sign(payload: bytes, private_key) -> dict:
-    return {"signer": signer_id(private_key.public_key()), "ed25519": private_key.sign(payload)}
+def sign(data: bytes, private_key) -> dict:
+    return {"signer": signer_id(private_key.public_key()), "ed25519": private_key.sign(data)}
 
 
 def well_formed(signature: object) -> bool:
@@ -78,14 +83,14 @@ def well_formed(signature: object) -> bool:
         isinstance(signature, dict)
         and set(signature) == SIGNATURE_FIELDS
         and isinstance(signature["signer"], str)
-        and len(signature["signer"]) == 16
+        and len(signature["signer"]) == 2 * SIGNER_BYTES
         and isinstance(signature["ed25519"], bytes)
-        and len(signature["ed25519"]) == 64
+        and len(signature["ed25519"]) == ED25519_BYTES
     )
 
 
-def check(payload: bytes, signature: object, trusted_key) -> None:
-    """Raise SignatureError unless `signature` is the trusted key's over `payload`."""
+def check(data: bytes, signature: object, trusted_key) -> None:
+    """Raise SignatureError unless `signature` is the trusted key's over `data`."""
     from cryptography.exceptions import InvalidSignature
 
     if signature is None:
@@ -96,6 +101,6 @@ def check(payload: bytes, signature: object, trusted_key) -> None:
     if signature["signer"] != trusted:
         raise SignatureError(f"bundle is signed by {str(signature['signer'])[:16]!r}, not by the trusted key {trusted}")
     try:
-        trusted_key.verify(signature["ed25519"], payload)
+        trusted_key.verify(signature["ed25519"], data)
     except (InvalidSignature, TypeError, ValueError):
         raise SignatureError("bundle's signature does not match its contents (tampered)") from None

@@ -39,6 +39,7 @@ from common.schema import (
 )
 
 from tests.bpfrun_elf import verifier_rejected_elf
+from tests.bundle_bytes import with_header, with_section
 from tests.bpfrun_run import ROOT, compile_program, needs_bpf, programs_loaded, run_bpfrun, wait_unloaded
 
 FAKE_ELF = b"\x7fELF" + bytes(60)
@@ -78,38 +79,83 @@ def test_round_trip() -> None:
     assert bundle.read(bundle.write(original)) == original
 
 
-def _envelope(**changes: object) -> bytes:
-    payload = msgpack.packb({"resources": to_dict(resources()), "elf": FAKE_ELF}, use_bin_type=True)
-    envelope = {
-        "format": bundle.FORMAT_VERSION,
-        "payload": payload,
-        "sha256": hashlib.sha256(payload).digest(),
-        "signature": None,
-    }
-    envelope.update(changes)
-    return bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True)
+def test_the_header_is_as_docs_bundle_md_lays_it_out() -> None:
+    data = bundle.write(Bundle(resources(compiler="bpftc 1.2.3", source="begin {}"), FAKE_ELF))
+    lengths = [int.from_bytes(data[offset : offset + 4], "little") for offset in (44, 48, 52, 56)]
+    assert (data[:8], data[8:10], data[10:12]) == (b"BPFB\x89\r\n\x1a", b"\x03\x00", b"\x00\x00")
+    assert data[12:44] == b"bpftc 1.2.3".ljust(32, b"\0")
+    assert data[60:92] == hashlib.sha256(data[:60] + data[92:]).digest()
+    assert len(data) == 92 + sum(lengths) and lengths[1:3] == [len(FAKE_ELF), len(b"begin {}")]
+    elf_start = 92 + lengths[0]
+    assert data[elf_start : elf_start + lengths[1]] == FAKE_ELF
+    assert data[elf_start + lengths[1] :][: lengths[2]] == b"begin {}"
+    assert msgpack.unpackb(data[-lengths[3] :]) == {"arch": "x86_64", "kernel_fields": []}
+    assert "source" not in msgpack.unpackb(data[92:elf_start])
+
+
+def test_the_loader_checks_the_header_before_it_decodes_a_section() -> None:
+    """A section that would fail to decode is not decoded when the digest does not hold."""
+    broken = bytearray(with_section(GOOD, "metadata", b"\xc1"))
+    broken[-1] ^= 1
+    with pytest.raises(bundle.BundleError, match=r"^bundle is corrupt \(checksum mismatch\)$"):
+        bundle.read(bytes(broken))
 
 
 def _tampered() -> bytes:
     data = bytearray(bundle.write(Bundle(resources(), FAKE_ELF)))
-    data[data.index(FAKE_ELF) + 10] ^= 0x01  # one bit of the ELF, inside the checksummed payload
+    data[data.index(FAKE_ELF) + 10] ^= 0x01  # one bit of the ELF, inside the checksummed sections
     return bytes(data)
 
 
 GOOD = bundle.write(Bundle(resources(), FAKE_ELF))
+FORMAT_2 = bundle.MAGIC + msgpack.packb({"format": 2, "payload": b"", "sha256": b"", "signature": None})
 BAD_BUNDLES = {
     "empty": (b"", "bpfrun: ERROR: not a bpftc bundle (bad magic)"),
     "garbage": (b"\x00garbage\xff" * 100, "bpfrun: ERROR: not a bpftc bundle (bad magic)"),
     "elf instead of bundle": (FAKE_ELF, "bpfrun: ERROR: not a bpftc bundle (bad magic)"),
     "wrong magic": (b"BPFX" + GOOD[4:], "bpfrun: ERROR: not a bpftc bundle (bad magic)"),
-    "truncated": (GOOD[: len(GOOD) // 2], "bpfrun: ERROR: bundle is truncated or corrupt (envelope: "),
-    "only the magic": (bundle.MAGIC, "bpfrun: ERROR: bundle is truncated or corrupt (envelope: "),
-    "tampered": (_tampered(), "bpfrun: ERROR: bundle is corrupt (checksum mismatch)"),
-    "wrong format version": (
-        _envelope(format=bundle.FORMAT_VERSION + 1),
-        f"bpfrun: ERROR: bundle format {bundle.FORMAT_VERSION + 1} is not supported",
+    "truncated": (
+        GOOD[: len(GOOD) // 2],
+        f"bpfrun: ERROR: bundle is truncated ({len(GOOD) // 2} bytes, its header says {len(GOOD)})",
     ),
-    "bad signature": (_envelope(signature=b"sig"), "bpfrun: ERROR: bundle's signature is malformed"),
+    "only the magic": (bundle.MAGIC, "bpfrun: ERROR: bundle is truncated (8 bytes, shorter than its 92-byte header)"),
+    "trailing bytes": (GOOD + b"x", "bpfrun: ERROR: bundle is corrupt (1 bytes after its end)"),
+    "tampered": (_tampered(), "bpfrun: ERROR: bundle is corrupt (checksum mismatch)"),
+    "tampered header": (
+        with_header(GOOD, compiler=b"bpftc 9", sha256=bundle.read_header(GOOD).sha256),
+        "bpfrun: ERROR: bundle is corrupt (checksum mismatch)",
+    ),
+    "wrong format version": (
+        with_header(GOOD, format=bundle.FORMAT_VERSION + 1),
+        f"bpfrun: ERROR: bundle format {bundle.FORMAT_VERSION + 1} is not supported (this bpfrun reads format 3)",
+    ),
+    "format 2": (FORMAT_2, "bpfrun: ERROR: bundle format 2 is not supported (this bpfrun reads format 3)"),
+    "huge lengths": (with_header(GOOD, elf=0xFFFFFFFF), "bpfrun: ERROR: bundle is truncated ("),
+    "bad signature length": (
+        with_header(GOOD, signature_length=3) + b"abc",
+        "bpfrun: ERROR: bundle's signature is malformed",
+    ),
+    "compiler not text": (
+        with_header(GOOD, compiler=b"bpftc\n0.1"),
+        "bpfrun: ERROR: bundle is corrupt (its compiler name is not printable ASCII)",
+    ),
+    "no elf": (with_section(GOOD, "elf", b"MZ"), "bpfrun: ERROR: bundle holds no ELF object"),
+    "source not utf-8": (with_section(GOOD, "source", b"\xff"), "bpfrun: ERROR: bundle's source is not UTF-8 text"),
+    "metadata not msgpack": (with_section(GOOD, "metadata", b"\xc1"), "bpfrun: ERROR: bundle is corrupt (metadata: "),
+    "metadata a list": (
+        with_section(GOOD, "metadata", b"\x90"),
+        "bpfrun: ERROR: bundle is corrupt (metadata is not a map)",
+    ),
+    "source twice": (
+        with_section(
+            GOOD, "metadata", msgpack.packb({k: v for k, v in to_dict(resources()).items() if k != "requirements"})
+        ),
+        "bpfrun: ERROR: bundle is corrupt (its metadata repeats a field the header or a section holds)",
+    ),
+    "requirements missing a field": (
+        with_section(GOOD, "requirements", msgpack.packb({})),
+        "bpfrun: ERROR: bundle metadata is invalid: resources.requirements: missing field 'arch'",
+    ),
 }
 
 
@@ -299,7 +345,13 @@ def test_load_and_attach_failures_leave_nothing_behind(
     )
 
     path = compile_program("BEGIN { exit(); }", tmp_path / "verifier.bpfb")
-    changes = {"probes": (ProbeSpec("begin", (), "bad", "begin"),), "events": (), "event_map": "", "lost_map": "", "globals": None}
+    changes = {
+        "probes": (ProbeSpec("begin", (), "bad", "begin"),),
+        "events": (),
+        "event_map": "",
+        "lost_map": "",
+        "globals": None,
+    }
     rewrite(path, changes, elf=verifier_rejected_elf())
     cases.append((path, "bpfrun: ERROR: cannot load begin: math between ctx pointer and 1099511627776 is not allowed"))
 
@@ -360,7 +412,9 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
     """The issue's crafted bundles: an undeclared program, a helper bpftc never emits
     (bpf_send_signal), a map larger than declared. Each is one line, and nothing is loaded."""
     programs = programs_loaded()
-    two_probes = "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:sys_enter_write { @y = pid; }"
+    two_probes = (
+        "tracepoint:syscalls:sys_enter_read { @x = count(); } tracepoint:syscalls:sys_enter_write { @y = pid; }"
+    )
 
     hidden = compile_program(two_probes, tmp_path / "hidden.bpfb")
     resources = bundle.read(hidden.read_bytes()).resources
@@ -377,8 +431,10 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
     assert call_pid_tgid in elf
     rewrite(signal_sender, {}, elf=elf.replace(call_pid_tgid, bytes.fromhex("850000006d000000")))  # call 109
     status, stderr = run_in_process(signal_sender, capsys)
-    assert status == 1 and stderr.startswith("bpfrun: ERROR: bundle's code in ") and stderr.endswith(
-        "calls BPF helper 109, which bpftc never emits\n"
+    assert (
+        status == 1
+        and stderr.startswith("bpfrun: ERROR: bundle's code in ")
+        and stderr.endswith("calls BPF helper 109, which bpftc never emits\n")
     ), stderr
 
     huge = compile_program(two_probes, tmp_path / "huge.bpfb")
@@ -392,7 +448,9 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
 def test_a_printf_wider_than_allowed_is_refused_by_both(tmp_path: Path, capsys) -> None:
     from tests.compile import diagnostics_text
 
-    assert "ERROR: printf() width and precision are limited to 4096" in diagnostics_text('begin { printf("%9999d", 1); }')
+    assert "ERROR: printf() width and precision are limited to 4096" in diagnostics_text(
+        'begin { printf("%9999d", 1); }'
+    )
     path = compile_program('begin { printf("%99d", 1); }', tmp_path / "wide.bpfb")
     events = bundle.read(path.read_bytes()).resources.events
     rewrite(path, {"events": (dataclasses.replace(events[0], format="%2000000000d"), *events[1:])})
@@ -402,14 +460,9 @@ def test_a_printf_wider_than_allowed_is_refused_by_both(tmp_path: Path, capsys) 
 
 def test_metadata_of_millions_of_empty_containers_is_refused_quickly(tmp_path: Path) -> None:
     """64 MiB of empty msgpack arrays, with a valid checksum: refused before they become gigabytes."""
-    import hashlib
-
-    import msgpack
-
-    payload = b"\xdd" + (1000).to_bytes(4, "big") + (b"\xdc" + (65535).to_bytes(2, "big") + b"\x90" * 65535) * 1000
-    envelope = {"format": bundle.FORMAT_VERSION, "payload": payload, "sha256": hashlib.sha256(payload).digest(), "signature": None}
+    metadata = b"\xdd" + (1000).to_bytes(4, "big") + (b"\xdc" + (65535).to_bytes(2, "big") + b"\x90" * 65535) * 1000
     path = tmp_path / "wide.bpfb"
-    path.write_bytes(bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True))
+    path.write_bytes(with_section(GOOD, "metadata", metadata))
     result = run_bpfrun(path)  # without the limit: over 30 s and gigabytes of memory
     assert (result.returncode, result.stderr) == (1, b"bpfrun: ERROR: bundle metadata holds too many elements\n")
 

@@ -1,18 +1,17 @@
 """Signed bundles: bpftc --sign KEY, bpfrun --trust PUBKEY, with ed25519 keys as openssl writes
 them. With a trusted key, bpfrun runs only bundles that key signed, checked offline before the
-payload is decoded."""
+bundle's sections are decoded. The signature covers every byte before it: header and sections."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
-import msgpack
 import pytest
 
 from common import bundle
 from tests.bpfrun_run import BPFTC, needs_bpf, run_bpfrun
+from tests.bundle_bytes import with_header, with_section
 
 PROGRAM = 'begin { printf("signed\\n"); exit(); }'
 
@@ -54,18 +53,31 @@ def test_unsigned_foreign_and_tampered_bundles_are_refused(tmp_path: Path, keys)
     result = run_bpfrun(*trust, foreign)
     assert result.returncode == 1 and b"not by the trusted key" in result.stderr and result.stderr.count(b"\n") == 1
 
-    # Tampered: the payload changed and its checksum recomputed, the signature kept.
-    signed = compile_signed(tmp_path / "t.bpfb", keys["ours"][0])
-    envelope = msgpack.unpackb(signed.read_bytes()[len(bundle.MAGIC) :])
-    payload = msgpack.unpackb(envelope["payload"])
-    payload["resources"]["source"] = "something else"
-    envelope["payload"] = msgpack.packb(payload, use_bin_type=True)
-    envelope["sha256"] = hashlib.sha256(envelope["payload"]).digest()
-    signed.write_bytes(bundle.MAGIC + msgpack.packb(envelope, use_bin_type=True))
-    result = run_bpfrun(*trust, signed)
-    assert (result.returncode, result.stderr) == (
-        1, b"bpfrun: ERROR: bundle's signature does not match its contents (tampered)\n"
-    )  # fmt: skip
+    # Tampered: a section or the header changed and the digest recomputed, the signature kept.
+    signed = compile_signed(tmp_path / "t.bpfb", keys["ours"][0]).read_bytes()
+    signature = signed[bundle.read_header(signed).end :]
+    tampered = {
+        "source": with_section(signed, "source", b"something else"),
+        "compiler": with_header(signed, compiler=b"bpftc 9.9.9"),
+        "signature stripped": with_header(signed[: -len(signature)], signature_length=0),
+    }
+    for name, data in tampered.items():
+        (tmp_path / "t.bpfb").write_bytes(data)
+        assert bundle.read(data).resources.source  # a valid bundle still, only not the signed one
+        result = run_bpfrun(*trust, tmp_path / "t.bpfb")
+        expected = (
+            b"bpfrun: ERROR: bundle is not signed, and bpfrun was told to trust only signed bundles\n"
+            if name == "signature stripped"
+            else b"bpfrun: ERROR: bundle's signature does not match its contents (tampered)\n"
+        )
+        assert (result.returncode, result.stderr) == (1, expected), name
+
+
+def test_the_signature_is_checked_before_any_section_is_decoded(tmp_path: Path, keys) -> None:
+    unsigned = compile_signed(tmp_path / "u.bpfb", None).read_bytes()
+    (tmp_path / "u.bpfb").write_bytes(with_section(unsigned, "metadata", b"\xc1"))  # not msgpack
+    result = run_bpfrun("--trust", keys["ours"][1], tmp_path / "u.bpfb")
+    assert result.stderr == b"bpfrun: ERROR: bundle is not signed, and bpfrun was told to trust only signed bundles\n"
 
 
 def test_keys_that_cannot_be_used_are_one_line(tmp_path: Path, keys) -> None:
