@@ -19,7 +19,6 @@ A record with an unknown id or too few bytes means the bundle does not describe 
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -78,7 +77,7 @@ class EventHandler:
         self._formats = {
             index: _compile_printf(event)
             for index, event in enumerate(events)
-            if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent))
+            if isinstance(event, schema.FORMATTED_EVENTS)
         }
         # printf events by the 8 bytes of their id, when nothing but their text is written for them.
         self._fast_printf: dict[bytes, Callable[[bytes], bytes]] = {}
@@ -164,6 +163,9 @@ class EventHandler:
     def _runtime_error(self, event_id: int, event: schema.RuntimeErrorEvent, payload: bytes) -> None:
         self._output.runtime_error(event)
 
+    def _message(self, event_id: int, event: schema.MessageEvent, payload: bytes) -> None:
+        self._output.message(event, self._formats[event_id](payload))
+
     def _time(self, event_id: int, event: schema.TimeEvent, payload: bytes) -> None:
         self._output.text("time", encode(Timestamp(time.clock_gettime_ns(time.CLOCK_BOOTTIME), event.format).text()))
 
@@ -184,6 +186,8 @@ class EventHandler:
         self._output.text("join", joined if self._output.json else joined + b"\n")
 
     def _system(self, event_id: int, event: schema.SystemEvent, payload: bytes) -> None:
+        import subprocess  # only for system(): a few ms of every start otherwise
+
         command = self._formatted(event_id, event, payload)
         # bpftrace runs the command and waits for it: events queue up meanwhile (its docs say so).
         finished = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -201,6 +205,7 @@ _HANDLERS = {
     schema.ClearEvent: EventHandler._clear,
     schema.ZeroEvent: EventHandler._zero,
     schema.RuntimeErrorEvent: EventHandler._runtime_error,
+    schema.MessageEvent: EventHandler._message,
     schema.TimeEvent: EventHandler._time,
     schema.CatEvent: EventHandler._cat,
     schema.SystemEvent: EventHandler._system,
@@ -213,8 +218,8 @@ _ARGUMENT_KINDS = {layout.INT: "number", layout.UINT: "number", layout.POINTER: 
 _FAST_KINDS = (layout.INT, layout.UINT, layout.POINTER, layout.BOOL, layout.STRING)  # decoded in one unpack
 
 
-def _compile_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEvent) -> Callable[[bytes], bytes]:
-    """payload → formatted bytes, with the decoding and the formatting worked out once per event
+def _compile_printf(event) -> Callable[[bytes], bytes]:
+    """An event of schema.FORMATTED_EVENTS: payload → formatted bytes, with the decoding and the formatting worked out once per event
     kind: this is the path every printf record takes."""
     decode_arguments = values.tuple_decoder(event.args)
     kinds = [_ARGUMENT_KINDS.get(field.layout.kind, "other") for field in event.args.fields]

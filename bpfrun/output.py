@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from bpfrun.values import Array, Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
-from common.schema import RuntimeErrorEvent
+from common.schema import MessageEvent, RuntimeErrorEvent
 
 BAR_WIDTH = 52
 TEXT = "text"
@@ -119,6 +119,18 @@ class Output:
             location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
             lines = [f"{location}: {event.level}: {event.message}", *event.excerpt]
             self._err.write(encode("".join(line + "\n" for line in lines)))
+
+    def message(self, event: MessageEvent, text: bytes) -> None:
+        """warnf() and errorf(): the formatted message after the source location."""
+        if self.json:
+            kind = "warnf" if event.level == "WARNING" else "errorf"
+            self._line(
+                f'{{"type": "{kind}", "msg": {json_string(text)}, "filename": {json_string(encode(event.filename))}, '
+                f'"line": {event.line}, "col": {event.column}}}'
+            )
+        else:
+            location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
+            self._err.write(encode(f"{location}: {event.level}: ") + text + b"\n")
 
     def printf(self, data: bytes) -> None:
         if self.json:

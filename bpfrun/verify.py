@@ -169,9 +169,13 @@ def _verify_events(resources: Resources) -> None:
 
 def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
     where = f"{event.KIND} event {event_id}"
-    if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent)):
+    if isinstance(event, schema.FORMATTED_EVENTS):
         _check_layout(event.args, f"{where} arguments", (layout.TUPLE,))
         _verify_printf(event, where)
+    if isinstance(event, schema.MessageEvent) and (
+        event.level not in ("WARNING", "ERROR") or "\n" in event.filename or len(event.filename) > schema.RUNTIME_ERROR_TEXT_MAX
+    ):
+        raise UserError(f"{where}: its level and file name must be WARNING or ERROR and a short single line")
     elif isinstance(event, schema.PrintValueEvent):
         _check_layout(event.value, f"{where} value", _VALUE_KINDS)
     elif isinstance(event, schema.RuntimeErrorEvent):
@@ -191,7 +195,8 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
             raise UserError(f"{where}: negative top or div")
 
 
-def _verify_printf(event: schema.PrintfEvent | schema.SystemEvent | schema.CatEvent, where: str) -> None:
+def _verify_printf(event, where: str) -> None:
+    """An event of schema.FORMATTED_EVENTS: its format fits its arguments."""
     conversions = printf.conversions(printf.parse(event.format))
     arguments = event.args.fields
     if len(conversions) != len(arguments):

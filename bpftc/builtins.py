@@ -112,6 +112,7 @@ FUNCTIONS: dict[str, Function] = {
     "strcontains": Function(2, 2, result=BOOL),
     "strncmp": Function(3, 3, result=INT64),
     "strstr": Function(2, 2, result=INT64),
+    "str_concat": Function(2, 2),
     "getopt": Function(1, 2),
     "bswap": Function(1, 1),
     "strerror": Function(1, 1, result=Lookup("errno")),
@@ -124,6 +125,8 @@ FUNCTIONS: dict[str, Function] = {
     "strftime": Function(2, 2),
     "system": Function(1, 64, unsafe=True),
     "cat": Function(1, 64),
+    "warnf": Function(1, 64),
+    "errorf": Function(1, 64),
     "ksym": Function(1, 1, result=Symbol("ksym")),
     "reg": Function(1, 1, result=UINT64),
     "join": Function(1, 2),
@@ -147,7 +150,7 @@ TYPE_PREDICATES = {
     "is_literal": None,
 }
 FUNCTIONS.update(dict.fromkeys(TYPE_PREDICATES, Function(1, 1, result=BOOL)))
-PRINTF_LIKE = ("printf", "system", "cat")  # a format string literal, then its arguments
+PRINTF_LIKE = ("printf", "system", "cat", "warnf", "errorf")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp", "strstr")  # their first arguments are strings
 

@@ -226,6 +226,24 @@ class JoinEvent:
 
 JOIN_MAX_ARGS = 16
 JOIN_MAX_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """warnf(format, ...) and errorf(format, ...): a printf-formatted message on stderr, after the
+    source location, `stdin:1:9-31: WARNING: message` (ERROR for errorf); JSON gets the file, line
+    and column. The payload: the arguments, as printf's."""
+
+    KIND: ClassVar[str] = "message"
+    level: str  # "WARNING" (warnf) or "ERROR" (errorf)
+    format: str
+    args: Layout
+    filename: str
+    line: int
+    column: int
+    end_column: int
+
+
 RUNTIME_ERROR_TEXT_MAX = 4096  # the longest message, file name or excerpt line of a RuntimeErrorEvent
 
 
@@ -257,8 +275,10 @@ EventSpec = (
     | SystemEvent
     | CatEvent
     | RuntimeErrorEvent
+    | MessageEvent
 )
 EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
+FORMATTED_EVENTS = (PrintfEvent, SystemEvent, CatEvent, MessageEvent)  # a printf format and its arguments
 
 
 # The fields `Resources.globals` may have, by name, and what bpfrun writes there:

@@ -1057,7 +1057,7 @@ class _ProbeGenerator(ast.Visitor):
     def call_system(self, node: ast.Call) -> None:
         self._send(node, node.args[1:])
 
-    call_cat = call_system
+    call_cat = call_warnf = call_errorf = call_system
 
     def call_strftime(self, node: ast.Call) -> ir.Value:
         return self.value(node.args[1])  # the timestamp; bpfrun formats it
@@ -1142,7 +1142,7 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
-    call_buf = call_macaddr = call_ntop = call_pton = call_str
+    call_buf = call_macaddr = call_ntop = call_pton = call_str_concat = call_str
 
     def _formatted_bytes(self, node: ast.Call, destination: ir.Value) -> None:
         """buf(), macaddr(), ntop(): bytes from a string the program holds, from memory, or (an
@@ -1225,6 +1225,12 @@ class _ProbeGenerator(ast.Visitor):
             return
         if node.name in ("buf", "macaddr", "ntop"):
             self._formatted_bytes(node, destination)
+            return
+        if node.name == "str_concat":
+            (left, right), t = node.args, self.types[node]
+            self.bpf.zero(destination, storage.size_of(t))
+            left_size, right_size = self.types[left].size, self.types[right].size
+            strings.concatenate(self.bpf, destination, self.value(left), left_size, self.value(right), right_size)
             return
         if node.name == "pton":  # a constant: the literal's bytes
             address = address_bytes(node.args[0])
@@ -1334,7 +1340,7 @@ def _is_struct_field(node: ast.Node, types, resolution) -> bool:
 
 def _payload_layout(event: schema.EventSpec) -> layout.Layout:
     """The payload after an event's id, as common/schema.py defines it for each kind."""
-    if isinstance(event, (schema.PrintfEvent, schema.SystemEvent, schema.CatEvent)):
+    if isinstance(event, schema.FORMATTED_EVENTS):
         return event.args
     if isinstance(event, schema.ExitEvent):
         return layout.packed(layout.TUPLE, [("", layout.I64)])

@@ -1,4 +1,5 @@
-"""String functions on strings the program holds: strlen, strcontains, strstr, strncmp, str(s, n).
+"""String functions on strings the program holds: strlen, strcontains, strstr, strncmp, str(s, n),
+str_concat.
 
 Strings in memory are NUL-padded to their whole size (storage.py), so every function is
 straight-line code over constant byte offsets: no loops for the verifier to bound and no
@@ -81,3 +82,19 @@ def differ(
         counted = bpf.ir.icmp_unsigned("<", I64(offset), limit)
         different = bpf.ir.or_(different, bpf.ir.and_(unequal, counted), name="different")
     return bpf.as_i64(different)
+
+
+def concatenate(
+    bpf: BpfBuilder, destination: ir.Value, left: ir.Value, left_size: int, right: ir.Value, right_size: int
+) -> None:
+    """str_concat: `left` up to its NUL, then `right`, into `destination` of left_size + right_size
+    - 1 bytes (NUL-padded to its whole stored size). Byte k is left[k] below left's length, else
+    right[k - length]: a choice among the lengths left can have, no variable offset."""
+    length = strlen(bpf, left, left_size)
+    size = left_size + right_size - 1
+    for k in range(size):
+        byte = _byte(bpf, left, left_size, k)
+        for start in range(min(k, left_size) + 1):  # left's length is `start`: byte k is right[k - start]
+            here = bpf.ir.icmp_unsigned("==", length, I64(start))
+            byte = bpf.ir.select(here, _byte(bpf, right, right_size, k - start), byte, name="byte")
+        bpf.ir.store(byte, bpf.at(destination, k), align=1)

@@ -78,10 +78,10 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroup_path", "cgroupid", "errorf", "fail", "find", "kptr",
+    "buf", "cgroup_path", "cgroupid", "fail", "find", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
-    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr", "warnf",
-    "memcmp", "str_concat",
+    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr",
+    "memcmp",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
 NOT_YET_BUILTINS = {"usermode"}
@@ -754,7 +754,7 @@ class _Checker(ast.Visitor):
             self.error(target, "print() of a value that has no type")
 
     def _check_printf(self, node: ast.Call) -> None:
-        """printf(), and system() and cat() with printf's format."""
+        """printf(), and system(), cat(), warnf() and errorf() with printf's format."""
         format_node, *args = node.args
         if not isinstance(format_node, ast.String):
             self.error(
@@ -807,7 +807,7 @@ class _Checker(ast.Visitor):
         if node.name == "strncmp" and not isinstance(self.type_of(node.args[2]), (Int, Bool, Unknown)):
             self.error(node.args[2], f"strncmp() expects an integer length ({self.type_of(node.args[2])} provided)")
         sizes = [t.size for t in map(self.type_of, node.args[:2]) if isinstance(t, String)]
-        if node.name in ("strcontains", "strstr") and len(sizes) == 2 and sizes[0] * sizes[1] > MAX_SEARCH_BYTES:
+        if node.name in ("strcontains", "strstr", "str_concat") and len(sizes) == 2 and sizes[0] * sizes[1] > MAX_SEARCH_BYTES:
             # The search is straight-line code comparing every pair of bytes (no loop for the
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
@@ -1075,6 +1075,8 @@ _ARGUMENT_CHECKS = {
     "printf": _Checker._check_printf,
     "system": _Checker._check_printf,
     "cat": _Checker._check_printf,
+    "warnf": _Checker._check_printf,
+    "errorf": _Checker._check_printf,
     "time": _Checker._check_time,
     "strftime": _Checker._check_strftime,
     "str": _Checker._check_str,
@@ -1090,6 +1092,7 @@ _ARGUMENT_CHECKS = {
     "strcontains": _Checker._check_strings,
     "strstr": _Checker._check_strings,
     "strncmp": _Checker._check_strings,
+    "str_concat": _Checker._check_strings,
 }
 
 

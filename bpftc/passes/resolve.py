@@ -533,6 +533,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, _stack_type(node))
         if node.name == "buf":
             return self.typed(node, _buffer_type(node, self.types))
+        if node.name == "str_concat":
+            sizes = [t.size for t in (self.types[arg] for arg in node.args) if isinstance(t, String)]
+            return self.typed(node, String(sum(sizes) - 1) if len(sizes) == 2 else UNKNOWN)
         if node.name == "pton":
             address = address_bytes(node.args[0]) if node.args else None
             return self.typed(node, Array(UINT8, len(address)) if address else UNKNOWN)

@@ -30,6 +30,7 @@ from common.schema import (
     Requirements,
     CatEvent,
     Resources,
+    MessageEvent,
     RuntimeErrorEvent,
     SystemEvent,
     TimeEvent,
@@ -237,6 +238,10 @@ def _events(
             event_ids[node] = len(events)
             events.append(_runtime_error(node.args[0].value.decode("utf-8", "replace"), node.span, source, "ERROR"))
             continue
+        if node.name in ("warnf", "errorf"):
+            event_ids[node] = len(events)
+            events.append(_message(node, resolution, source))
+            continue
         event = _event(node, resolution)
         if event is None:
             continue
@@ -249,6 +254,21 @@ def _events(
             event_ids[node] = len(events)
             events.append(event)
     return events, event_ids
+
+
+def _message(node: ast.Call, resolution: Resolution, source: Source) -> MessageEvent:
+    format_node, *args = node.args
+    payload = storage.layout_of_tuple([resolution.types[arg] for arg in args])
+    span = node.span if node.span.line == node.span.end_line else Span(node.span.line, node.span.col, node.span.line, node.span.col + 1)
+    return MessageEvent(
+        "WARNING" if node.name == "warnf" else "ERROR",
+        format_node.value.decode("utf-8", "surrogateescape"),
+        payload,
+        source.name.replace("\n", " ")[: schema.RUNTIME_ERROR_TEXT_MAX],
+        span.line,
+        span.col,
+        span.end_col,
+    )
 
 
 def _runtime_error(message: str, span: Span, source: Source, level: str = "WARNING") -> RuntimeErrorEvent:
