@@ -12,71 +12,116 @@ bug in bpfrun, printed as `BUG: ...`.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import json
 import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import click
-
 from bpfrun.errors import UserError
 
 
-# Everything after BUNDLE is the program's (allow_interspersed_args): `bpfrun x.bpfb -5` passes -5.
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False})
-@click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
-@click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
-@click.option("--unsafe", is_flag=True, help="Allow a bundle that runs commands (system()).")
-@click.option("-p", "pid", type=click.IntRange(min=1), help="Trace only this process (not begin, end, self, interval).")
-@click.option("-c", "command", metavar="CMD", help="Run CMD, trace it, and stop when it exits (cpid is its pid).")
-@click.option("-o", "output_file", metavar="FILE", help="Write the output to FILE instead of stdout.")
-@click.option("-q", "quiet", is_flag=True, help="Do not print the attached-probes line.")
-@click.option(
-    "-B",
-    "buffering",
-    type=click.Choice(["none", "line", "full"]),
-    help="Output buffering (default: full, line on a terminal).",
-)
-@click.option(
-    "--check", "check", is_flag=True, help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing."
-)
-@click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
-@click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
-@click.option(
-    "--describe-target", "describe", is_flag=True, help="Describe this host for `bpftc --target` (JSON on stdout)."
-)
-@click.argument("bundle_path", metavar="BUNDLE", required=False)
-@click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
-def cli(
-    bundle_path: str | None,
-    arguments: tuple[str, ...],
-    list_probes: bool,
-    describe: bool,
-    check: bool,
-    **options: object,
-) -> int:
-    """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
-    until it exits or is interrupted."""
-    if list_probes:
-        return _list(bundle_path)
-    if describe:
-        return _describe()
-    if bundle_path == "inspect":  # bpfrun inspect [--json] BUNDLE (a bundle named so: ./inspect)
-        return _inspect(arguments)
-    if check:
-        return _check(bundle_path, arguments, options.get("trust"))
-    if bundle_path is None:
-        raise click.UsageError("Missing argument 'BUNDLE'.")
-    return _main(bundle_path, Options(arguments=arguments, **options))
+def _click_command():
+    """The command line as click sees it: --help, usage errors and the rarer forms. Built only
+    when _fast_arguments cannot take the command line (click's import is ~25 ms of the start)."""
+    import click
+
+    # Everything after BUNDLE is the program's (allow_interspersed_args): `bpfrun x.bpfb -5` passes -5.
+    @click.command(context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False})
+    @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
+    @click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+    @click.option("--unsafe", is_flag=True, help="Allow a bundle that runs commands (system()).")
+    @click.option("-p", "pid", type=click.IntRange(min=1), help="Trace only this process (not begin, end, self, interval).")
+    @click.option("-c", "command", metavar="CMD", help="Run CMD, trace it, and stop when it exits (cpid is its pid).")
+    @click.option("-o", "output_file", metavar="FILE", help="Write the output to FILE instead of stdout.")
+    @click.option("-q", "quiet", is_flag=True, help="Do not print the attached-probes line.")
+    @click.option(
+        "-B",
+        "buffering",
+        type=click.Choice(["none", "line", "full"]),
+        help="Output buffering (default: full, line on a terminal).",
+    )
+    @click.option(
+        "--check", "check", is_flag=True, help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing."
+    )
+    @click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
+    @click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
+    @click.option(
+        "--describe-target", "describe", is_flag=True, help="Describe this host for `bpftc --target` (JSON on stdout)."
+    )
+    @click.argument("bundle_path", metavar="BUNDLE", required=False)
+    @click.argument("arguments", metavar="[ARGUMENTS]...", nargs=-1, type=click.UNPROCESSED)
+    def cli(
+        bundle_path: str | None,
+        arguments: tuple[str, ...],
+        list_probes: bool,
+        describe: bool,
+        check: bool,
+        **options: object,
+    ) -> int:
+        """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
+        until it exits or is interrupted."""
+        if list_probes:
+            return _list(bundle_path)
+        if describe:
+            return _describe()
+        if bundle_path == "inspect":  # bpfrun inspect [--json] BUNDLE (a bundle named so: ./inspect)
+            return _inspect(arguments)
+        if check:
+            return _check(bundle_path, arguments, options.get("trust"))
+        if bundle_path is None:
+            raise click.UsageError("Missing argument 'BUNDLE'.")
+        return _main(bundle_path, Options(arguments=arguments, **options))
+
+    return cli
+
+
+# The run path's options that _fast_arguments takes: flags, and options with one value (its
+# accepted values when click checks a choice).
+_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--unsafe": "unsafe", "-q": "quiet"}
+_VALUED = {"-f": "output_format", "-p": "pid", "-c": "command", "-o": "output_file", "-B": "buffering", "--trust": "trust"}
+_CHOICES = {"output_format": ("text", "json"), "buffering": ("none", "line", "full")}
+
+
+def _fast_arguments(argv: list[str]) -> tuple[str, Options] | None:
+    """The command line `bpfrun [OPTIONS] BUNDLE [ARGUMENTS]...` in its plain forms (each option a
+    word of its own, its value the next word), as click would parse it; None for anything else
+    (--help, -l, --check, inspect, an unknown or malformed option...), which click then parses,
+    so that every message and the help text are click's."""
+    options: dict[str, object] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word[:1] != "-" or word == "-":
+            if word == "inspect":
+                return None
+            return word, Options(arguments=tuple(argv[i + 1 :]), **options)
+        if word in _FLAGS:
+            options[_FLAGS[word]] = True
+            i += 1
+            continue
+        name = _VALUED.get(word)
+        if name is None or i + 1 == len(argv):
+            return None
+        value = argv[i + 1]
+        if value[:1] == "-" or (name in _CHOICES and value not in _CHOICES[name]):
+            return None
+        if name == "pid":
+            if not (value.isascii() and value.isdigit() and int(value) >= 1):
+                return None
+            value = int(value)
+        options[name] = value
+        i += 2
+    return None
 
 
 CHECK_FAILED = 3  # bpfrun --check: the host lacks something the bundle needs
 
 
 def _check(path: str | None, arguments: tuple[str, ...], trust: str | None) -> int:
+    import json
+
+    import click
+
     from bpfrun.preflight import host_problems
     from bpfrun.read import read_bundle
     from bpfrun.verify import verify
@@ -100,6 +145,10 @@ def _check(path: str | None, arguments: tuple[str, ...], trust: str | None) -> i
 
 
 def _inspect(arguments: tuple[str, ...]) -> int:
+    import json
+
+    import click
+
     from bpfrun import inspect
 
     as_json = "--json" in arguments
@@ -156,8 +205,13 @@ class Options:
 
 def main() -> None:
     """The console script; usage errors are user errors too: one line, exit 1."""
+    fast = _fast_arguments(sys.argv[1:])
+    if fast is not None:
+        sys.exit(_main(*fast))
+    import click
+
     try:
-        status = cli.main(standalone_mode=False)
+        status = _click_command().main(standalone_mode=False)
     except click.ClickException as error:
         print(f"bpfrun: ERROR: {error.format_message()}", file=sys.stderr)
         sys.exit(1)
@@ -185,7 +239,11 @@ def _main(path: str, options: Options) -> int:
 
 
 def _run(path: str, options: Options) -> int:
-    # Imported here so that even a missing libbpf.so.1 is reported as one line.
+    import contextlib
+
+    # Imported here so that even a missing libbpf.so.1 is reported as one line. What only some
+    # bundles or options need (-c, kernel fields, stacks) is imported where it is used: every
+    # module costs start-up time.
     from bpfrun import libbpf
     from bpfrun.attach import (
         attach_probes,
@@ -195,15 +253,12 @@ def _run(path: str, options: Options) -> int:
         record_probe_names,
         record_usdt_specs,
     )
-    from bpfrun.command import Command
     from bpfrun.events import Context, EventHandler
     from bpfrun.load import load
     from bpfrun.maps import possible_cpus
     from bpfrun.output import Output
     from bpfrun.parameters import check_options, globals_data, split_arguments
-    from bpfrun.preflight import check_kernel_fields
     from bpfrun.read import read_bundle
-    from bpfrun.stacks import use_stack_map
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
     from bpfrun.verify_object import verify_object
@@ -212,6 +267,8 @@ def _run(path: str, options: Options) -> int:
     stop = StopFlag()
     stop.install()
     if options.verbose:
+        import logging
+
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log = libbpf.capture_log(options.verbose)
     bundle = read_bundle(path, options.trust)
@@ -227,8 +284,11 @@ def _run(path: str, options: Options) -> int:
         output = Output(
             options.output_format, _output_stream(options, stack), sys.stderr.buffer, _line_buffered(options)
         )
-        command = Command(options.command) if options.command else None
-        if command is not None:
+        command = None
+        if options.command:
+            from bpfrun.command import Command
+
+            command = Command(options.command)
             stack.callback(command.stop)
         target = options.pid or 0
         child = command.pid if command else 0
@@ -239,11 +299,16 @@ def _run(path: str, options: Options) -> int:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
         probes = expand_usdt(expand_wildcards(resources.probes))
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
-        check_kernel_fields(resources.requirements.kernel_fields)
+        if resources.requirements.kernel_fields:
+            from bpfrun.preflight import check_kernel_fields
+
+            check_kernel_fields(resources.requirements.kernel_fields)
         loaded = load(bundle, stack, log, data)
         record_probe_names(loaded, resources.probe_names_map, probes)
         record_usdt_specs(loaded, resources.usdt_spec_map, probes)
         if resources.stack_map:
+            from bpfrun.stacks import use_stack_map
+
             use_stack_map(loaded.map_fds[resources.stack_map])
         context = Context(resources.maps, loaded.map_fds, ncpus)
         handler = EventHandler(resources.events, context, output)
@@ -264,7 +329,7 @@ def _run(path: str, options: Options) -> int:
         return events.exit_code
 
 
-def _output_stream(options: Options, stack: contextlib.ExitStack) -> BinaryIO:
+def _output_stream(options: Options, stack) -> BinaryIO:
     if options.output_file is None:
         return sys.stdout.buffer
     try:

@@ -26,8 +26,9 @@ import zlib
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bpfrun import listing, tracefs, usdt
+from bpfrun import tracefs
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
     BTF_KIND_FUNC,
@@ -68,6 +69,9 @@ from common.schema import (
     ProbeSpec,
 )
 
+if TYPE_CHECKING:
+    from bpfrun import usdt
+
 _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
 _PERF_ATTR_FREQUENCY = 1 << 10  # `freq`: sample_period holds a frequency (profile:hz:N)
@@ -102,7 +106,10 @@ def expand_wildcards(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
     for probe in probes:
         if not is_wildcard(probe):
             expanded.append(probe)
-        elif probe.provider == TRACEPOINT:
+            continue
+        from bpfrun import listing  # listing and usdt: imported by the probe kinds that need them
+
+        if probe.provider == TRACEPOINT:
             expanded.extend(_matching_tracepoints(probe))
         elif probe.provider in (UPROBE, URETPROBE):
             expanded.extend(_matching_functions(probe, listing.elf_functions(binary_path(probe)), probe.target[0]))
@@ -122,6 +129,8 @@ def expand_usdt(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
         if probe.provider != USDT:
             expanded.append(probe)
             continue
+        from bpfrun import usdt
+
         binary, provider, name = probe.target
         found = usdt.sites(binary_path(probe), provider, name)
         if not found:
@@ -135,6 +144,8 @@ def record_usdt_specs(loaded: LoadedObject, map_name: str, probes: Sequence[Prob
     site's attach cookie."""
     if not map_name:
         return
+    from bpfrun import usdt
+
     for probe in probes:
         if probe.provider != USDT:
             continue
@@ -146,6 +157,8 @@ def record_usdt_specs(loaded: LoadedObject, map_name: str, probes: Sequence[Prob
 
 
 def _usdt_site(probe: ProbeSpec) -> usdt.Site:
+    from bpfrun import usdt
+
     binary, provider, name, index = probe.target
     return usdt.sites(binary_path(probe), provider, name)[int(index)]
 
@@ -414,6 +427,8 @@ def _uprobe_problem(probe: ProbeSpec) -> str | None:
 
 
 def _check_uprobe(probe: ProbeSpec) -> None:
+    from bpfrun import listing
+
     binary = binary_path(probe)
     symbol = probe.target[1] if probe.provider != USDT else ""
     function = symbol.partition("+")[0]
@@ -449,6 +464,8 @@ def _is_elf(path: Path) -> bool:
 def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:
     """At a function (libbpf finds it), at an offset into it, or at an address of the binary
     (which libbpf wants as an offset in the file)."""
+    from bpfrun import listing
+
     binary = binary_path(probe)
     options = bpf_uprobe_opts(sz=ctypes.sizeof(bpf_uprobe_opts), retprobe=probe.provider == URETPROBE)
     options.bpf_cookie = probe_cookie(probe)

@@ -13,7 +13,6 @@ verifier's complaint from them) and, with -v, also written to the `bpfrun.libbpf
 from __future__ import annotations
 
 import ctypes
-import logging
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -32,7 +31,6 @@ from ctypes import (
 
 from bpfrun.errors import UserError
 
-_log = logging.getLogger("bpfrun.libbpf")
 
 try:
     lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
@@ -196,7 +194,9 @@ class LogCapture:
         text = buffer.value.decode("utf-8", "replace")
         self.lines.extend(text.splitlines())
         if self._verbose:
-            _log.info("%s", text.rstrip("\n"))
+            import logging  # only with -v: the import is a few ms of every start
+
+            logging.getLogger("bpfrun.libbpf").info("%s", text.rstrip("\n"))
         return 0
 
 

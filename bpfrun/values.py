@@ -21,9 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import pwd
 import signal
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -139,6 +137,8 @@ def _formatted_bytes(spec: Layout, data: bytes) -> str:
     if spec.text == "macaddr":
         return ":".join(f"{byte:02x}" for byte in data[:6])
     if spec.text == "inet":
+        import socket  # pwd and socket: imported by the few values that need them
+
         family = int.from_bytes(data[:8], "little")
         if family == socket.AF_INET6:
             return socket.inet_ntop(socket.AF_INET6, data[8:24])
@@ -157,6 +157,8 @@ def looked_up(table: str, number: int) -> str:
             return signal.strsignal(number) or str(number)
         if table == "syscall":
             return _syscall_name(number) or str(number)
+        import pwd
+
         return pwd.getpwuid(number).pw_name
     except (KeyError, ValueError, OverflowError):
         return str(number)

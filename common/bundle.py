@@ -25,13 +25,13 @@ bundle. Imports only the standard library, msgpack and common.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 
 import msgpack
 
 from common import signing
+from common.signing import sha256
 from common.schema import MAX_SOURCE_BYTES, Resources, SchemaError, from_dict, to_dict
 
 MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
@@ -87,7 +87,7 @@ def write(bundle: Bundle, signing_key=None) -> bytes:
     signature_length = SIGNATURE_BYTES if signing_key is not None else 0
     head = HEADER.pack(MAGIC, FORMAT_VERSION, signature_length, compiler, *map(len, sections), bytes(32))
     body = b"".join(sections)
-    digest = hashlib.sha256(head[:_DIGEST_OFFSET] + body).digest()
+    digest = sha256(head[:_DIGEST_OFFSET] + body).digest()
     data = head[:_DIGEST_OFFSET] + digest + body
     if signing_key is None:
         return data
@@ -115,7 +115,7 @@ def read_header(data: bytes) -> Header:
         raise BundleError(f"bundle is truncated ({len(data)} bytes, its header says {expected})")
     if len(data) > expected:
         raise BundleError(f"bundle is corrupt ({len(data) - expected} bytes after its end)")
-    if hashlib.sha256(data[:_DIGEST_OFFSET] + data[HEADER.size : header.end]).digest() != digest:
+    if sha256(data[:_DIGEST_OFFSET] + data[HEADER.size : header.end]).digest() != digest:
         raise BundleError("bundle is corrupt (checksum mismatch)")
     if signature_length not in (0, SIGNATURE_BYTES):
         raise BundleError("bundle's signature is malformed")

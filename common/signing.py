@@ -14,7 +14,15 @@ imported only to sign or to check.
 
 from __future__ import annotations
 
-import hashlib
+# CPython's own SHA-256, not hashlib's: hashlib loads OpenSSL's libcrypto, 3.4 MiB resident and
+# a few ms of bpfrun's start for one digest of a small bundle.
+try:
+    from _sha256 import sha256  # CPython 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256  # CPython 3.12+
+    except ImportError:
+        from hashlib import sha256
 
 SIGNATURE_FIELDS = {"signer", "ed25519"}
 SIGNER_BYTES = 8
@@ -29,7 +37,7 @@ def signer_id(public_key) -> str:
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[: 2 * SIGNER_BYTES]
+    return sha256(raw).hexdigest()[: 2 * SIGNER_BYTES]
 
 
 MAX_KEY_FILE_BYTES = 1 << 16
