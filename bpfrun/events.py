@@ -163,6 +163,9 @@ class EventHandler:
     def _runtime_error(self, event_id: int, event: schema.RuntimeErrorEvent, payload: bytes) -> None:
         self._output.runtime_error(event)
 
+    def _helper_error(self, event_id: int, event: schema.HelperErrorEvent, payload: bytes) -> None:
+        self._output.helper_error(event, decode(layout.I64, payload))
+
     def _message(self, event_id: int, event: schema.MessageEvent, payload: bytes) -> None:
         self._output.message(event, self._formats[event_id](payload))
 
@@ -206,6 +209,7 @@ _HANDLERS = {
     schema.ZeroEvent: EventHandler._zero,
     schema.RuntimeErrorEvent: EventHandler._runtime_error,
     schema.MessageEvent: EventHandler._message,
+    schema.HelperErrorEvent: EventHandler._helper_error,
     schema.TimeEvent: EventHandler._time,
     schema.CatEvent: EventHandler._cat,
     schema.SystemEvent: EventHandler._system,

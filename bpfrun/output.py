@@ -13,13 +13,14 @@ strings; map keys are the key's text without spaces.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
 from bpfrun.values import Array, Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
-from common.schema import MessageEvent, RuntimeErrorEvent
+from common.schema import HelperErrorEvent, MessageEvent, RuntimeErrorEvent
 
 BAR_WIDTH = 52
 TEXT = "text"
@@ -119,6 +120,28 @@ class Output:
             location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
             lines = [f"{location}: {event.level}: {event.message}", *event.excerpt]
             self._err.write(encode("".join(line + "\n" for line in lines)))
+
+    def helper_error(self, event: HelperErrorEvent, code: int) -> None:
+        """A helper call that failed: a full map, as bpftrace words it, or the errno's message."""
+        reason = os.strerror(-code) if -4096 < code < 0 else f"error {code}"
+        if self.json:
+            self._line(
+                f'{{"type": "helper_error", "msg": {json_string(encode(reason))}, "helper": {json_string(encode(event.helper))}, '
+                f'"retcode": {code}, "filename": {json_string(encode(event.filename))}, '
+                f'"line": {event.line}, "col": {event.column}}}'
+            )
+            return
+        if code == -errno.E2BIG:
+            warning = (
+                "Map full; can't update element. Try increasing max_map_keys config or manually setting the max "
+                "entries in a map declaration e.g. `let @a = hash(5000)`"
+            )
+        else:
+            warning = f"{event.helper}() failed: {reason}"
+        location = f"{event.filename}:{event.line}:{event.column}-{event.end_column}"
+        details = f"Additional Info - helper: {event.helper}, retcode: {code}"
+        lines = [f"{location}: WARNING: {warning}", details, *event.excerpt]
+        self._err.write(encode("".join(line + "\n" for line in lines)))
 
     def message(self, event: MessageEvent, text: bytes) -> None:
         """warnf() and errorf(): the formatted message after the source location."""

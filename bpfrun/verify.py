@@ -128,12 +128,12 @@ def _verify_map(spec: MapSpec) -> None:
     if not 1 <= spec.max_entries <= schema.MAX_MAP_ENTRIES:
         raise UserError(f"{where} has an invalid max_entries {spec.max_entries}")
     if spec.aggregate == schema.PLAIN:
-        if spec.kernel_type != schema.HASH or spec.params:
+        if spec.kernel_type not in schema.PLAIN_MAP_TYPES or spec.params:
             raise UserError(f"{where} holds plain values but is a {spec.kernel_type} map")
         return
     if spec.aggregate not in schema.AGGREGATES:
         raise UserError(f"{where} has an unknown aggregate {spec.aggregate!r}")
-    if spec.kernel_type == schema.HASH or spec.value.kind not in (layout.INT, layout.UINT) or spec.value.size != 8:
+    if spec.kernel_type in schema.PLAIN_MAP_TYPES or spec.value.kind not in (layout.INT, layout.UINT) or spec.value.size != 8:
         raise UserError(f"{where}: {spec.aggregate}() needs a per-CPU map of 64-bit integers")
     if spec.kernel_type == schema.PERCPU_ARRAY and spec.key is not None:
         raise UserError(f"{where} has keys but is a per-CPU array")
@@ -178,11 +178,13 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
         raise UserError(f"{where}: its level and file name must be WARNING or ERROR and a short single line")
     elif isinstance(event, schema.PrintValueEvent):
         _check_layout(event.value, f"{where} value", _VALUE_KINDS)
-    elif isinstance(event, schema.RuntimeErrorEvent):
-        texts = (event.message, event.filename, *event.excerpt)
+    elif isinstance(event, (schema.RuntimeErrorEvent, schema.HelperErrorEvent)):
+        texts = (getattr(event, "message", ""), event.filename, *event.excerpt)
         too_long = any("\n" in text or len(text) > schema.RUNTIME_ERROR_TEXT_MAX for text in texts)
-        if len(event.excerpt) > 2 or too_long or event.level not in ("WARNING", "ERROR"):
+        if len(event.excerpt) > 2 or too_long or getattr(event, "level", "WARNING") not in ("WARNING", "ERROR"):
             raise UserError(f"{where}: its message and location must be short single lines")
+        if isinstance(event, schema.HelperErrorEvent) and event.helper not in schema.HELPER_ERROR_HELPERS:
+            raise UserError(f"{where}: an unknown helper {event.helper!r}")
     elif isinstance(event, schema.JoinEvent):
         if not (1 <= event.count <= schema.JOIN_MAX_ARGS and 1 <= event.size <= schema.JOIN_MAX_SIZE):
             raise UserError(f"{where}: {event.count} strings of {event.size} bytes")

@@ -262,10 +262,20 @@ class Macro(Node):
 
 
 @dataclass(eq=False, slots=True)
+class MapDeclaration(Node):
+    """`let @name = kind(entries);` at the top level: the map's kernel type and size."""
+
+    name: str
+    kind: str  # one of bpftc/builtins.py's MAP_DECLARATION_KINDS, when valid
+    entries: int
+
+
+@dataclass(eq=False, slots=True)
 class Program(Node):
     config: list[ConfigItem]
     probes: list[Probe]
     macros: list[Macro] = dataclasses.field(default_factory=list)
+    map_declarations: list[MapDeclaration] = dataclasses.field(default_factory=list)
 
 
 def children(node: Node) -> Iterator[Node]:

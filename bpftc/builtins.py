@@ -150,6 +150,9 @@ TYPE_PREDICATES = {
     "is_literal": None,
 }
 FUNCTIONS.update(dict.fromkeys(TYPE_PREDICATES, Function(1, 1, result=BOOL)))
+# `let @m = kind(N);`: the kernel map type of each kind, for plain values or for aggregations.
+MAP_DECLARATION_KINDS = {"hash": "hash", "lruhash": "lru_hash", "percpuhash": "percpu_hash", "percpulruhash": "lru_percpu_hash"}
+PER_CPU_DECLARATIONS = ("percpuhash", "percpulruhash")
 PRINTF_LIKE = ("printf", "system", "cat", "warnf", "errorf")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp", "strstr")  # their first arguments are strings

@@ -144,8 +144,13 @@ class _ToAst(Transformer):
         config = children[0] if children and isinstance(children[0], list) else []
         probes = [child for child in children if isinstance(child, ast.Probe)]
         macros = [child for child in children if isinstance(child, ast.Macro)]
+        declarations = [child for child in children if isinstance(child, ast.MapDeclaration)]
         span = _span(meta) if children else Span(1, 1, 1, 1)
-        return ast.Program(span, config, probes, macros)
+        return ast.Program(span, config, probes, macros, declarations)
+
+    def map_declaration(self, meta, children):
+        _, name, kind, entries = children
+        return ast.MapDeclaration(_span(meta), str(name), str(kind), _integer_value(entries))
 
     def macro(self, meta, children):
         name, *rest = children

@@ -36,6 +36,7 @@ _LABELS: dict[type, Callable[[ast.Node], str]] = {
     ast.Jump: lambda node: node.kind,
     ast.AttachPoint: lambda node: node.text,
     ast.ConfigItem: lambda node: f"{node.name} = {node.value!r}",
+    ast.MapDeclaration: lambda node: f"{node.name} = {node.kind}({node.entries})",
     ast.TypeSpec: lambda node: type_spec_text(node),
     ast.Offsetof: lambda node: ".".join(node.path),
 }

@@ -87,7 +87,10 @@ PROBE_SYMBOL = r"[A-Za-z0-9_.*]+(\+[0-9]+)?|0x[0-9a-fA-F]+"
 HASH = "hash"
 PERCPU_HASH = "percpu_hash"
 PERCPU_ARRAY = "percpu_array"
-KERNEL_MAP_TYPES = (HASH, PERCPU_HASH, PERCPU_ARRAY)
+LRU_HASH = "lru_hash"  # `let @m = lruhash(N)`: the least recently used element makes room
+LRU_PERCPU_HASH = "lru_percpu_hash"
+KERNEL_MAP_TYPES = (HASH, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH)
+PLAIN_MAP_TYPES = (HASH, LRU_HASH)  # what maps of plain values may be
 
 AGGREGATES = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 PLAIN = ""  # a map whose values are assigned, not aggregated
@@ -244,6 +247,21 @@ class MessageEvent:
     end_column: int
 
 
+@dataclass(frozen=True, slots=True)
+class HelperErrorEvent:
+    """A BPF helper call that failed (a map update when the map is full), located in the source
+    like a RuntimeErrorEvent. The payload: the helper's return code, an i64 (a negative errno)."""
+
+    KIND: ClassVar[str] = "helper_error"
+    helper: str  # the helper's name, as bpftrace prints it: map_update_elem
+    filename: str
+    line: int
+    column: int
+    end_column: int
+    excerpt: tuple[str, ...]
+
+
+HELPER_ERROR_HELPERS = ("map_update_elem",)
 RUNTIME_ERROR_TEXT_MAX = 4096  # the longest message, file name or excerpt line of a RuntimeErrorEvent
 
 
@@ -276,6 +294,7 @@ EventSpec = (
     | CatEvent
     | RuntimeErrorEvent
     | MessageEvent
+    | HelperErrorEvent
 )
 EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
 FORMATTED_EVENTS = (PrintfEvent, SystemEvent, CatEvent, MessageEvent)  # a printf format and its arguments
@@ -359,7 +378,7 @@ _PAIRS = {
 
 
 def is_per_cpu(spec: MapSpec) -> bool:
-    return spec.kernel_type in (PERCPU_HASH, PERCPU_ARRAY)
+    return spec.kernel_type in (PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH)
 
 
 def is_histogram(spec: MapSpec) -> bool:

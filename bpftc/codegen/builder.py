@@ -49,6 +49,8 @@ MAP_TYPE_HASH = 1
 MAP_TYPE_PERCPU_HASH = 5
 MAP_TYPE_PERCPU_ARRAY = 6
 MAP_TYPE_STACK_TRACE = 7
+MAP_TYPE_LRU_HASH = 9
+MAP_TYPE_LRU_PERCPU_HASH = 10
 MAP_TYPE_RINGBUF = 27
 
 BPF_ANY = 0
@@ -169,8 +171,8 @@ class BpfBuilder:
     def map_lookup(self, map_variable: ir.Value, key: ir.Value) -> ir.Value:
         return self.call_helper(MAP_LOOKUP_ELEM, [map_variable, key], name="element", returns=PTR)
 
-    def map_update(self, map_variable: ir.Value, key: ir.Value, value: ir.Value, flags: int = BPF_ANY) -> None:
-        self.call_helper(MAP_UPDATE_ELEM, [map_variable, key, value, I64(flags)], name="updated")
+    def map_update(self, map_variable: ir.Value, key: ir.Value, value: ir.Value, flags: int = BPF_ANY) -> ir.Value:
+        return self.call_helper(MAP_UPDATE_ELEM, [map_variable, key, value, I64(flags)], name="updated")
 
     def map_delete(self, map_variable: ir.Value, key: ir.Value) -> ir.Value:
         return self.call_helper(MAP_DELETE_ELEM, [map_variable, key], name="deleted")

@@ -141,6 +141,8 @@ def _define_script_maps(module: ir.Module, debug_info: DebugInfo, plan: Plan) ->
         schema.HASH: bpf_helpers.MAP_TYPE_HASH,
         schema.PERCPU_HASH: bpf_helpers.MAP_TYPE_PERCPU_HASH,
         schema.PERCPU_ARRAY: bpf_helpers.MAP_TYPE_PERCPU_ARRAY,
+        schema.LRU_HASH: bpf_helpers.MAP_TYPE_LRU_HASH,
+        schema.LRU_PERCPU_HASH: bpf_helpers.MAP_TYPE_LRU_PERCPU_HASH,
     }
     variables = {}
     for name, spec in plan.maps.items():
@@ -317,7 +319,10 @@ class _ProbeGenerator(ast.Visitor):
         if isinstance(target, ast.Variable):
             self._store_variable(target, node.value)
         elif isinstance(target, ast.Map):
-            self.maps.assign(target, node.value)
+            result = self.maps.assign(target, node.value)
+            if node in self.plan.event_ids:  # passes/resources.py: report a failed update
+                with self.ir.if_then(self.ir.icmp_signed("<", result, I64(0))):
+                    self._send(node, [], default=result)
         else:
             self.value(node.value)
 
@@ -1342,7 +1347,7 @@ def _payload_layout(event: schema.EventSpec) -> layout.Layout:
     """The payload after an event's id, as common/schema.py defines it for each kind."""
     if isinstance(event, schema.FORMATTED_EVENTS):
         return event.args
-    if isinstance(event, schema.ExitEvent):
+    if isinstance(event, (schema.ExitEvent, schema.HelperErrorEvent)):
         return layout.packed(layout.TUPLE, [("", layout.I64)])
     if isinstance(event, schema.PrintValueEvent):
         return layout.packed(layout.TUPLE, [("", event.value)])

@@ -60,15 +60,16 @@ class MapAccess:
 
     # Plain values
 
-    def assign(self, target: ast.Map, value: ast.Node) -> None:
+    def assign(self, target: ast.Map, value: ast.Node) -> ir.Value | None:
+        """The map update's return code (a negative errno when it failed); None for aggregations."""
         spec = self._spec(target)
         if spec.aggregate != schema.PLAIN:
             self._aggregate(spec, target, value)
-            return
+            return None
         key = self.key(spec, target.keys)
         element = self.generator.memory.acquire(schema.element_size(spec))
         self.generator.into(value, element)
-        self.bpf.map_update(self._variable(target), key, element)
+        return self.bpf.map_update(self._variable(target), key, element)
 
     def read(self, node: ast.Map) -> ir.Value:
         """The element's value; 0 (or zeroed memory) when the map has no such element."""

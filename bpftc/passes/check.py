@@ -24,6 +24,8 @@ from bpftc.builtins import (
     REGISTER_PROVIDERS,
     REGISTERS,
     FUNCTIONS,
+    MAP_DECLARATION_KINDS,
+    PER_CPU_DECLARATIONS,
     HIST_MAX_BITS,
     NSECS_CLOCKS,
     PID_NAMESPACES,
@@ -96,6 +98,7 @@ def check(
     """`unsafe`: bpftc --unsafe, which allows system()."""
     for item in program.config:
         _check_config(item, diagnostics)
+    _check_map_declarations(program.map_declarations, resolution, diagnostics)
     settings = {item.name: item.value for item in program.config}
     max_strlen = settings.get("max_strlen", CONFIG_DEFAULTS["max_strlen"])
     for probe in program.probes:
@@ -103,6 +106,35 @@ def check(
         checker = _Checker(resolution, contexts, diagnostics, unsafe)
         checker.max_strlen = max_strlen if type(max_strlen) is int else CONFIG_DEFAULTS["max_strlen"]
         checker.check_probe(probe)
+
+
+def _check_map_declarations(
+    declarations: list[ast.MapDeclaration], resolution: Resolution, diagnostics: Diagnostics
+) -> None:
+    """`let @m = kind(N);`: a known kind, a size the kernel takes, and values of the kind's sort:
+    per-CPU kinds hold aggregations, the others plain values."""
+    seen = set()
+    for declaration in declarations:
+        if declaration.name in seen:
+            diagnostics.error(declaration.span, f"Map {declaration.name} is declared more than once")
+        seen.add(declaration.name)
+        if declaration.kind not in MAP_DECLARATION_KINDS:
+            hint = "Valid map types: " + ", ".join(reversed(MAP_DECLARATION_KINDS))
+            diagnostics.error(declaration.span, f"Invalid bpf map type: {declaration.kind}", hints=(hint,))
+            continue
+        if not 1 <= declaration.entries <= schema.MAX_MAP_ENTRIES:
+            diagnostics.error(declaration.span, f"A map holds from 1 to {schema.MAX_MAP_ENTRIES} entries")
+        info = resolution.maps.get(declaration.name)
+        if info is None or isinstance(info.value, Unknown):
+            continue
+        per_cpu = isinstance(info.value, Aggregate)
+        if per_cpu != (declaration.kind in PER_CPU_DECLARATIONS):
+            message = (
+                f"Incompatible map types. Type from declaration: {declaration.kind}. "
+                f"Type from value/key type: {'percpuhash' if per_cpu else 'hash'}"
+            )
+            first = info.first_access.span  # bpftrace points at the name only
+            diagnostics.error(Span(first.line, first.col, first.line, first.col + len(declaration.name)), message)
 
 
 def _contexts(probe: ast.Probe, targets: ProbeTargets) -> list[tuple[str, ...]]:

@@ -30,6 +30,7 @@ from common.schema import (
     Requirements,
     CatEvent,
     Resources,
+    HelperErrorEvent,
     MessageEvent,
     RuntimeErrorEvent,
     SystemEvent,
@@ -39,7 +40,7 @@ from common.schema import (
 
 from bpftc import VERSION, ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT, STRING_READ_SIZE
+from bpftc.builtins import ASSERT_FAILED, DEFAULT_TIME_FORMAT, MAP_DECLARATION_KINDS, STRING_READ_SIZE
 from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
@@ -77,7 +78,8 @@ def plan_resources(
     programs = _programs(program, targets)
     settings = {item.name: item.value for item in program.config}
     max_keys = settings.get("max_map_keys", MAX_MAP_ENTRIES)
-    maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted, max_keys)
+    declared = {declaration.name: declaration for declaration in program.map_declarations}
+    maps = {name: _map_spec(info.name, info.keyed, info.key, info.value, info.deleted, max_keys, declared.get(name))
             for name, info in sorted(resolution.maps.items())}  # fmt: skip
     events, event_ids = _events(program, resolution, source)
     resources = Resources(
@@ -135,17 +137,24 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def _map_spec(name: str, keyed: bool, key: Type, value: Type, deleted: bool, max_keys: int) -> MapSpec:
+def _map_spec(
+    name: str, keyed: bool, key: Type, value: Type, deleted: bool, max_keys: int, declared: ast.MapDeclaration | None
+) -> MapSpec:
+    """`declared`: the map's `let @m = kind(N)`, whose kind passes/check.py matched to its values."""
     key_layout = storage.layout_of(key) if keyed and not isinstance(key, Unknown) else None
+    if declared is not None:
+        max_keys = declared.entries
     elf_name = "AT_" + name[1:] if name[1:] else "AT"  # "@" alone must not meet "@_"
     if isinstance(value, Unknown):  # read but never assigned: reads as 0, like bpftrace's int64 map
         value = INT64
     if not isinstance(value, Aggregate):
-        return MapSpec(name, elf_name, schema.HASH, key_layout, storage.layout_of(value), _entries(keyed, max_keys))
+        kernel_type = MAP_DECLARATION_KINDS[declared.kind] if declared is not None else schema.HASH
+        return MapSpec(name, elf_name, kernel_type, key_layout, storage.layout_of(value), _entries(keyed, max_keys))
     aggregated: Layout = storage.layout_of(value.value if value.value is not None else UINT64)
     params = value.params
+    kernel_type = MAP_DECLARATION_KINDS[declared.kind] if declared is not None else schema.PERCPU_HASH
     spec = MapSpec(
-        name, elf_name, schema.PERCPU_HASH, key_layout, aggregated, _entries(keyed, max_keys), value.kind, params
+        name, elf_name, kernel_type, key_layout, aggregated, _entries(keyed, max_keys), value.kind, params
     )
     if keyed or deleted:
         return spec
@@ -232,6 +241,10 @@ def _events(
             event_ids[node] = len(events)
             events.append(_runtime_error(DIVISION_BY_ZERO, node.span, source))
             continue
+        if _updates_keyed_map(node, resolution):  # a full map refuses it: bpfrun says so
+            event_ids[node] = len(events)
+            events.append(HelperErrorEvent("map_update_elem", *_location(node.span, source)))
+            continue
         if not isinstance(node, ast.Call):
             continue
         if node.name == ASSERT_FAILED:
@@ -256,31 +269,36 @@ def _events(
     return events, event_ids
 
 
+def _updates_keyed_map(node: ast.Node, resolution: Resolution) -> bool:
+    """`@m[key] = value` of a map with plain values (aggregations update theirs elsewhere)."""
+    if not isinstance(node, ast.Assignment) or not isinstance(node.target, ast.Map) or not node.target.keys:
+        return False
+    info = resolution.maps.get(node.target.name)
+    return info is not None and not isinstance(info.value, Aggregate)
+
+
 def _message(node: ast.Call, resolution: Resolution, source: Source) -> MessageEvent:
     format_node, *args = node.args
     payload = storage.layout_of_tuple([resolution.types[arg] for arg in args])
-    span = node.span if node.span.line == node.span.end_line else Span(node.span.line, node.span.col, node.span.line, node.span.col + 1)
-    return MessageEvent(
-        "WARNING" if node.name == "warnf" else "ERROR",
-        format_node.value.decode("utf-8", "surrogateescape"),
-        payload,
-        source.name.replace("\n", " ")[: schema.RUNTIME_ERROR_TEXT_MAX],
-        span.line,
-        span.col,
-        span.end_col,
-    )
+    level = "WARNING" if node.name == "warnf" else "ERROR"
+    where = _location(node.span, source)[:4]  # printed without the source line
+    return MessageEvent(level, format_node.value.decode("utf-8", "surrogateescape"), payload, *where)
 
 
 def _runtime_error(message: str, span: Span, source: Source, level: str = "WARNING") -> RuntimeErrorEvent:
-    """The event of a run-time warning: bpfrun takes its texts only as short single lines, so a span
-    over several lines is marked on its first line, and long lines are cut."""
+    return RuntimeErrorEvent(message[: schema.RUNTIME_ERROR_TEXT_MAX], *_location(span, source), level)
+
+
+def _location(span: Span, source: Source) -> tuple[str, int, int, int, tuple[str, ...]]:
+    """Where a run-time warning points: file, line, first and end column, and the excerpt.
+    bpfrun takes these texts only as short single lines, so a span over several lines is marked on
+    its first line, and long lines are cut."""
     if span.line != span.end_line:
         line_length = len(source.text.split("\n")[span.line - 1])
         span = Span(span.line, span.col, span.line, max(line_length + 1, span.col + 1))
     lines = tuple(text[: schema.RUNTIME_ERROR_TEXT_MAX] for text in excerpt(source, span))
     filename = source.name.replace("\n", " ")[: schema.RUNTIME_ERROR_TEXT_MAX]
-    return RuntimeErrorEvent(message[: schema.RUNTIME_ERROR_TEXT_MAX], filename, span.line, span.col, span.end_col,
-                             lines, level)  # fmt: skip
+    return filename, span.line, span.col, span.end_col, lines
 
 
 def _event(node: ast.Call, resolution: Resolution) -> EventSpec | None:

@@ -236,6 +236,23 @@ SAME_AS_BPFTRACE = [
         """,
     ),
     (
+        "let @a = percpuhash(10); begin { @a[1] = 5; exit(); }",
+        """\
+        stdin:1:34-36: ERROR: Incompatible map types. Type from declaration: percpuhash. Type from value/key type: hash
+        let @a = percpuhash(10); begin { @a[1] = 5; exit(); }
+                                         ~~
+        """,
+    ),
+    (
+        "let @a = foo(3); begin { @a[1] = 1; exit(); }",
+        """\
+        stdin:1:1-17: ERROR: Invalid bpf map type: foo
+        let @a = foo(3); begin { @a[1] = 1; exit(); }
+        ~~~~~~~~~~~~~~~~
+        HINT: Valid map types: percpulruhash, percpuhash, lruhash, hash
+        """,
+    ),
+    (
         "begin { $a = (int8[3])(uint32)1; print($a); exit(); }",
         """\
         stdin:1:14-23: ERROR: Cannot cast from "uint32" to "int8[3]"
