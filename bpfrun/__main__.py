@@ -30,7 +30,9 @@ def _click_command():
     @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log on stderr.")
     @click.option("-f", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format.")
     @click.option("--unsafe", is_flag=True, help="Allow a bundle that runs commands (system()).")
-    @click.option("-p", "pid", type=click.IntRange(min=1), help="Trace only this process (not begin, end, self, interval).")
+    @click.option(
+        "-p", "pid", type=click.IntRange(min=1), help="Trace only this process (not begin, end, self, interval)."
+    )
     @click.option("-c", "command", metavar="CMD", help="Run CMD, trace it, and stop when it exits (cpid is its pid).")
     @click.option("-o", "output_file", metavar="FILE", help="Write the output to FILE instead of stdout.")
     @click.option("-q", "quiet", is_flag=True, help="Do not print the attached-probes line.")
@@ -41,10 +43,15 @@ def _click_command():
         help="Output buffering (default: full, line on a terminal).",
     )
     @click.option(
-        "--check", "check", is_flag=True, help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing."
+        "--check",
+        "check",
+        is_flag=True,
+        help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing.",
     )
     @click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
-    @click.option("-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN).")
+    @click.option(
+        "-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN)."
+    )
     @click.option(
         "--describe-target", "describe", is_flag=True, help="Describe this host for `bpftc --target` (JSON on stdout)."
     )
@@ -78,7 +85,14 @@ def _click_command():
 # The run path's options that _fast_arguments takes: flags, and options with one value (its
 # accepted values when click checks a choice).
 _FLAGS = {"-v": "verbose", "--verbose": "verbose", "--unsafe": "unsafe", "-q": "quiet"}
-_VALUED = {"-f": "output_format", "-p": "pid", "-c": "command", "-o": "output_file", "-B": "buffering", "--trust": "trust"}
+_VALUED = {
+    "-f": "output_format",
+    "-p": "pid",
+    "-c": "command",
+    "-o": "output_file",
+    "-B": "buffering",
+    "--trust": "trust",
+}
 _CHOICES = {"output_format": ("text", "json"), "buffering": ("none", "line", "full")}
 
 
@@ -140,7 +154,9 @@ def _check(path: str | None, arguments: tuple[str, ...], trust: str | None) -> i
     if "--json" in arguments:
         sys.stdout.write(json.dumps({"ok": not problems, "missing": problems}) + "\n")
     else:
-        sys.stdout.write("".join(f"missing: {problem}\n" for problem in problems) or "ok: this host has what the bundle needs\n")
+        sys.stdout.write(
+            "".join(f"missing: {problem}\n" for problem in problems) or "ok: this host has what the bundle needs\n"
+        )
     return CHECK_FAILED if problems else 0
 
 

@@ -9,10 +9,9 @@ Exit status: 0 compiled, 1 the script has errors, 2 a bug in bpftc.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
-
-import click
 
 from bpftc import OPAQUE_POINTERS
 from bpftc.pipeline import STAGES
@@ -22,13 +21,24 @@ from bpftc.source import Source
 # parser refuses nesting beyond bpftc.parse.MAX_NESTING with a diagnostic.
 _RECURSION_LIMIT = 20_000
 _THREAD_STACK_BYTES = 512 << 20
+_DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
 
 
 def main() -> None:
     """Run the command line; usage errors are user errors (exit 1), like script errors."""
     os.environ.setdefault(*OPAQUE_POINTERS)
+    fast = _fast_arguments(sys.argv[1:])
+    if fast is not None:
+        try:
+            _compile(**fast)
+        except _UserError as error:
+            sys.stderr.write(f"bpftc: ERROR: {error}\n")
+            sys.exit(1)
+        return
+    import click
+
     try:
-        compile_command.main(standalone_mode=False)
+        _click_command().main(standalone_mode=False)
     except _UserError as error:
         click.echo(f"bpftc: ERROR: {error}", err=True)
         sys.exit(1)
@@ -39,26 +49,82 @@ def main() -> None:
         sys.exit(1)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("script", required=False, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("-e", "program", metavar="PROGRAM", help="Compile PROGRAM instead of a script file.")
-@click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
-@click.option("--dump", type=click.Choice(STAGES), help="Print a stage's result and stop.")
-@click.option("--unsafe", is_flag=True, help="Allow functions that act outside tracing, such as system().")
-@click.option(
-    "--btf",
-    metavar="FILE",
-    default="/sys/kernel/btf/vmlinux",
-    help="Kernel BTF that struct layouts come from (the target kernel's; default: this host's).",
-)
-@click.option(
-    "--target",
-    "target_file",
-    metavar="FILE",
-    help="Compile for the kernel described in FILE (written there by `bpfrun --describe-target`).",
-)
-@click.option("--sign", "key_file", metavar="KEY", help="Sign the bundle with this ed25519 private key (PEM).")
-def compile_command(
+def _click_command():
+    """The command line as click sees it: --help, --dump, usage errors and the rarer forms. Built
+    only when _fast_arguments cannot take the command line (click's import is ~30 ms of CPU)."""
+    import click
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.argument("script", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+    @click.option("-e", "program", metavar="PROGRAM", help="Compile PROGRAM instead of a script file.")
+    @click.option("-o", "output", metavar="OUT", help="Write the bundle to OUT ('-' for stdout).")
+    @click.option("--dump", type=click.Choice(STAGES), help="Print a stage's result and stop.")
+    @click.option("--unsafe", is_flag=True, help="Allow functions that act outside tracing, such as system().")
+    @click.option(
+        "--btf",
+        metavar="FILE",
+        default=_DEFAULT_BTF,
+        help="Kernel BTF that struct layouts come from (the target kernel's; default: this host's).",
+    )
+    @click.option(
+        "--target",
+        "target_file",
+        metavar="FILE",
+        help="Compile for the kernel described in FILE (written there by `bpfrun --describe-target`).",
+    )
+    @click.option("--sign", "key_file", metavar="KEY", help="Sign the bundle with this ed25519 private key (PEM).")
+    def compile_command(**arguments) -> None:
+        """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
+        _compile(**arguments)
+
+    return compile_command
+
+
+# What _fast_arguments takes: the flag, and the options with one value.
+_VALUED = {"-e": "program", "-o": "output", "--btf": "btf", "--target": "target_file", "--sign": "key_file"}
+
+
+def _fast_arguments(argv: list[str]) -> dict | None:
+    """The command line `bpftc [OPTIONS] SCRIPT|-e PROGRAM` in its plain forms (each option a word
+    of its own, its value the next word), as click would parse it, when it compiles; None for
+    anything else (--help, --dump, a usage error, an unreadable SCRIPT...), which click then
+    parses, so that every message and the help text are click's."""
+    found: dict = {"script": None, "program": None, "output": None, "dump": None, "unsafe": False,
+                   "btf": _DEFAULT_BTF, "target_file": None, "key_file": None}  # fmt: skip
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--unsafe":
+            found["unsafe"] = True
+            i += 1
+        elif word in _VALUED:
+            if i + 1 == len(argv) or argv[i + 1][:1] == "-":
+                return None
+            found[_VALUED[word]] = argv[i + 1]
+            i += 2
+        elif word[:1] != "-" or word == "-":
+            if found["script"] is not None:
+                return None
+            found["script"] = word
+            i += 1
+        else:
+            return None
+    script = found["script"]
+    if (script is None) == (found["program"] is None):
+        return None
+    if found["output"] is None and script in (None, "-"):
+        return None
+    if script not in (None, "-"):
+        try:
+            mode = os.stat(script).st_mode
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode) or not os.access(script, os.R_OK):
+            return None
+    return found
+
+
+def _compile(
     script: str | None,
     program: str | None,
     output: str | None,
@@ -68,12 +134,13 @@ def compile_command(
     target_file: str | None,
     key_file: str | None,
 ) -> None:
-    """Compile a bpftrace SCRIPT (a file, or - for stdin) into a bundle for bpfrun."""
     source = _read_source(script, program)
     target = _read_target(target_file) if target_file else None
     key = _read_signing_key(key_file) if key_file else None
     result = _compile_with_room(source, dump, unsafe, btf, target, key)
     if isinstance(result, BaseException):  # a bug: say so plainly, without a traceback
+        import click
+
         click.echo(f"BUG: bpftc failed on {source.name}: {type(result).__name__}: {result}", err=True)
         sys.exit(2)
     from bpftc.diagnostics import render
@@ -82,6 +149,8 @@ def compile_command(
     if result.diagnostics.has_errors:
         sys.exit(1)
     if result.dump is not None:
+        import click
+
         click.echo(result.dump, nl=False)
         return
     _write_bundle(result.bundle, output or _default_output(script))
@@ -134,6 +203,8 @@ class _UserError(Exception):
 
 def _read_source(script: str | None, program: str | None) -> Source:
     if (script is None) == (program is None):
+        import click
+
         raise click.UsageError("give either a SCRIPT file or -e PROGRAM")
     if program is not None:
         # bpftrace names -e programs 'stdin' in its messages. Bytes that are not UTF-8 reach us as
@@ -156,6 +227,8 @@ def _read_source(script: str | None, program: str | None) -> Source:
 
 def _default_output(script: str | None) -> str:
     if script in (None, "-"):
+        import click
+
         raise click.UsageError("give -o OUT when the script comes from -e or stdin")
     stem = script.rsplit("/", 1)[-1].removesuffix(".bt")
     return f"{stem}.bpfb"
