@@ -20,7 +20,6 @@ block is not visible after it.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 
 from common.layout import MAX_STACK_DEPTH, STACK_MODES
@@ -198,6 +197,8 @@ def address_bytes(node: ast.Node) -> bytes | None:
     """pton()'s argument: the bytes of an IPv4 or IPv6 address literal, or None."""
     if not isinstance(node, ast.String):
         return None
+    import socket  # only for pton(): the import is a few ms of every compile
+
     text = node.value.decode("ascii", "replace")
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
