@@ -54,6 +54,11 @@ MAP_TYPE_LRU_PERCPU_HASH = 10
 MAP_TYPE_RINGBUF = 27
 
 BPF_ANY = 0
+# Helpers whose result cannot change while a program runs (the current task's ids): marked as
+# touching no memory, so that LLVM calls them once per run (`@s[tid]` in a predicate, the body and
+# a delete() make one call, not three).
+_SAME_RESULT_ALL_RUN = frozenset({GET_CURRENT_PID_TGID, GET_CURRENT_UID_GID})
+_SAME_ALL_RUN = ("readnone", "nounwind")
 F_USER_STACK = 1 << 8  # bpf_get_stackid: the user-space stack
 
 
@@ -166,7 +171,8 @@ class BpfBuilder:
         """Call a BPF helper: the kernel resolves `call <id>`, so the callee is the id cast to a pointer."""
         callee = ir.Constant(I64, helper_id).inttoptr(PTR)
         callee.function_type = ir.FunctionType(returns, [arg.type for arg in args])
-        return self.ir.call(callee, args, name=name)
+        attributes = _SAME_ALL_RUN if helper_id in _SAME_RESULT_ALL_RUN else ()
+        return self.ir.call(callee, args, name=name, attrs=attributes)
 
     def map_lookup(self, map_variable: ir.Value, key: ir.Value) -> ir.Value:
         return self.call_helper(MAP_LOOKUP_ELEM, [map_variable, key], name="element", returns=PTR)
