@@ -315,10 +315,11 @@ def _run(path: str, options: Options) -> int:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
         probes = expand_usdt(expand_wildcards(resources.probes))
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
-        if resources.requirements.kernel_fields:
+        requirements = resources.requirements
+        if requirements.kernel_fields or requirements.kernel_layouts:
             from bpfrun.preflight import check_kernel_fields
 
-            check_kernel_fields(resources.requirements.kernel_fields)
+            check_kernel_fields(requirements.kernel_fields, requirements.kernel_layouts)
         loaded = load(bundle, stack, log, data)
         record_probe_names(loaded, resources.probe_names_map, probes)
         record_usdt_specs(loaded, resources.usdt_spec_map, probes)

@@ -29,7 +29,11 @@ def describe(path: str) -> dict:
         "outputs": [_output(event) for event in resources.events],
         "helpers": helpers_called(bundle.elf),
         "unsafe": ["system"] if resources.unsafe else [],
-        "requires": {"arch": resources.requirements.arch, "kernel_fields": list(resources.requirements.kernel_fields)},
+        "requires": {
+            "arch": resources.requirements.arch,
+            "kernel_fields": list(resources.requirements.kernel_fields),
+            "kernel_layouts": list(resources.requirements.kernel_layouts),
+        },
         "parameters": _parameters(bundle),
         "source": resources.source,
     }
@@ -80,6 +84,7 @@ def text(description: dict) -> str:
         f"unsafe: {', '.join(description['unsafe']) or 'none'}",
         f"requires: {description['requires']['arch']}",
         *(f"  {field}" for field in description["requires"]["kernel_fields"]),
+        *(f"  {struct} laid out as compiled against (copied whole)" for struct in description["requires"]["kernel_layouts"]),
         f"parameters: {', '.join(description['parameters']) or 'none'}",
         "script:",
         *(f"  {line}" for line in description["source"].splitlines()),

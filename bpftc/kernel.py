@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import pathlib
 from dataclasses import dataclass
 
 from common import btf as btf_format
+from common import layout
+from common.layout import Layout
 from common.target import Target, parse_format
 from bpftc.types import INT8, UINT8, Array, Bool, Int, Pointer, String, Struct, Type
 
@@ -43,6 +46,24 @@ class Field:
 
 
 @dataclass(frozen=True, slots=True)
+class StructValue:
+    """A whole struct held as a value (`@x = *curtask->mm`, `print(args)`): how its copy is laid
+    out and printed, and what the host's BTF must agree with for the copy to mean the same."""
+
+    layout: Layout  # a record of its members at their offsets
+    requirement: str = ""  # "struct NAME DIGEST" (common/btf.py layout_digest); "" for a fixed ABI
+
+
+# struct trace_entry: the fields every tracepoint record starts with (a fixed ABI).
+TRACE_ENTRY_FIELDS = (
+    ("common_type", layout.integer(2, False), 0),
+    ("common_flags", layout.integer(1, False), 2),
+    ("common_preempt_count", layout.integer(1, False), 3),
+    ("common_pid", layout.integer(4, True), 4),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class StructLayout:
     type: Struct  # as messages name it: struct task_struct, struct tracepoint:sched:sched_switch_args
     size: int
@@ -58,6 +79,7 @@ class KernelTypes:
         self.btf_path = btf_path
         self.target = target
         self.layouts: dict[Struct, StructLayout] = {}
+        self._held: dict[Struct, Struct] = {}
 
     @functools.cached_property
     def btf(self) -> btf_format.Btf | None:
@@ -152,6 +174,9 @@ class KernelTypes:
             return None
         kind = btf_format.UNION if struct.kind == "union" else btf_format.STRUCT
         found = self.btf.find(kind, struct.name)
+        anonymous = re.fullmatch(r"\(anonymous ([0-9]+)\)", struct.name)  # semantic_type's name for one
+        if anonymous is not None:
+            found = self._anonymous(int(anonymous.group(1)))
         if found is None:
             typedef = self.btf.find(btf_format.TYPEDEF, struct.name)
             found = self.btf.strip(typedef.id) if typedef is not None else None
@@ -164,6 +189,93 @@ class KernelTypes:
         layout = StructLayout(struct, found.size, fields, btf_id=found.id)
         self.layouts[struct] = layout
         return layout
+
+    def holdable(self, struct: Struct) -> Struct:
+        """`struct` with its StructValue (types.Struct.held) when bpftc can copy it whole."""
+        if struct not in self._held:
+            if struct.name.startswith("rawtracepoint:"):
+                found = self.layouts.get(struct)
+            else:
+                found = self.struct_layout(struct)
+            value = self.struct_value(found, struct.name.startswith("tracepoint:")) if found is not None else None
+            self._held[struct] = Struct(struct.kind, struct.name, value)
+        return self._held[struct]
+
+    def struct_value(self, struct_layout: StructLayout, tracepoint: bool = False) -> StructValue | None:
+        """The value of a whole struct of `struct_layout`; a tracepoint's record (`tracepoint`)
+        starts with the common fields. None when some member has no layout bpftc can print."""
+        try:
+            if struct_layout.btf_id and not tracepoint:
+                found = self.btf.type(struct_layout.btf_id)
+                return StructValue(self._btf_value_layout(found, 0), self._requirement(struct_layout.type, found))
+            members = [(name, value, offset) for name, value, offset in TRACE_ENTRY_FIELDS] if tracepoint else []
+            for field in sorted(struct_layout.fields.values(), key=lambda field: field.offset):
+                member = layout.integer(4, False) if field.data_loc else self._value_layout_of_type(field.type)
+                members.append((field.name, member, field.offset))
+        except _NotHeld:
+            return None
+        record = _record(members, struct_layout.size)
+        found = self.btf.type(struct_layout.btf_id) if struct_layout.btf_id else None
+        return StructValue(record, self._requirement(struct_layout.type, found) if found is not None else "")
+
+    def _requirement(self, struct: Struct, found: btf_format.BtfType) -> str:
+        """"struct NAME DIGEST", NAME as bpftc found it (a typedef's name for an anonymous struct)."""
+        name = found.name or struct.name
+        return f"{struct.kind} {name} {btf_format.layout_digest(self.btf, found)}"
+
+    def _btf_value_layout(self, found: btf_format.BtfType, depth: int) -> Layout:
+        """BTF type → the layout of its bytes, as bpftrace prints them."""
+        if depth > 32:
+            raise _NotHeld()
+        if found.kind in (btf_format.STRUCT, btf_format.UNION):
+            members = []
+            for member in found.members:
+                if member.bitfield_size or member.bit_offset % 8:
+                    continue  # bitfields are not printed yet
+                inner = self._btf_value_layout(self.btf.strip(member.type_id), depth + 1)
+                offset = member.bit_offset // 8
+                if not member.name and inner.kind == layout.RECORD:  # C reads its fields as the outer's
+                    members += [(field.name, field.layout, offset + field.offset) for field in inner.fields]
+                else:
+                    members.append((member.name, inner, offset))
+            return _record(members, found.size)
+        if found.kind == btf_format.ARRAY:
+            element = self.btf.strip(found.type_id)
+            if element.kind == btf_format.INT and element.size == 1:
+                return Layout(layout.STRING, max(found.length, 1))
+            return layout.array(self._btf_value_layout(element, depth + 1), found.length)
+        if found.kind == btf_format.PTR:
+            return Layout(layout.POINTER, 8)
+        if found.kind == btf_format.INT and found.name == "_Bool":
+            return Layout(layout.BOOL, 1)
+        if found.kind in (btf_format.INT, btf_format.ENUM, btf_format.ENUM64) and found.size in layout.INTEGER_SIZES:
+            return layout.integer(found.size, found.signed)
+        raise _NotHeld()
+
+    def _value_layout_of_type(self, t: Type) -> Layout:
+        if isinstance(t, Struct):
+            struct_layout = self.struct_layout(t)
+            if struct_layout is None or not struct_layout.btf_id:
+                raise _NotHeld()
+            return self._btf_value_layout(self.btf.type(struct_layout.btf_id), 1)
+        if isinstance(t, Int):
+            return layout.integer(t.size, t.signed)
+        if isinstance(t, Bool):
+            return Layout(layout.BOOL, 1)
+        if isinstance(t, Pointer):
+            return Layout(layout.POINTER, 8)
+        if isinstance(t, String):
+            return Layout(layout.STRING, t.size)
+        if isinstance(t, Array):
+            return layout.array(self._value_layout_of_type(t.element), t.length)
+        raise _NotHeld()
+
+    def _anonymous(self, type_id: int) -> btf_format.BtfType | None:
+        try:
+            found = self.btf.type(type_id)
+        except (btf_format.BtfError, IndexError, KeyError):
+            return None
+        return found if found.kind in (btf_format.STRUCT, btf_format.UNION) and not found.name else None
 
     def _btf_fields(self, member: btf_format.Member, path: tuple[int, ...], base: int) -> dict[str, Field]:
         """The field `member` names, or the fields of an anonymous struct or union member, which C
@@ -197,8 +309,21 @@ class KernelTypes:
                 return String(max(found.length, 1))
             return Array(self.semantic_type(found.type_id), found.length)
         if kind in (btf_format.STRUCT, btf_format.UNION):
-            return Struct("union" if kind == btf_format.UNION else "struct", found.name or f"(anonymous {found.id})")
+            name = found.name or self._typedef_name(type_id) or f"(anonymous {found.id})"
+            return Struct("union" if kind == btf_format.UNION else "struct", name)
         return Int(64, False)
+
+    def _typedef_name(self, type_id: int) -> str:
+        """The name a typedef gives an anonymous struct (atomic_t), which finds it again."""
+        name = ""
+        for _ in range(64):
+            found = self.btf.type(type_id)
+            if found.kind not in btf_format.QUALIFIERS:
+                return name
+            if found.kind == btf_format.TYPEDEF:
+                name = found.name
+            type_id = found.type_id
+        return name
 
     def _pointee(self, type_id: int) -> Type:
         found = self.btf.strip(type_id)
@@ -207,6 +332,16 @@ class KernelTypes:
         if found.kind in (btf_format.INT, btf_format.ENUM) and found.size in (1, 2, 4, 8):
             return Int(found.size * 8, found.signed)
         return INT8  # void * and the like: bytes
+
+
+class _NotHeld(Exception):
+    """A member bpftc cannot lay out as a value (a float, a 16-byte integer)."""
+
+
+def _record(members: list[tuple[str, Layout, int]], size: int) -> Layout:
+    """Members at their C offsets (a union's all at 0): unlike bpftc's own records, not 8-aligned."""
+    fields = tuple(layout.Field(name, offset, member) for name, member, offset in members)
+    return Layout(layout.RECORD, size, fields)
 
 
 def c_type(declaration: str, size: int, signed: bool) -> Type:

@@ -23,6 +23,7 @@ from bpftc.types import (
     Record,
     Stack,
     String,
+    Struct,
     Symbol,
     Timestamp,
     Tuple,
@@ -53,6 +54,8 @@ def layout_of(t: Type) -> Layout:
         return Layout(layout.BYTES, layout.BYTES_FORMATS[t.kind] or 8 + t.length, text=t.kind)
     if isinstance(t, Array):
         return layout.array(layout_of(t.element), t.length)
+    if isinstance(t, Struct) and t.held is not None:  # a copy of a kernel struct's bytes
+        return t.held.layout
     if isinstance(t, Tuple):
         return layout.packed(layout.TUPLE, [("", layout_of(element)) for element in t.elements])
     if isinstance(t, Record):

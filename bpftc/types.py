@@ -9,7 +9,7 @@ Names (`str(type)`) are bpftrace's, as its messages print them: 'int8', 'uint64'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Type:
@@ -93,11 +93,15 @@ class Pointer(Type):
 
 @dataclass(frozen=True, slots=True)
 class Struct(Type):
-    """A C struct or union, known by name; its layout is bpftc/kernel.py's. A value of this type is
-    never held: fields are read from where the struct is (the probe's context, kernel memory)."""
+    """A C struct or union, known by name; its layout is bpftc/kernel.py's. Fields are read from
+    where the struct is (the probe's context, kernel memory); a whole struct stored or printed
+    (`@x = *curtask->mm`) is a copy of its bytes, laid out as `held` says."""
 
     kind: str  # 'struct' or 'union'
     name: str
+    # bpftc/kernel.py's StructValue, when the struct can be held as a value; not part of the type's
+    # identity (a struct named in a cast is the same type).
+    held: object = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"

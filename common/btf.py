@@ -174,3 +174,32 @@ class Btf:
         if found.kind == ARRAY:
             return found.length * self.size_of(found.type_id)
         return found.size
+
+
+def layout_digest(btf: Btf, found: BtfType) -> str:
+    """A digest of everything that gives a byte copy of struct or union `found` its meaning: its
+    size, and each member's name, offset and type, nested structs and arrays included (not what
+    pointers point to). bpftc records it for a struct a bundle copies whole; bpfrun compares its
+    host's, since a copy is not relocated field by field as reads are (CO-RE)."""
+    from common.signing import sha256  # CPython's own, not OpenSSL's (see there)
+
+    lines: list[str] = []
+    _describe(btf, found, lines, 0)
+    return sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def _describe(btf: Btf, found: BtfType, lines: list[str], depth: int) -> None:
+    if depth > 32:
+        raise BtfError("types nested too deeply")
+    if found.kind in (STRUCT, UNION):
+        lines.append(f"{found.kind} {found.size} {len(found.members)}")
+        for member in found.members:
+            lines.append(f"{member.name} {member.bit_offset} {member.bitfield_size}")
+            _describe(btf, btf.strip(member.type_id), lines, depth + 1)
+    elif found.kind == ARRAY:
+        lines.append(f"array {found.length}")
+        _describe(btf, btf.strip(found.type_id), lines, depth + 1)
+    elif found.kind in (INT, ENUM, ENUM64, FLOAT):
+        lines.append(f"{found.kind} {found.size} {found.signed}")
+    else:  # a pointer (8 bytes, whatever it points to), a function pointer...
+        lines.append(str(found.kind))

@@ -40,10 +40,10 @@ STRING = "string"
 TUPLE = "tuple"
 RECORD = "record"
 ARRAY = "array"
-ARRAY_ELEMENTS = (INT, UINT, BOOL)  # what an array holds
 TIMESTAMP = "timestamp"
 LOOKUP = "lookup"
 POINTER = "pointer"
+ARRAY_ELEMENTS = (INT, UINT, BOOL, POINTER, STRING, RECORD)  # what an array holds
 STACK = "stack"
 STACK_KINDS = ("kstack", "ustack")
 STACK_MODES = ("bpftrace", "perf", "raw")
@@ -155,7 +155,7 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
             if inner is not None:
                 return inner
     elif layout.kind == ARRAY:
-        return _array_problem(layout)
+        return _array_problem(layout, depth)
     elif layout.fields:
         return f"a {layout.kind} with fields"
     return None
@@ -164,12 +164,15 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
 MAX_ARRAY_BYTES = 1 << 16
 
 
-def _array_problem(array_layout: Layout) -> str | None:
+def _array_problem(array_layout: Layout, depth: int) -> str | None:
     if len(array_layout.fields) != 1 or array_layout.fields[0].offset != 0:
         return "an array without exactly one element layout"
     element = array_layout.fields[0].layout
-    if element.kind not in ARRAY_ELEMENTS or problem(element, 1) is not None:
+    if element.kind not in ARRAY_ELEMENTS or element.size == 0:
         return f"an array of {element.kind}"
-    if not 0 < array_layout.size <= MAX_ARRAY_BYTES or array_layout.size % element.size:
+    inner = problem(element, depth + 1)
+    if inner is not None:
+        return inner
+    if not 0 <= array_layout.size <= MAX_ARRAY_BYTES or array_layout.size % element.size:
         return f"an array of {array_layout.size} bytes of {element.size}-byte elements"
     return None

@@ -339,6 +339,10 @@ class Requirements:
     # The kernel struct fields the programs read through CO-RE relocations, each as
     # "struct NAME.FIELD" (or "union ..."): bpfrun checks its host's BTF has them all before load.
     kernel_fields: tuple[str, ...] = ()
+    # The kernel structs the programs copy whole (`@x = *curtask->mm`), each as "struct NAME DIGEST"
+    # (common/btf.py layout_digest): a copy is not relocated, so bpfrun checks its host's BTF lays
+    # each out the same.
+    kernel_layouts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +491,7 @@ def _convert(hint: object, data: object, where: str) -> object:
                 return None
             (hint,) = [option for option in options if option is not type(None)]
             return _convert(hint, data, where)
-        if not isinstance(data, dict) or data.get("kind") not in EVENT_CLASSES:
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in EVENT_CLASSES:
             raise SchemaError(f"{where}: unknown event kind")
         return from_dict(EVENT_CLASSES[data["kind"]], data, where)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):

@@ -342,3 +342,60 @@ def test_kaddr_is_the_hosts_symbol_address(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (
         1, 'bpfrun: ERROR: kaddr("no_such_symbol_x"): no kernel symbol of that name on this host\n'
     )  # fmt: skip
+
+
+# Whole structs held as values
+
+
+@needs_bpf
+def test_a_struct_copied_whole_prints_field_by_field(tmp_path: Path) -> None:
+    """uts_ns->name is struct new_utsname: six char arrays, printed as strings; rlim is an array
+    of struct rlimit, indexed; print() and a map value print the same text."""
+    program = (
+        "begin { @u = curtask->nsproxy->uts_ns->name; print(curtask->nsproxy->uts_ns->name); "
+        "@nofile = curtask->signal->rlim[7]; exit(); }"
+    )
+    result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "u.bpfb")), capture_output=True, text=True)
+    uname = os.uname()
+    domain = Path("/proc/sys/kernel/domainname").read_text().strip()
+    name = (
+        f"{{ .sysname = {uname.sysname}, .nodename = {uname.nodename}, .release = {uname.release}, "
+        f".version = {uname.version}, .machine = {uname.machine}, .domainname = {domain} }}"
+    )
+    # bpfrun inherits this process's RLIMIT_NOFILE (it raises only RLIMIT_MEMLOCK).
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = f"{name}\n\n\n@nofile: {{ .rlim_cur = {soft}, .rlim_max = {hard} }}\n@u: {name}\n"
+    assert result.stdout == expected, result.stderr
+
+
+@needs_bpf
+def test_tracepoint_args_copied_whole(tmp_path: Path) -> None:
+    """`@x = args` of sys_enter_openat: the common fields, then the syscall's, as bpftrace prints
+    them (dfd AT_FDCWD as the unsigned 8-byte slot it is in the record)."""
+    program = "tracepoint:syscalls:sys_enter_openat /pid == $1/ { @x = args; }"
+    workload = "os.close(os.open('/etc/hostname', os.O_RDONLY))"
+    result = traced(compile_program(program, tmp_path / "a.bpfb"), workload)
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    pattern = (
+        r"@x: \{ \.common_type = \d+, \.common_flags = \d+, \.common_preempt_count = \d+, \.common_pid = -?\d+, "
+        rf"\.__syscall_nr = 257, \.dfd = 4294967196, \.filename = 0x[0-9a-f]+, \.flags = {flags}, \.mode = 0 \}}"
+    )
+    assert re.fullmatch(pattern, result.stdout.strip()), result.stdout + result.stderr
+
+
+@needs_bpf
+def test_a_struct_copied_whole_needs_the_layout_it_was_compiled_against(tmp_path: Path) -> None:
+    """Field reads are relocated (CO-RE) but a whole copy is not: compiled against a task_struct
+    laid out differently, the bundle is refused before anything loads, by --check too."""
+    members = [("pid", 8, "int"), ("tgid", 12, "int"), ("comm", 16, "char[16]")]
+    bundle = _compile_against(tmp_path, {"task_struct": (64, members)}, "begin { @t = *curtask; exit(); }")
+    result = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "bpfrun: ERROR: this kernel lays out struct task_struct differently from the kernel the bundle was compiled "
+        "against, and the bundle copies it whole: compile it again with bpftc --btf (or --target) of this host\n"
+    )
+    check = subprocess.run(bpfrun_command("--check", bundle), capture_output=True, text=True)
+    assert check.returncode == 3 and "kernel lays out struct task_struct differently" in check.stdout + check.stderr

@@ -483,16 +483,29 @@ class _ProbeGenerator(ast.Visitor):
 
     def into(self, node: ast.Node, destination: ir.Value) -> None:
         """Write the node's stored form (storage.size_of bytes) at `destination`."""
+        t = self.types[node]
+        if isinstance(t, Struct):
+            self._copy_struct(node, t, destination)
+            return
         write = getattr(self, f"into_{type(node).__name__}", None)
         if write is not None:
             write(node, destination)
             return
-        t = self.types[node]
         result = self.value(node)
         if storage.in_register(t):
             self.bpf.store_i64(result, destination)
         else:
             self.bpf.copy(destination, result, storage.size_of(t))
+
+    def _copy_struct(self, node: ast.Node, struct: Struct, destination: ir.Value) -> None:
+        """A whole kernel struct's bytes, as the BTF compiled against lays them out (bpfrun checks
+        its host's agrees: common/btf.py layout_digest); the padding after them zeroed."""
+        size = struct.held.layout.size
+        address, space = self._struct_base(node)
+        if storage.size_of(struct) > size:
+            self.bpf.store_i64(I64(0), destination, storage.size_of(struct) - 8)
+        if size:
+            kernel_data.probe_read(self.bpf, destination, size, address, KERNEL if space == CONTEXT else space)
 
     def temporary(self, t: Type) -> ir.Value:
         return self.memory.acquire(storage.size_of(t))
@@ -931,6 +944,8 @@ class _ProbeGenerator(ast.Visitor):
             return kernel_data.as_address(self.bpf, self.value(operand.operand)), USER if pointer.user else KERNEL
         if _is_args(operand):  # the tracepoint's record
             return self.bpf.context, CONTEXT
+        if isinstance(operand, ast.Index):  # a struct in an array, or where a pointer points
+            return self._element_address(operand, self.resolution.struct_of(t).size)
         return self._field_address(operand)  # a struct inside a struct
 
     def _struct_layout(self, operand: ast.Node):
@@ -955,14 +970,7 @@ class _ProbeGenerator(ast.Visitor):
         """p[i] where pointer p points, or a[i] of an array field of a kernel struct."""
         element = self.types[node]
         size = 8 if isinstance(element, Pointer) else element.size
-        if isinstance(operand, Pointer):
-            base, space = self.value(node.operand), USER if operand.user else KERNEL
-        else:
-            address, space = self._field_address(node.operand)
-            base = self.ir.ptrtoint(address, I64)
-            space = KERNEL if space == CONTEXT else space
-        offset = self.ir.mul(self.value(node.index), I64(size), name="offset")
-        address = kernel_data.as_address(self.bpf, self.ir.add(base, offset))
+        address, space = self._element_address(node, size)
         signed = getattr(element, "signed", False)
         return kernel_data.load_scalar(self.bpf, address, size, signed, space, lambda: self.memory.acquire(8))
 
@@ -985,6 +993,18 @@ class _ProbeGenerator(ast.Visitor):
         loaded = self.ir.load(address, typ=ir.IntType(8 * storage.sizeof(element)), align=1)
         signed = isinstance(element, Int) and element.signed
         return self.ir.sext(loaded, I64) if signed else self.ir.zext(loaded, I64)
+
+    def _element_address(self, node: ast.Index, size: int) -> tuple[ir.Value, str]:
+        """Where p[i] or a struct's array field a[i] is, elements being `size` bytes apart."""
+        operand = self.types[node.operand]
+        if isinstance(operand, Pointer):
+            base, space = self.value(node.operand), USER if operand.user else KERNEL
+        else:
+            address, space = self._field_address(node.operand)
+            base = self.ir.ptrtoint(address, I64)
+            space = KERNEL if space == CONTEXT else space
+        offset = self.ir.mul(self.value(node.index), I64(size), name="offset")
+        return kernel_data.as_address(self.bpf, self.ir.add(base, offset)), space
 
     def _member(self, node: ast.Node, operand: ast.Node, index: int) -> ir.Value:
         container = self.value(operand)

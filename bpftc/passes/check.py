@@ -1032,10 +1032,10 @@ def _call_name(node: ast.Node) -> str:
 
 
 def _indexes_memory(node: ast.Index, operand: Type, resolution: Resolution) -> bool:
-    """p[i] of a pointer to integers or pointers, or a[i] of an integer array field of a kernel
-    struct: one scalar read from memory."""
+    """p[i] of a pointer to integers, pointers or structs, or a[i] of such an array field of a
+    kernel struct: an element in memory."""
     element = resolution.types.get(node)
-    if not isinstance(element, (Int, Pointer)):
+    if not isinstance(element, (Int, Pointer)) and resolution.struct_of(element) is None:
         return False
     if isinstance(operand, Pointer):
         return True
@@ -1050,6 +1050,8 @@ def _storable(t: Type) -> bool:
         return True
     if isinstance(t, Array):
         return isinstance(t.element, (Int, Bool))
+    if isinstance(t, Struct):  # a copy of a kernel struct, when bpftc can lay one out
+        return t.held is not None
     if isinstance(t, Tuple):
         return all(map(_storable, t.elements))
     if isinstance(t, Record):

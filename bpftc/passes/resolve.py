@@ -474,7 +474,7 @@ class _Resolver(ast.Visitor):
         for attach_point in self.probe.attach_points:
             layout = self.resolution.args.get(attach_point)
             if isinstance(layout, StructLayout):
-                return layout.type
+                return self._holdable(layout.type)
         return UNKNOWN
 
     def visit_Variable(self, node: ast.Variable) -> Type:
@@ -552,7 +552,7 @@ class _Resolver(ast.Visitor):
         if node.op == "!":
             return self.typed(node, BOOL)
         if node.op == "*" and isinstance(operand, Pointer):
-            return self.typed(node, operand.target)
+            return self.typed(node, self._holdable(operand.target))
         if node.op in ("-", "~") and isinstance(operand, (Int, Bool)):
             # bpftrace: computed at the operand's width, widened to 64 bits keeping its sign
             return self.typed(node, Int(64, isinstance(operand, Int) and operand.signed))
@@ -597,8 +597,14 @@ class _Resolver(ast.Visitor):
             return self.typed(node, operand.element(node.name))
         struct_field = self.resolution.kernel_field(operand, node.name)
         if struct_field is not None and struct_field.type is not None:
-            return self.typed(node, struct_field.type)
+            return self.typed(node, self._holdable(struct_field.type))
         return self.typed(node, UNKNOWN)
+
+    def _holdable(self, t: Type) -> Type:
+        """A struct value, with how a copy of it is held (`@x = *p`), when it can be."""
+        if not isinstance(t, Struct):
+            return t
+        return self.resolution.kernel.holdable(t)
 
     def visit_Index(self, node: ast.Index) -> Type:
         operand = self.visit(node.operand)
@@ -607,10 +613,10 @@ class _Resolver(ast.Visitor):
         if isinstance(operand, Tuple) and position is not None and 0 <= position < len(operand.elements):
             return self.typed(node, operand.elements[position])
         if isinstance(operand, Array):
-            return self.typed(node, operand.element)
+            return self.typed(node, self._holdable(operand.element))
         if isinstance(operand, Pointer):  # p[i]: the i-th element where p points
             target = operand.target
-            return self.typed(node, Pointer(target.target, operand.user) if isinstance(target, Pointer) else target)
+            return self.typed(node, Pointer(target.target, operand.user) if isinstance(target, Pointer) else self._holdable(target))
         return self.typed(node, UNKNOWN)
 
     def visit_Tuple(self, node: ast.Tuple) -> Type:

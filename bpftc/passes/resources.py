@@ -45,7 +45,7 @@ from bpftc.passes.probes import ProbeTargets
 from bpftc.passes.resolve import Resolution, constant_value, option_of, parameter_offset
 from bpftc.probes import ProbeTarget
 from bpftc.source import Source, Span, excerpt
-from bpftc.types import INT64, UINT64, Aggregate, Int, Stack, Type, Unknown
+from bpftc.types import INT64, UINT64, Aggregate, Int, Stack, Struct, Type, Unknown
 
 MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys (config = { max_map_keys = N })
 EVENT_MAP = "events"
@@ -89,7 +89,11 @@ def plan_resources(
         events=tuple(events),
         event_map=EVENT_MAP if events else "",
         lost_map=LOST_MAP if events else "",
-        requirements=Requirements(arch=arch.name, kernel_fields=_kernel_fields(program, resolution)),
+        requirements=Requirements(
+            arch=arch.name,
+            kernel_fields=_kernel_fields(program, resolution),
+            kernel_layouts=_kernel_layouts(program, resolution),
+        ),
         globals=_globals(program, resolution),
         options=tuple(_options(program)),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
@@ -120,6 +124,20 @@ def _kernel_fields(program: ast.Program, resolution: Resolution) -> tuple[str, .
                     member = "__data_loc_" + node.name if found.fields[node.name].data_loc else node.name
                     fields.add(f"{resolution.kernel.btf_struct_name(found.btf_id)}.{member}")
     return tuple(sorted(fields))
+
+
+def _kernel_layouts(program: ast.Program, resolution: Resolution) -> tuple[str, ...]:
+    """The BTF structs the programs copy whole (`@x = *p`), each as "struct NAME DIGEST": their
+    bytes are not relocated field by field, so the host's layout must be the one compiled against.
+    A struct only read from (`p->s.field`) is not copied."""
+    nodes = list(ast.walk(program))
+    read_from = {node.operand for node in nodes if isinstance(node, (ast.Field, ast.Index))}
+    layouts = set()
+    for node in nodes:
+        t = resolution.types.get(node)
+        if isinstance(t, Struct) and t.held is not None and t.held.requirement and node not in read_from:
+            layouts.add(t.held.requirement)
+    return tuple(sorted(layouts))
 
 
 def _programs(program: ast.Program, targets: ProbeTargets) -> list[ProgramPlan]:
