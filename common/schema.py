@@ -30,6 +30,7 @@ unknown or missing field or a value of the wrong type raises `SchemaError`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass
@@ -454,6 +455,13 @@ def to_dict(value: object) -> object:
     return value
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, typing.Any]:
+    """A schema class's field types, once per class: get_type_hints compiles every annotation
+    string again at each call (most of the time bpfrun spent reading a bundle)."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
     """Rebuild `cls` from `to_dict` output, checking every field's presence and type."""
     if not isinstance(data, dict):
@@ -463,7 +471,7 @@ def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
         data = dict(data)
         if data.pop("kind", None) != kind:
             raise SchemaError(f"{where}: not a {kind} event")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
