@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from common.layout import MAX_STACK_DEPTH
 
 from bpftc.types import (
-    BOOL, INT64, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
+    BOOL, INT64, UINT8, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
 )  # fmt: skip
 
 COMM_SIZE = 16  # TASK_COMM_LEN
@@ -31,6 +31,11 @@ REGISTERS = {
     "sp": 152, "ss": 160,
 }  # fmt: skip
 REGISTER_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "profile", "software", "hardware")
+# usermode: read from the registers where the probe has them; begin and end run in bpfrun's own
+# process on its behalf, user mode as bpftrace's (uprobes on itself) report; other probes fire
+# in the kernel.
+USERMODE_FROM_REGISTERS = (*REGISTER_PROVIDERS, "interval")
+USERMODE_ALWAYS = ("begin", "end")
 FUNC_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "fentry", "fexit", "usdt")
 PROBE_TYPE_SIZE = 16  # bytes of probetype: the longest provider name, "rawtracepoint", and a NUL
 BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
@@ -46,6 +51,7 @@ BUILTIN_VARIABLES: dict[str, BuiltinVariable] = {
     "jiffies": BuiltinVariable(UINT64),
     "rand": BuiltinVariable(UINT64),
     "cgroup": BuiltinVariable(UINT64),
+    "usermode": BuiltinVariable(UINT8),  # 1 when the probe fired in user mode
     "cpid": BuiltinVariable(UINT64),  # bpfrun -c's command
     "comm": BuiltinVariable(String(COMM_SIZE)),
     # The probe's name, a string literal in each program: its type is set by passes/resolve.py.

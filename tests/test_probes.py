@@ -252,3 +252,20 @@ def test_usdt_arguments_in_registers_and_memory(tmp_path: Path) -> None:
     assert int(counts["@generation[2]"]) >= 2, stdout
     listed = subprocess.run(bpfrun_command("-l", f"usdt:{python}:*gc*"), capture_output=True, text=True).stdout
     assert listed == f"usdt:{python}:python:gc__done\nusdt:{python}:python:gc__start\n"
+
+
+@needs_bpf
+def test_usermode_tells_user_code_from_the_kernel(tmp_path: Path) -> None:
+    """A process spinning in Python is sampled in user mode; a syscall tracepoint fires in the
+    kernel; begin runs on bpfrun's behalf in user mode (as bpftrace's, a uprobe on itself)."""
+    program = (
+        "begin { printf(\"begin %d\\n\", usermode); } "
+        "profile:hz:997 /pid == $1/ { @sampled[usermode] = count(); } "
+        "tracepoint:syscalls:sys_enter_getppid /pid == $1/ { @syscall[usermode] = count(); }"
+    )
+    workload = "end = time.time() + 0.5\nwhile time.time() < end: pass\nos.getppid()"
+    result = trace_workload(compile_program(program, tmp_path / "u.bpfb"), workload)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "begin 1" and "@syscall[0]: 1" in lines, result.stdout + result.stderr
+    sampled = {int(key): int(count) for key, count in re.findall(r"@sampled\[(\d)\]: (\d+)", result.stdout)}
+    assert sampled.get(1, 0) > 10 * sampled.get(0, 0), result.stdout  # mostly in the interpreter's own code

@@ -23,7 +23,7 @@ from common.layout import Layout
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import COMM_SIZE, REGISTERS, TYPE_PREDICATES
+from bpftc.builtins import COMM_SIZE, REGISTERS, TYPE_PREDICATES, USERMODE_ALWAYS, USERMODE_FROM_REGISTERS
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -555,6 +555,8 @@ class _ProbeGenerator(ast.Visitor):
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
         if name == "curtask":
             return self.bpf.call_helper(kernel_data.GET_CURRENT_TASK, [], name="curtask")
+        if name == "usermode":
+            return self._usermode()
         if name.startswith("arg"):
             index = int(name[3:])
             arguments = PROVIDERS[self.program_plan.target.provider].arguments
@@ -586,6 +588,16 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_bytes(destination, kind.encode(), storage.size_of(self.types[node]))
         else:
             self.bpf.store_i64(self.visit_Builtin(node), destination)
+
+    def _usermode(self) -> ir.Value:
+        """1 when the interrupted code ran in user mode: the privilege level in the saved cs."""
+        provider = self.program_plan.target.provider
+        if provider in USERMODE_ALWAYS:
+            return I64(1)
+        if provider not in USERMODE_FROM_REGISTERS:
+            return I64(0)
+        cs = self.bpf.load_i64(self.bpf.context, REGISTERS["cs"], name="cs")
+        return self.bpf.as_i64(self.ir.icmp_unsigned("==", self.ir.and_(cs, I64(3)), I64(3)))
 
     def _usdt_argument(self, index: int) -> ir.Value:
         """USDT argument `index` of the site that fired, as bpfrun described it in the spec map

@@ -86,7 +86,7 @@ NOT_YET_FUNCTIONS = {
     "memcmp",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS = {"usermode"}
+NOT_YET_BUILTINS: set[str] = set()
 # Builtins bpftc knows the type of but cannot generate yet.
 NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
