@@ -157,6 +157,10 @@ def looked_up(table: str, number: int) -> str:
             return signal.strsignal(number) or str(number)
         if table == "syscall":
             return _syscall_name(number) or str(number)
+        if table == "cgroup":
+            from bpfrun.cgroups import cgroup_path
+
+            return cgroup_path(number)
         import pwd
 
         return pwd.getpwuid(number).pw_name

@@ -124,6 +124,7 @@ FUNCTIONS: dict[str, Function] = {
     "strerror": Function(1, 1, result=Lookup("errno")),
     "signal_name": Function(1, 1, result=Lookup("signal")),
     "syscall_name": Function(1, 1, result=Lookup("syscall")),
+    "cgroup_path": Function(1, 1, result=Lookup("cgroup")),
     "static_assert": Function(2, 2),
     "assert": Function(2, 2),  # passes/desugar.py makes it an if, an error and exit(1)
     ASSERT_FAILED: Function(1, 1),

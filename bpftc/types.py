@@ -145,7 +145,7 @@ class Lookup(Type):
     table: str  # one of common/layout.py's LOOKUP_TABLES
 
     def __str__(self) -> str:
-        return {"errno": "strerror_t", "signal": "signal_t", "uid": "username", "syscall": "syscall_t"}[self.table]
+        return {"errno": "strerror_t", "signal": "signal_t", "uid": "username", "syscall": "syscall_t", "cgroup": "cgroup_path_t"}[self.table]
 
 
 @dataclass(frozen=True, slots=True)

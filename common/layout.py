@@ -19,7 +19,8 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
                 symbol that holds it; `text` is ksym or usym
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
                 table: errno (strerror's message), signal (signal_name's), uid (the user's name),
-                syscall (syscall_name's, from the host's libseccomp)
+                syscall (syscall_name's, from the host's libseccomp), cgroup (cgroup_path's: the
+                paths of the cgroup of that id in the host's hierarchies)
     array       N elements of one layout (its one field, at offset 0), packed: element i at
                 i * element size; size N * element size; printed `[a,b]`
     tuple       fields at their offsets (each aligned to 8), printed `(a, b)`
@@ -52,7 +53,7 @@ SYMBOL = "symbol"
 BYTES = "bytes"
 BYTES_FORMATS = {"buffer": None, "macaddr": 8, "inet": 24}  # the size of each, None: 8 + any length
 SYMBOL_KINDS = ("ksym", "usym")
-LOOKUP_TABLES = ("errno", "signal", "uid", "syscall")
+LOOKUP_TABLES = ("errno", "signal", "uid", "syscall", "cgroup")
 NONE = "none"
 KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, ARRAY, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)

@@ -399,3 +399,30 @@ def test_a_struct_copied_whole_needs_the_layout_it_was_compiled_against(tmp_path
     )
     check = subprocess.run(bpfrun_command("--check", bundle), capture_output=True, text=True)
     assert check.returncode == 3 and "kernel lays out struct task_struct differently" in check.stdout + check.stderr
+
+
+@needs_bpf
+def test_cgroup_path_names_the_cgroup_of_its_id(tmp_path: Path) -> None:
+    """A process moved into a new cgroup2 cgroup: cgroup is that directory's inode, and
+    cgroup_path names it in the unified hierarchy first, as bpftrace does."""
+    unified = next(
+        (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line),
+        None,
+    )
+    if unified is None:
+        import pytest
+
+        pytest.skip("no cgroup2 hierarchy mounted")
+    cgroup = Path(unified) / f"bpftc-test-{os.getpid()}"
+    cgroup.mkdir()
+    inode = cgroup.stat().st_ino  # a cgroup's id
+    try:
+        program = 'tracepoint:syscalls:sys_enter_getppid /pid == $1/ { printf("%d %s\\n", cgroup, cgroup_path(cgroup)); }'
+        workload = f"open('{cgroup}/cgroup.procs', 'w').write(str(os.getpid()))\nos.getppid()"
+        result = traced(compile_program(program, tmp_path / "g.bpfb"), workload)
+    finally:
+        cgroup.rmdir()
+    number, paths = result.stdout.splitlines()[0].split(" ", 1)
+    assert int(number) == inode, result.stdout
+    assert paths.split(",")[0] == f"unified:/{cgroup.name}", result.stdout + result.stderr
+    assert all(re.fullmatch(r"[\w,]+:/[\w/.-]*", entry) for entry in paths.split(",")), paths

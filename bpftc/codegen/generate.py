@@ -1152,7 +1152,7 @@ class _ProbeGenerator(ast.Visitor):
         return self.value(node.args[0])  # bpfrun names it
 
     call_signal_name = call_strerror
-    call_syscall_name = call_strerror
+    call_syscall_name = call_cgroup_path = call_strerror
 
     def call_bswap(self, node: ast.Call) -> ir.Value:
         """The operand's bytes reversed at its own width (an 8-bit value is itself)."""

@@ -80,7 +80,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroup_path", "cgroupid", "fail", "find", "kptr",
+    "buf", "cgroupid", "fail", "find", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr",
     "memcmp",
@@ -708,7 +708,7 @@ class _Checker(ast.Visitor):
             )
 
     def _check_integer_operand(self, node: ast.Call) -> None:
-        """bswap(), strerror(), signal_name(), syscall_name(): of an integer."""
+        """bswap(), strerror(), signal_name(), syscall_name(), cgroup_path(): of an integer."""
         if not isinstance(self.type_of(node.args[0]), (Int, Unknown)):
             self.error(node.args[0], f"{node.name}() expects an integer ({self.type_of(node.args[0])} provided)")
 
@@ -1089,6 +1089,7 @@ _ARGUMENT_CHECKS = {
     "strerror": _Checker._check_integer_operand,
     "signal_name": _Checker._check_integer_operand,
     "syscall_name": _Checker._check_integer_operand,
+    "cgroup_path": _Checker._check_integer_operand,
     "static_assert": _Checker._check_static_assert,
     "assert": _Checker._check_static_assert,  # a valid assert() is desugared: only its errors remain
     "getopt": _Checker._check_getopt,
