@@ -57,10 +57,12 @@ class Elf:
             fields = _HEADER.unpack_from(data)
             self._program_headers = fields[4], fields[8], fields[9]
             section_offset, section_size, section_count, names_index = fields[5], fields[10], fields[11], fields[12]
+            if section_offset + section_count * section_size > len(data):
+                raise ElfError("the section headers run past the end of the file")
             raw = [_SECTION.unpack_from(data, section_offset + i * section_size) for i in range(section_count)]
             names = raw[names_index][4] if names_index < len(raw) else 0
             self.sections = [Section(self._string(names, r[0]), *r[1:4], *r[4:7], r[9]) for r in raw]
-        except (struct.error, IndexError) as error:
+        except (struct.error, IndexError, OverflowError) as error:
             raise ElfError(f"damaged ELF headers ({error})") from None
 
     @classmethod
@@ -91,11 +93,15 @@ class Elf:
             for section in self.sections:
                 if section.kind not in kinds or not section.entry_size:
                     continue
+                if section.offset + section.size > len(self.data):
+                    raise ElfError(f"symbol table {section.name!r} runs past the end of the file")
                 strings = self.sections[section.link].offset
                 for position in range(section.offset, section.offset + section.size, section.entry_size):
                     name, info, _, index, value, _ = _SYMBOL.unpack_from(self.data, position)
-                    found.append(Symbol(self._string(strings, name) if name else "", info & 0xF, info >> 4, index, value))
-        except (struct.error, IndexError) as error:
+                    found.append(
+                        Symbol(self._string(strings, name) if name else "", info & 0xF, info >> 4, index, value)
+                    )
+        except (struct.error, IndexError, OverflowError) as error:
             raise ElfError(f"damaged symbol table ({error})") from None
         return found
 
@@ -104,9 +110,11 @@ class Elf:
         offset, size, count = self._program_headers
         try:
             for index in range(count):
-                kind, _, start, virtual, _, file_size, _, _ = _PROGRAM_HEADER.unpack_from(self.data, offset + index * size)
+                kind, _, start, virtual, _, file_size, _, _ = _PROGRAM_HEADER.unpack_from(
+                    self.data, offset + index * size
+                )
                 if kind == PT_LOAD and virtual <= address < virtual + file_size:
                     return address - virtual + start
-        except struct.error:
+        except (struct.error, OverflowError):
             return None
         return None

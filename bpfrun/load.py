@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import math
 import os
 import re
@@ -104,6 +105,10 @@ def _open_in_child(elf: bytes) -> None:
         status = 1
         try:
             lib.libbpf_set_print(PRINT_FN())  # a NULL callback: libbpf prints nothing
+            faulthandler.disable()  # a crash here is expected: no stack dump (PYTHONFAULTHANDLER, pytest)
+            quiet = os.open(os.devnull, os.O_WRONLY)  # and no other output
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
             if os.geteuid() == 0:
                 os.setgroups([])
                 os.setresgid(_NOBODY, _NOBODY, _NOBODY)

@@ -54,9 +54,14 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
     _verify_events(resources)
 
 
+_ARCH = re.compile(r"[A-Za-z0-9_]{1,32}")  # `uname -m`: x86_64, aarch64, s390x...
+
+
 def _verify_host(resources: Resources) -> None:
     arch = resources.requirements.arch
     host = os.uname().machine
+    if not _ARCH.fullmatch(arch):
+        raise UserError(f"bundle names an architecture bpftc never writes: {arch!r}")
     if arch != host:
         raise UserError(f"bundle was built for {arch}, this host is {host}")
     if host not in SUPPORTED_ARCHES:

@@ -148,7 +148,9 @@ def loader_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy(ROOT / origin, target)
     venv = base / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv], check=True)
-    arguments = [str(source) if argument == "/src" else argument for argument in pip_install_arguments("Dockerfile.run")[0]]
+    arguments = [
+        str(source) if argument == "/src" else argument for argument in pip_install_arguments("Dockerfile.run")[0]
+    ]
     installed = subprocess.run([venv / "bin/pip", "install", *arguments], capture_output=True, text=True, cwd=base)
     if installed.returncode != 0 and "No matching distribution found" in installed.stderr:
         pytest.skip(f"pip cannot reach msgpack and click here: {installed.stderr.strip().splitlines()[-1]}")
@@ -158,7 +160,9 @@ def loader_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_loader_installs_alone_without_the_compiler(loader_venv: Path) -> None:
     python = loader_venv / "bin/python"
-    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+    )
     distributions = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
     assert {"bpfrun", "msgpack", "click", "cryptography"} <= distributions
     assert not distributions & {"bpftc", *COMPILER_ONLY}
@@ -176,7 +180,9 @@ def test_the_loader_alone_inspects_a_bundle(loader_venv: Path, tmp_path: Path) -
     bundle = tmp_path / "hello.bpfb"
     compiled = subprocess.run([BPFTC, "-e", HELLO, "-o", bundle], capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stderr
-    result = subprocess.run([loader_venv / "bin/bpfrun", "inspect", bundle], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [loader_venv / "bin/bpfrun", "inspect", bundle], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0 and "begin" in result.stdout, result.stderr
 
 
@@ -188,5 +194,7 @@ def test_the_loader_alone_runs_a_bundle_the_compiler_built(loader_venv: Path, tm
     bundle = tmp_path / "hello.bpfb"
     compiled = subprocess.run([BPFTC, "-e", HELLO, "-o", bundle], capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stderr
-    result = subprocess.run([loader_venv / "bin/bpfrun", "-q", bundle], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    result = subprocess.run(
+        [loader_venv / "bin/bpfrun", "-q", bundle], capture_output=True, text=True, cwd=tmp_path, timeout=30
+    )
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello from the loader alone\n\n\n", "")
