@@ -107,6 +107,7 @@ FUNCTIONS: dict[str, Function] = {
     "lhist": Function(4, 4, aggregation=True),
     "delete": Function(1, 2, map_argument=True, result=BOOL),
     "has_key": Function(2, 2, map_argument=True, result=BOOL),
+    "find": Function(3, 3, map_argument=True, result=BOOL),  # find(@m, key, $v): has_key, and $v = @m[key]
     "len": Function(1, 1, map_argument=True, result=INT64),
     "clear": Function(1, 1, map_argument=True),
     "zero": Function(1, 1, map_argument=True),

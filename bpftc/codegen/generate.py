@@ -346,6 +346,11 @@ class _ProbeGenerator(ast.Visitor):
         else:
             self.into(value, slot)
 
+    def variable_slot(self, variable: ast.Variable) -> tuple[ir.Value, Type]:
+        """Where a variable is stored (allocated on first use), and its type."""
+        binding = self.bindings[variable]
+        return self.storage.get(binding) or self._allocate(binding), binding.type
+
     def visit_If(self, node: ast.If) -> None:
         with self.statement(node.condition):
             condition = self.bpf.truth(self.value(node.condition))
@@ -719,6 +724,9 @@ class _ProbeGenerator(ast.Visitor):
         return generate_call(node)
 
     def visit_Unop(self, node: ast.Unop) -> ir.Value:
+        if node.op == "&":  # &$x: where the variable is stored (its slot escapes: never a register)
+            slot, _ = self.variable_slot(node.operand)
+            return self.ir.ptrtoint(slot, I64, name="address")
         operand = self.value(node.operand)
         if node.op == "*":  # a scalar where a pointer points
             pointer, target = self.types[node.operand], self.types[node]
@@ -1316,6 +1324,9 @@ class _ProbeGenerator(ast.Visitor):
 
     def call_has_key(self, node: ast.Call) -> ir.Value:
         return self.maps.has_key(node.args[0], node.args[1])
+
+    def call_find(self, node: ast.Call) -> ir.Value:
+        return self.maps.find(*node.args)
 
     def _send(self, node: ast.Node, args: list[ast.Node], default: ir.Value | None = None) -> None:
         """Reserve the event's record in the ring buffer and write its id and payload straight into

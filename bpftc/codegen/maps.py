@@ -122,6 +122,18 @@ class MapAccess:
         element = self.bpf.map_lookup(self._variable(target), self.key(self._spec(target), [key]))
         return self.bpf.as_i64(self.ir.icmp_unsigned("!=", element, NULL, name="present"))
 
+    def find(self, target: ast.Map, key: ast.Node, variable: ast.Variable) -> ir.Value:
+        """find(@m, key, $v): 1 and $v set to the element when the map has the key, else 0."""
+        element = self.bpf.map_lookup(self._variable(target), self.key(self._spec(target), [key]))
+        present = self.ir.icmp_unsigned("!=", element, NULL, name="present")
+        slot, t = self.generator.variable_slot(variable)  # before the branch: later reads use it
+        with self.ir.if_then(present):
+            if storage.in_register(t):
+                self.bpf.store_i64(self.bpf.load_i64(element), slot)
+            else:
+                self.bpf.copy(slot, element, storage.size_of(t))
+        return self.bpf.as_i64(present)
+
     def _read_aggregate(self, spec: MapSpec, node: ast.Map) -> ir.Value:
         """count, sum, min, max, avg read in an expression: this element reduced over every
         CPU's copy, as bpfrun reduces it (common/schema.py), with bpf_map_lookup_percpu_elem.

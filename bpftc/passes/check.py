@@ -80,7 +80,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
-    "buf", "cgroupid", "fail", "find", "kptr",
+    "buf", "cgroupid", "fail", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr",
     "memcmp",
@@ -374,6 +374,8 @@ class _Checker(ast.Visitor):
             if storage.in_register(operand.target) or isinstance(operand.target, Struct):
                 return  # a scalar read from where the pointer points, or a struct to take fields of
             self.not_supported(node, f"The '*' operator on '{operand}'")
+        if node.op == "&" and isinstance(self.type_of(node), Pointer):
+            return  # &$x of an integer, bool or pointer variable: the address of its slot
         if node.op == "*" and not isinstance(operand, Pointer):
             self.error(node, f"Can not dereference type '{operand}': it is not a pointer")
         elif node.op in ("*", "&"):
@@ -734,6 +736,16 @@ class _Checker(ast.Visitor):
                 self.error(node, f"exit() only supports int arguments ({_kind_name(t)} provided)")
         if self.loop_depth:
             self.error(node, "exit() is not allowed inside a loop")
+
+    def _check_find(self, node: ast.Call) -> None:
+        """find(@m, key, $v): a map of plain values with keys, and a variable to set."""
+        target, _, variable = node.args
+        if isinstance(self.maps[target.name].value, Aggregate):
+            self.not_supported(node, f"find() on a {self.maps[target.name].value} map")
+        elif not isinstance(variable, ast.Variable):
+            self.error(variable, "find() sets a variable: its third argument must be one, e.g. find(@m, key, $value)")
+        else:
+            self._check_keyed_map_argument(node)
 
     def _check_keyed_map_argument(self, node: ast.Call) -> None:
         target = node.args[0]
@@ -1103,6 +1115,7 @@ _ARGUMENT_CHECKS = {
     "exit": _Checker._check_exit,
     "delete": _Checker._check_keyed_map_argument,
     "has_key": _Checker._check_keyed_map_argument,
+    "find": _Checker._check_find,
     "len": _Checker._check_len,
     "clear": _Checker._check_whole_map,
     "zero": _Checker._check_whole_map,

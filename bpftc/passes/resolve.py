@@ -505,7 +505,7 @@ class _Resolver(ast.Visitor):
             if position == 0 and _names_whole_map(node) and isinstance(arg, ast.Map):
                 # delete(@m, key) and has_key(@m, key) name a map with keys, without writing them;
                 # print(@m), clear(@m)... name the whole map, with or without keys.
-                keyed = True if node.name in ("delete", "has_key") and len(node.args) == 2 else None
+                keyed = True if node.name in ("delete", "has_key", "find") and len(node.args) >= 2 else None
                 self._map_type(arg, read=False, keyed=keyed)
                 self.types[arg] = self.maps[arg.name].value
             else:
@@ -514,8 +514,14 @@ class _Resolver(ast.Visitor):
             self.maps[node.args[0].name].deleted = True
             if len(node.args) == 2:  # delete(@m, key): the key types the map like @m[key] would
                 self._merge_key(node.args[0], (self.types[node.args[1]],))
-        if node.name == "has_key" and len(node.args) == 2 and isinstance(node.args[0], ast.Map):
+        if node.name in ("has_key", "find") and len(node.args) >= 2 and isinstance(node.args[0], ast.Map):
             self._merge_key(node.args[0], (self.types[node.args[1]],))
+        if node.name == "find" and len(node.args) == 3 and isinstance(node.args[2], ast.Variable):
+            binding = self.resolution.bindings.get(node.args[2])
+            value = self.maps[node.args[0].name].value if isinstance(node.args[0], ast.Map) else UNKNOWN
+            if binding is not None and not isinstance(value, Aggregate):
+                self._assign_binding(binding, value, node.args[0])
+                self.typed(node.args[2], binding.type)
         if function is not None and function.aggregation:
             return self.typed(node, self._aggregate(node))
         if function is not None and function.result is not None:
@@ -553,6 +559,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, BOOL)
         if node.op == "*" and isinstance(operand, Pointer):
             return self.typed(node, self._holdable(operand.target))
+        if node.op == "&" and isinstance(node.operand, ast.Variable) and isinstance(operand, (Int, Bool, Pointer)):
+            return self.typed(node, Pointer(operand))  # where the variable is (passes/check.py)
         if node.op in ("-", "~") and isinstance(operand, (Int, Bool)):
             # bpftrace: computed at the operand's width, widened to 64 bits keeping its sign
             return self.typed(node, Int(64, isinstance(operand, Int) and operand.signed))
