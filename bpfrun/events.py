@@ -184,6 +184,8 @@ class EventHandler:
 
     def _join(self, event_id: int, event: schema.JoinEvent, payload: bytes) -> None:
         count = min(int.from_bytes(payload[:8], "little"), event.count)
+        if len(payload) < 8 + count * event.size:
+            raise ValueError(f"{count} strings of {event.size} bytes in a record of {len(payload)} bytes")
         strings = [payload[8 + index * event.size : 8 + (index + 1) * event.size] for index in range(count)]
         joined = encode(event.separator).join(string.split(b"\0", 1)[0] for string in strings)
         self._output.text("join", joined if self._output.json else joined + b"\n")

@@ -74,6 +74,10 @@ def _read_batched(spec: MapSpec, map_fd: int, ncpus: int) -> Entries | None:
         error = lib.bpf_map_lookup_batch(map_fd, start, next_position, keys, values, ctypes.byref(count), None)
         if error < 0 and error != -errno.ENOENT:
             return None
+        if count.value > BATCH_ENTRIES:
+            raise UserError(
+                f"map {spec.name}: the kernel returned {count.value} entries for a batch of {BATCH_ENTRIES}"
+            )
         raw_keys, raw_values = keys.raw, values.raw
         entries.extend(
             (raw_keys[i * key_size : (i + 1) * key_size], raw_values[i * value_size : (i + 1) * value_size])

@@ -65,16 +65,28 @@ class MappedRingBuffer:
         """The records submitted since the last call, in order."""
         (consumer,) = _POSITION.unpack_from(self._consumer, 0)
         (producer,) = _POSITION.unpack_from(self._producer, 0)
-        data, mask = self._data, self._mask
-        batch = []
-        while consumer < producer:
-            start = consumer & mask
-            (length,) = _LENGTH.unpack_from(data, start)
-            if length & _BUSY:
-                break  # reserved but not yet submitted: the rest comes in the next batch
-            size = length & ~(_BUSY | _DISCARD)
-            if not length & _DISCARD:
-                batch.append(bytes(data[start + _HEADER : start + _HEADER + size]))
-            consumer += (size + _HEADER + 7) & ~7
+        batch, consumer = read_records(self._data, consumer, producer, self._mask + 1)
         _POSITION.pack_into(self._consumer, 0, consumer)
         return batch
+
+
+def read_records(data: memoryview | bytes, consumer: int, producer: int, size: int) -> tuple[list[bytes], int]:
+    """The submitted records between the positions `consumer` and `producer` of a ring buffer of
+    `size` bytes whose data area (mapped twice) is `data`, and the position after the last one.
+    The kernel writes the lengths; one longer than the buffer, or positions more than a buffer
+    apart, mean the mapping is not what bpfrun takes it for: a UserError, not a wrong read."""
+    if not 0 <= producer - consumer <= size:
+        raise UserError(f"the event ring buffer's positions are {producer - consumer} bytes apart, in {size} bytes")
+    batch = []
+    while consumer < producer:
+        start = consumer % size
+        (length,) = _LENGTH.unpack_from(data, start)
+        if length & _BUSY:
+            break  # reserved but not yet submitted: the rest comes in the next batch
+        record_size = length & ~(_BUSY | _DISCARD)
+        if record_size > size - _HEADER:
+            raise UserError(f"the event ring buffer holds a record of {record_size} bytes, in {size} bytes")
+        if not length & _DISCARD:
+            batch.append(bytes(data[start + _HEADER : start + _HEADER + record_size]))
+        consumer += (record_size + _HEADER + 7) & ~7
+    return batch, consumer

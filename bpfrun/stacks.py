@@ -60,7 +60,9 @@ def format_symbol(kind: str, data: bytes) -> str:
 
 
 def _addresses(stack_id: int) -> list[int]:
-    if stack_id < 0 or _map_fd < 0:
+    """The frames of a stack the kernel recorded; none for an id that is an error (bpf_get_stackid
+    returns -errno), or that is not a u32 (another stack would be read under it)."""
+    if not 0 <= stack_id <= 0xFFFFFFFF or _map_fd < 0:
         return []
     key = ctypes.c_uint32(stack_id)
     frames = (ctypes.c_uint64 * layout.MAX_STACK_DEPTH)()
