@@ -273,7 +273,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.load import load
     from bpfrun.maps import possible_cpus
     from bpfrun.output import Output
-    from bpfrun.parameters import check_options, globals_data, split_arguments
+    from bpfrun.parameters import check_options, globals_data, split_arguments, with_rates
     from bpfrun.read import read_bundle
     from bpfrun.run import Events, StopFlag, run_begin, run_end, run_until_stopped
     from bpfrun.verify import verify
@@ -313,7 +313,7 @@ def _run(path: str, options: Options) -> int:
         values = check_options(resources.options, named)
         if resources.globals is not None:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values)
-        probes = expand_usdt(expand_wildcards(resources.probes))
+        probes = expand_usdt(expand_wildcards(with_rates(resources.probes, arguments)))
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
         requirements = resources.requirements
         if requirements.kernel_fields or requirements.kernel_layouts:

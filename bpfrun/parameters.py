@@ -127,6 +127,31 @@ def kernel_address(symbol: str) -> int:
     raise UserError(f"kaddr(\"{symbol}\"): no kernel symbol of that name on this host")
 
 
+def with_rates(probes: Sequence[schema.ProbeSpec], arguments: Sequence[str]) -> list[schema.ProbeSpec]:
+    """The probes with each rate given as a positional parameter (`interval:ms:$1`) applied: the
+    bundle holds the period or frequency of a count of 1."""
+    import dataclasses
+
+    applied = []
+    for probe in probes:
+        if probe.rate_parameter:
+            index = probe.rate_parameter
+            text = arguments[index - 1] if index <= len(arguments) else ""
+            count = integer(text, index) if text else 0
+            if count <= 0:
+                raise UserError(f"{probe.attach_point}: positional parameter ${index} must be a positive integer: {text!r}")
+            if probe.rate_unit != "hz":
+                changes = {"period": probe.period * count}
+            elif probe.frequency:  # profile:hz:$N
+                changes = {"frequency": count}
+            else:  # interval:hz:$N
+                changes = {"period": max(probe.period // count, 1)}
+            name = probe.attach_point.rsplit(":", 1)[0] + f":{count}"
+            probe = dataclasses.replace(probe, **changes, attach_point=name, rate_parameter=0, rate_unit="")
+        applied.append(probe)
+    return applied
+
+
 def _parameter(name: str) -> tuple[str, int]:
     for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT):
         if name.startswith(kind) and name[len(kind) :].isdigit():

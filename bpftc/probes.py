@@ -9,6 +9,7 @@ provider (check, attach).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class ProbeTarget:
     period: int = 0  # interval, profile: nanoseconds; software, hardware: events
     frequency: int = 0  # profile:hz:N
     wildcard: bool = False  # its parts have wildcards, expanded by bpfrun on the host
+    rate_parameter: int = 0  # interval:ms:$1: the count is positional parameter $N (schema.ProbeSpec)
+    rate_unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,9 @@ def _describe_interval(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
             return f"interval duration {parts[0]} is not a whole number of microseconds"
     elif len(parts) == 2:
         unit, text = parts
+        if _PARAMETER.fullmatch(text):  # given to bpfrun: described here for a count of 1
+            described = _describe_interval(name, (unit, "1"))
+            return described if isinstance(described, str) else _by_parameter(described, unit, text)
         rate = _rate(text)
         if isinstance(rate, str):
             return rate
@@ -117,6 +123,16 @@ def _describe_interval(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     if period > MAX_PERIOD_NS:
         return f"Invalid rate of interval probe: the period is longer than {MAX_PERIOD_NS} nanoseconds"
     return ProbeTarget(name, (), "perf_event", f"{name}:{unit}:{rate}", period)
+
+
+_PARAMETER = re.compile(r"\$[1-9][0-9]{0,2}")
+
+
+def _by_parameter(target: ProbeTarget, unit: str, text: str) -> ProbeTarget:
+    """`interval:ms:$1`: bpfrun multiplies the period by $1 (a period per second divides it, a
+    profile's frequency becomes it) when it starts: one bundle for every rate."""
+    name = target.name.rsplit(":", 1)[0] + ":" + text
+    return dataclasses.replace(target, name=name, rate_parameter=int(text[1:]), rate_unit=unit)
 
 
 def _rate(text: str) -> int | str:
@@ -154,6 +170,9 @@ def _describe_profile(name: str, parts: tuple[str, ...]) -> ProbeTarget | str:
     if len(parts) != 2:
         return f"profile probe type requires 2 arguments, found {len(parts)}"
     unit, text = parts
+    if _PARAMETER.fullmatch(text):  # given to bpfrun: described here for a count of 1
+        described = _describe_profile(name, (unit, "1"))
+        return described if isinstance(described, str) else _by_parameter(described, unit, text)
     rate = _rate(text)
     if isinstance(rate, str):
         return rate.replace("interval", "profile")

@@ -111,6 +111,10 @@ class ProbeSpec:
     attach_point: str  # bpftrace's name for it: 'tracepoint:syscalls:sys_enter_read'
     period: int = 0  # interval, profile: nanoseconds between runs; software, hardware: events between runs
     frequency: int = 0  # profile:hz:N: runs per second (instead of a period)
+    # interval:UNIT:$N, profile:UNIT:$N: the count is positional parameter $N, which bpfrun applies
+    # when it starts: period and frequency are then those of a count of 1 (see bpfrun/parameters.py).
+    rate_parameter: int = 0
+    rate_unit: str = ""  # s, ms, us or hz
 
 
 MAX_MAP_ENTRIES = 1 << 24  # the largest max_entries bpfrun accepts (what max_map_keys may ask for)

@@ -269,3 +269,15 @@ def test_usermode_tells_user_code_from_the_kernel(tmp_path: Path) -> None:
     assert lines[0] == "begin 1" and "@syscall[0]: 1" in lines, result.stdout + result.stderr
     sampled = {int(key): int(count) for key, count in re.findall(r"@sampled\[(\d)\]: (\d+)", result.stdout)}
     assert sampled.get(1, 0) > 10 * sampled.get(0, 0), result.stdout  # mostly in the interpreter's own code
+
+
+def test_an_interval_given_as_a_parameter(tmp_path: Path) -> None:
+    """interval:ms:$1: one bundle, the rate given to bpfrun; a rate that is not a positive integer
+    is one line, before anything is attached."""
+    bundle = compile_program('interval:ms:$1 { print("tick"); exit(); }', tmp_path / "i.bpfb")
+    started = time.monotonic()
+    ran = subprocess.run(bpfrun_command(bundle, "300"), capture_output=True, text=True, timeout=20)
+    assert (ran.returncode, ran.stdout) == (0, "tick\n\n\n") and time.monotonic() - started >= 0.3, ran.stderr
+    for bad in ("0", "x"):
+        refused = subprocess.run(bpfrun_command(bundle, bad), capture_output=True, text=True, timeout=20)
+        assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1, refused.stderr

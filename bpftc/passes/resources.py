@@ -146,7 +146,10 @@ def _programs(program: ast.Program, targets: ProbeTargets) -> list[ProgramPlan]:
         for attach_point in probe.attach_points:
             target = targets[attach_point]
             name = f"{_identifier(target.name)}_{len(plans) + 1}"
-            spec = ProbeSpec(target.provider, target.target, name, target.name, target.period, target.frequency)
+            spec = ProbeSpec(
+                target.provider, target.target, name, target.name, target.period, target.frequency,
+                target.rate_parameter, target.rate_unit,
+            )  # fmt: skip
             plans.append(ProgramPlan(probe, target, spec))
     return plans
 
