@@ -7,6 +7,7 @@ do what Dockerfile.run's COPY and RUN lines do, outside a container.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bpfrun_run import BPFTC, needs_bpf
+from tests.bpfrun_run import BPFTC, bpfrun_command, needs_bpf
 from tests.runtime.harness import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -198,3 +199,52 @@ def test_the_loader_alone_runs_a_bundle_the_compiler_built(loader_venv: Path, tm
         [loader_venv / "bin/bpfrun", "-q", bundle], capture_output=True, text=True, cwd=tmp_path, timeout=30
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello from the loader alone\n\n\n", "")
+
+
+# docs/daemonset.yaml, README's example: the commands its containers run, run here on a bundle
+# signed as README says, with the ConfigMap's files where the pod would mount them.
+
+
+def test_the_daemonset_example_is_a_pod_with_a_check_and_a_run() -> None:
+    yaml = pytest.importorskip("yaml")
+    daemonset = yaml.safe_load((ROOT / "docs/daemonset.yaml").read_text())
+    pod = daemonset["spec"]["template"]["spec"]
+    (check,), (run,) = pod["initContainers"], pod["containers"]
+    assert check["image"] == run["image"] and pod["hostPID"]
+    assert check["args"][0] == "--check" and "--trust" in check["args"] and "--trust" in run["args"]
+    assert run["args"][:2] == ["-f", "json"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in run["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes[mounts["/bundle"]]["configMap"] and volumes[mounts["/sys"]]["hostPath"]["path"] == "/sys"
+    # README shows the same containers
+    readme = (ROOT / "README.md").read_text()
+    for container in (check, run):
+        assert f"args: {json.dumps(container['args'])}" in readme
+
+
+@needs_bpf
+def test_the_daemonset_commands_check_and_run_a_signed_bundle(tmp_path: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    pod = yaml.safe_load((ROOT / "docs/daemonset.yaml").read_text())["spec"]["template"]["spec"]
+    key, public = tmp_path / "ci-key.pem", tmp_path / "trusted.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", public], check=True, capture_output=True)
+    bundle = tmp_path / "read.bpfb"
+    compiled = subprocess.run([BPFTC, "--sign", key, "-e", HELLO, "-o", bundle], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    again = subprocess.run([BPFTC, "--sign", key, "-e", HELLO, "-o", "-"], capture_output=True)
+    assert again.stdout == bundle.read_bytes()  # ed25519 signs deterministically: signed bundles reproduce too
+
+    def here(arguments: list[str]) -> list[str]:
+        return [
+            str(tmp_path / Path(argument).name) if argument.startswith("/bundle/") else argument
+            for argument in arguments
+        ]
+
+    check = subprocess.run(bpfrun_command(*here(pod["initContainers"][0]["args"])), capture_output=True, text=True)
+    assert (check.returncode, json.loads(check.stdout)) == (0, {"ok": True, "missing": []}), check.stderr
+    run = subprocess.run(
+        bpfrun_command(*here(pod["containers"][0]["args"])), capture_output=True, text=True, timeout=30
+    )
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert run.returncode == 0 and {"type": "printf", "data": "hello from the loader alone\n"} in lines, run.stderr
