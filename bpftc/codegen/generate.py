@@ -44,7 +44,7 @@ from bpftc.passes.resolve import (
 )
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
+from bpftc.types import INT8, Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -980,9 +980,11 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Index(self, node: ast.Index) -> ir.Value:
         operand = self.types[node.operand]
+        if isinstance(operand, String) and not _is_struct_field(node.operand, self.types, self.resolution):
+            return self._array_element(node, Array(INT8, operand.size))  # a character of a string held
         if isinstance(operand, Array) and not _is_struct_field(node.operand, self.types, self.resolution):
             return self._array_element(node, operand)
-        if isinstance(operand, (Pointer, Array)):  # an element in memory (passes/check.py)
+        if isinstance(operand, (Pointer, Array, String)):  # an element in memory (passes/check.py)
             return self._element(node, operand)
         return self._member(node, node.operand, constant_value(node.index))
 

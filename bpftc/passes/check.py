@@ -518,12 +518,13 @@ class _Checker(ast.Visitor):
             elif not 0 <= position < len(operand.elements):
                 count = len(operand.elements)
                 self.error(node, f"Invalid tuple index: {position}. Found {count} elements in tuple.")
-        elif _indexes_memory(node, operand, self.resolution) or isinstance(operand, Array):
+        elif _indexes_memory(node, operand, self.resolution) or isinstance(operand, (Array, String)):
             position = constant_value(node.index)
+            length = operand.length if isinstance(operand, Array) else getattr(operand, "size", None)
             if not isinstance(self.type_of(node.index), (Int, Unknown)):
                 self.error(node.index, f"The index must be an integer ({self.type_of(node.index)} provided)")
-            elif isinstance(operand, Array) and position is not None and not 0 <= position < operand.length:
-                self.error(node, f"the index {position} is out of bounds for array of size {operand.length}")
+            elif length is not None and position is not None and not 0 <= position < length:
+                self.error(node, f"the index {position} is out of bounds for array of size {length}")
         elif not isinstance(operand, Unknown):
             self.not_supported(node, f"Indexing a value of type '{operand}'")
 

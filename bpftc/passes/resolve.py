@@ -33,6 +33,7 @@ from bpftc.types import (
     BOOL,
     INT64,
     INT_NAMES,
+    INT8,
     UINT8,
     UINT64,
     UNKNOWN,
@@ -622,6 +623,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, operand.elements[position])
         if isinstance(operand, Array):
             return self.typed(node, self._holdable(operand.element))
+        if isinstance(operand, String):  # a character, as C's char: int8
+            return self.typed(node, INT8)
         if isinstance(operand, Pointer):  # p[i]: the i-th element where p points
             target = operand.target
             return self.typed(node, Pointer(target.target, operand.user) if isinstance(target, Pointer) else self._holdable(target))
