@@ -39,10 +39,11 @@ class Field:
     """One readable field of a struct: its value's type and where it is."""
 
     name: str
-    type: Type | None  # None: a field bpftc cannot read yet (a bitfield)
+    type: Type | None  # None: a field bpftc cannot read yet
     offset: int  # bytes from the struct's start, in the layout bpftc compiles against
     data_loc: bool = False  # a tracepoint's `__data_loc` string: a u32 (length << 16 | offset)
     core_path: tuple[int, ...] = ()  # member indexes in the BTF struct, through anonymous members
+    bitfield: bool = False  # bits of an integer, read through CO-RE bitfield relocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +282,12 @@ class KernelTypes:
         """The field `member` names, or the fields of an anonymous struct or union member, which C
         reads as the outer struct's own."""
         offset = base + member.bit_offset // 8
+        if member.name and (member.bitfield_size or member.bit_offset % 8):
+            integer = self.btf.strip(member.type_id)
+            readable = Int(64, integer.signed) if integer.kind in (btf_format.INT, btf_format.ENUM) else None
+            return {member.name: Field(member.name, readable, offset, core_path=path, bitfield=True)}
         if member.name:
-            readable = None if member.bitfield_size or member.bit_offset % 8 else self.semantic_type(member.type_id)
-            return {member.name: Field(member.name, readable, offset, core_path=path)}
+            return {member.name: Field(member.name, self.semantic_type(member.type_id), offset, core_path=path)}
         inner = self.btf.strip(member.type_id)
         fields: dict[str, Field] = {}
         for index, nested in enumerate(inner.members):

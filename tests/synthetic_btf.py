@@ -3,8 +3,9 @@
 LLVM's BPF backend writes BTF from debug info; this builds a module whose only global has the
 struct described, emits it, and cuts the .BTF section out of the ELF object. A struct is given
 as its name, its size in bytes and its members (name, byte offset, kind): kind is 'int', 'long'
-(64-bit signed), 'char[16]' or 'pointer to NAME' (a forward declaration of struct NAME: llvmlite
-cannot build the cycle of a struct pointing to itself, and BTF users look structs up by name).
+(64-bit signed), 'char[16]', 'pointer to NAME' (a forward declaration of struct NAME: llvmlite
+cannot build the cycle of a struct pointing to itself, and BTF users look structs up by name), or
+'bitfield:BITS:BIT' (an unsigned int bitfield of BITS bits, starting BIT bits after the offset).
 """
 
 from __future__ import annotations
@@ -50,6 +51,24 @@ def _composite(module: ir.Module, debug_info: DebugInfo, name: str, size: int) -
 
 
 def _member(module, debug_info, _composites, name: str, offset: int, kind: str) -> ir.DIValue:
+    if kind.startswith("bitfield:"):
+        bits, bit = map(int, kind.split(":")[1:])
+        unsigned = module.add_debug_info(
+            "DIBasicType", {"name": "unsigned int", "size": 32, "encoding": ir.DIToken("DW_ATE_unsigned")}
+        )
+        return module.add_debug_info(
+            "DIDerivedType",
+            {
+                "tag": ir.DIToken("DW_TAG_member"),
+                "name": name,
+                "file": debug_info.file,
+                "baseType": unsigned,
+                "size": bits,
+                "offset": offset * 8 + bit,
+                "flags": ir.DIToken("DIFlagBitField"),
+                "extraData": ir.IntType(64)(offset * 8),
+            },
+        )
     if kind.startswith("pointer to "):
         declaration = module.add_debug_info(
             "DICompositeType",

@@ -426,3 +426,20 @@ def test_cgroup_path_names_the_cgroup_of_its_id(tmp_path: Path) -> None:
     assert int(number) == inode, result.stdout
     assert paths.split(",")[0] == f"unified:/{cgroup.name}", result.stdout + result.stderr
     assert all(re.fullmatch(r"[\w,]+:/[\w/.-]*", entry) for entry in paths.split(",")), paths
+
+
+@needs_bpf
+def test_bitfields_are_read_where_this_kernel_has_them(tmp_path: Path) -> None:
+    """sched_reset_on_fork is one bit of task_struct: compiled against a BTF that puts it (and
+    its neighbour) at other bits of other bytes, the bundle reads this kernel's bits (CO-RE
+    bitfield relocations: byte offset, size and shifts). Set by sched_setscheduler."""
+    members = [
+        ("pid", 8, "int"),
+        ("sched_reset_on_fork", 20, "bitfield:1:3"),
+        ("sched_contributes_to_load", 20, "bitfield:1:4"),
+    ]
+    script = "tracepoint:syscalls:sys_enter_getppid /pid == $1/ { print((curtask->sched_reset_on_fork, curtask->pid == tid)); }"
+    for bundle in (_compile_against(tmp_path, {"task_struct": (64, members)}, script), compile_program(script, tmp_path / "here.bpfb")):
+        workload = "os.getppid()\nos.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))\nos.getppid()"
+        result = traced(bundle, workload)
+        assert result.stdout == "(0, true)\n(1, true)\n\n\n", result.stderr

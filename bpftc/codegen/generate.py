@@ -938,14 +938,22 @@ class _ProbeGenerator(ast.Visitor):
         t = self.types[node]
         if not storage.in_register(t):
             return self.in_memory(node)
-        address, space = self._field_address(node)
         field = self._struct_layout(node.operand).fields[node.name]
         temporary = lambda: self.memory.acquire(8)  # noqa: E731
+        if field.bitfield:
+            return self._bitfield(node, field, temporary())
+        address, space = self._field_address(node)
         if field.data_loc:  # u32: the string's length << 16 | its offset in the record
             location = kernel_data.load_scalar(self.bpf, address, 4, False, space, temporary)
             return kernel_data.context_plus(self.bpf, self.ir.and_(location, I64(0xFFFF)))
         size = 1 if isinstance(t, Bool) else 8 if isinstance(t, Pointer) else t.size
         return kernel_data.load_scalar(self.bpf, address, size, getattr(t, "signed", False), space, temporary)
+
+    def _bitfield(self, node: ast.Field, field, slot: ir.Value) -> ir.Value:
+        layout = self._struct_layout(node.operand)
+        base, space = self._struct_base(node.operand)
+        space = KERNEL if space == CONTEXT else space
+        return self.shared.kernel_data.read_bitfield(self.bpf, base, layout, field, space, slot)
 
     def _field_address(self, node: ast.Field) -> tuple[ir.Value, str]:
         """Where the field is, and in which memory (kernel_data.CONTEXT, KERNEL or USER)."""

@@ -38,6 +38,8 @@ GET_CURRENT_TASK = 35
 
 CONTEXT, KERNEL, USER = "context", "kernel", "user"  # where a struct's bytes are
 _ACCESS_INDEX = "llvm.preserve.struct.access.index.p0.p0"
+_FIELD_INFO = "llvm.bpf.preserve.field.info.p0"
+_BYTE_OFFSET, _BYTE_SIZE, _LSHIFT_U64, _RSHIFT_U64 = 0, 1, 4, 5  # enum bpf_field_info_kind
 _ELEMENT = ir.LiteralStructType([I64])  # the intrinsic's IR element type; offsets come from the metadata
 _MODULE_NUMBERS = itertools.count(1)
 
@@ -79,6 +81,29 @@ class KernelData:
             address = call
         return address
 
+    def read_bitfield(
+        self, bpf: BpfBuilder, base: ir.Value, layout: StructLayout, field: Field, space: str, slot: ir.Value
+    ) -> ir.Value:
+        """A bitfield, read as libbpf's BPF_CORE_READ_BITFIELD_PROBED reads one: the bytes that
+        hold it, at an offset and of a size relocated for the kernel it loads on, then shifted
+        left and right by relocated amounts (signed or not), into `slot` (8 bytes) first."""
+        member = self.field_address(bpf, base, layout, field)
+        info = self.module.globals.get(_FIELD_INFO) or ir.Function(
+            self.module, ir.FunctionType(I32, [PTR, I64]), _FIELD_INFO
+        )
+
+        def relocated(kind: int) -> ir.Value:
+            return bpf.ir.zext(bpf.ir.call(info, [member, I64(kind)], name="field_info"), I64)
+
+        bpf.store_i64(I64(0), slot)
+        address = bpf.ir.add(bpf.ir.ptrtoint(base, I64), relocated(_BYTE_OFFSET), name="storage")
+        size = bpf.ir.trunc(relocated(_BYTE_SIZE), I32)
+        helper = PROBE_READ_USER if space == USER else PROBE_READ_KERNEL
+        bpf.call_helper(helper, [slot, size, bpf.ir.inttoptr(address, PTR)], name="read")
+        value = bpf.ir.shl(bpf.load_i64(slot), relocated(_LSHIFT_U64))
+        right = relocated(_RSHIFT_U64)
+        return bpf.ir.ashr(value, right) if field.type.signed else bpf.ir.lshr(value, right)
+
     def _structs(self, btf_id: int, path: tuple[int, ...]) -> list[ir.DIValue]:
         """One DICompositeType per step of `path`: each describes the member the step reads (as
         element 0), whose type is the next step's struct; the last member's type is its own."""
@@ -95,17 +120,18 @@ class KernelData:
             member = structure.members[index]
             member_type = inner if inner is not None else self._type(member.type_id)
             size = btf.size_of(member.type_id) * 8
-            element = self.module.add_debug_info(
-                "DIDerivedType",
-                {
-                    "tag": ir.DIToken("DW_TAG_member"),
-                    "name": member.name,
-                    "file": self.debug_info.file,
-                    "baseType": member_type,
-                    "size": size,
-                    "offset": member.bit_offset,
-                },
-            )
+            description = {
+                "tag": ir.DIToken("DW_TAG_member"),
+                "name": member.name,
+                "file": self.debug_info.file,
+                "baseType": member_type,
+                "size": size,
+                "offset": member.bit_offset,
+            }
+            if member.bitfield_size:  # LLVM turns field-info calls on it into bitfield relocations
+                description.update(size=member.bitfield_size, flags=ir.DIToken("DIFlagBitField"))
+                description["extraData"] = I64(member.bit_offset // size * size)  # its storage unit
+            element = self.module.add_debug_info("DIDerivedType", description)
             inner = self.module.add_debug_info("DICompositeType", self._composite(structure, [element]))
             described.insert(0, inner)
         self._described[key] = described

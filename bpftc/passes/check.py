@@ -493,7 +493,7 @@ class _Checker(ast.Visitor):
         if field is None:
             self.error(node, f"Struct/union of type '{struct}' does not contain a field named '{node.name}'")
         elif field.type is None:
-            self.not_supported(node, f"Reading the bitfield '{node.name}'")
+            self.not_supported(node, f"Reading the field '{node.name}'")
         elif isinstance(node.operand, ast.Builtin) and node.operand.name == "args":
             self._check_args_field_agrees(node, field)
 
