@@ -79,7 +79,7 @@ def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_d
     if globals_data:
         _write_globals(handle, globals_data)
     if resources.event_map:
-        _size_ring_buffer(maps[resources.event_map], resources.ring_buffer_pages, _exit_only(resources))
+        _size_ring_buffer(maps[resources.event_map], resources.ring_buffer_pages, exit_only(resources))
     log.clear()
     error = lib.bpf_object__load(handle)
     if error:
@@ -159,24 +159,23 @@ def _find_maps(handle: int, resources: Resources) -> dict[str, int]:
 MAX_RING_BUFFER_BYTES = 1 << 30
 
 
-EXIT_ONLY_RING_BUFFER_BYTES = 256 << 10
-
-
-def _exit_only(resources: Resources) -> bool:
-    """Whether every event the programs can send is exit(): only the first exit record of a phase
-    is ever read (run.py drops the rest), so a small ring buffer loses nothing that counts."""
+def exit_only(resources: Resources) -> bool:
+    """Whether every event the programs can send is exit(). Then only the first exit record of a
+    phase is ever read (run.py drops the rest until END, and END's own after its first), and that
+    one always finds room: what is lost is surplus exits, so one page of ring buffer loses nothing
+    that counts, and run.py does not report such losses."""
     return all(isinstance(event, schema.ExitEvent) for event in resources.events)
 
 
 def _size_ring_buffer(ring_buffer: int, pages: int, exit_only: bool = False) -> None:
     """As bpftrace sizes it: `perf_rb_pages` pages when the script sets it, else the power of two
-    closest to min(available memory, 16544 KiB), at least 256 KiB; but only 256 KiB when the
-    programs send nothing but exit events. The kernel maps every page of the ring buffer into
+    closest to min(available memory, 16544 KiB), at least 256 KiB; but one page when the programs
+    send nothing but exit events (see exit_only). The kernel maps every page of the ring buffer into
     bpfrun (twice: the data area is mapped again after itself) the moment bpfrun maps it, so
     bpftrace's 16 MiB is 32 MiB of bpfrun's resident memory, for one 16-byte record here."""
     page = os.sysconf("SC_PAGE_SIZE")
     if not pages and exit_only:
-        pages = EXIT_ONLY_RING_BUFFER_BYTES // page
+        pages = 1
     if not pages:
         wanted = max(min(_available_kib(), 16544), 256) * 1024
         pages = wanted // page

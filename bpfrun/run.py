@@ -19,7 +19,7 @@ from collections.abc import Callable
 from bpfrun.errors import UserError
 from bpfrun.events import EventHandler
 from bpfrun.libbpf import bpf_test_run_opts, lib
-from bpfrun.load import LoadedObject
+from bpfrun.load import LoadedObject, exit_only
 from bpfrun.maps import possible_cpus
 from bpfrun.output import Output
 from bpfrun.ringbuf import MappedRingBuffer
@@ -66,7 +66,9 @@ class Events:
         self.output = output
         self.loaded = loaded
         self.ring = None
-        self.lost = _LostCounter(loaded.map_fds[resources.lost_map]) if resources.lost_map else None
+        # Records lost by programs that send only exit events are surplus exits (load.exit_only).
+        counted = resources.lost_map and not exit_only(resources)
+        self.lost = _LostCounter(loaded.map_fds[resources.lost_map]) if counted else None
         if resources.event_map:
             map_fd = loaded.map_fds[resources.event_map]
             self.ring = MappedRingBuffer(map_fd, loaded.ring_buffer_size)
