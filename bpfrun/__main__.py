@@ -48,6 +48,7 @@ def _click_command():
         is_flag=True,
         help="List what this host lacks for BUNDLE (exit 3 if anything); load nothing.",
     )
+    @click.option("--json", "check_json", is_flag=True, help="With --check: the result as one JSON object.")
     @click.option("--trust", metavar="PUBKEY", help="Run only bundles signed by this ed25519 public key (PEM).")
     @click.option(
         "-l", "list_probes", is_flag=True, help="List what this host can attach to (BUNDLE is then a PATTERN)."
@@ -63,6 +64,7 @@ def _click_command():
         list_probes: bool,
         describe: bool,
         check: bool,
+        check_json: bool,
         **options: object,
     ) -> int:
         """Run the bpftrace program compiled into BUNDLE, with its positional parameters ($1...),
@@ -74,7 +76,9 @@ def _click_command():
         if bundle_path == "inspect":  # bpfrun inspect [--json] BUNDLE (a bundle named so: ./inspect)
             return _inspect(arguments)
         if check:
-            return _check(bundle_path, arguments, options.get("trust"))
+            return _check(bundle_path, (*arguments, "--json") if check_json else arguments, options.get("trust"))
+        if check_json:
+            raise click.UsageError("--json goes with --check (the trace's own output in JSON is -f json)")
         if bundle_path is None:
             raise click.UsageError("Missing argument 'BUNDLE'.")
         return _main(bundle_path, Options(arguments=arguments, **options))

@@ -87,8 +87,11 @@ def test_check_lists_everything_the_host_lacks_at_once(tmp_path: Path) -> None:
         "missing: cannot attach uprobe:libc:no_such_function: no function 'no_such_function' in "
         "/lib/x86_64-linux-gnu/libc.so.6\n"
     )
-    described = json.loads(subprocess.run(bpfrun_command("--check", bundle, "--json"), capture_output=True, text=True).stdout)
-    assert described == {"ok": False, "missing": result.stdout.replace("missing: ", "").splitlines()}
+    for order in (("--check", bundle, "--json"), ("--check", "--json", bundle)):  # the flag before or after
+        described = json.loads(subprocess.run(bpfrun_command(*order), capture_output=True, text=True).stdout)
+        assert described == {"ok": False, "missing": result.stdout.replace("missing: ", "").splitlines()}
+    alone = subprocess.run(bpfrun_command("--json", bundle), capture_output=True, text=True)
+    assert alone.returncode == 1 and "--json goes with --check" in alone.stderr and alone.stdout == ""
     fine = compile_program("tracepoint:sched:sched_switch { @ = args.prev_pid; }", tmp_path / "ok.bpfb")
     result = subprocess.run(bpfrun_command("--check", fine), capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "ok: this host has what the bundle needs\n")
