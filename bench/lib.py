@@ -27,6 +27,7 @@ ORACLE = ROOT.parent / "shared" / "tools" / "bpftrace-oracle"
 
 OURS = "bpftc"  # bpftc + bpfrun
 THEIRS = "bpftrace"
+INSTALLED = "bpfrun installed alone"  # bpfrun as Dockerfile.run installs it (see Tools.installed_bpfrun)
 SETUP = "oracle set-up"  # the bpftrace wrapper with `true` in place of bpftrace
 
 ENTER = "sys_enter_getppid"
@@ -291,6 +292,7 @@ class Tools:
             if not program.exists():
                 raise BenchError(f"{program} is missing: run ./dev.sh test (or dev.sh demo) once")
         self._setup_script: Path | None = None
+        self._installed: Path | BenchError | None = None
         # The tools run as installed Python programs do: with their bytecode compiled once and
         # cached (here under the private directory, not in the checkout) and no PYTHON* variable
         # of this shell (PYTHONUNBUFFERED would slow bpfrun's output, PYTHONDONTWRITEBYTECODE
@@ -329,9 +331,41 @@ class Tools:
         """The command that runs `program` with `tool`."""
         if tool == OURS:
             return [str(BPFRUN), "-f", output_format, str(self.bundle(program)), *arguments]
+        if tool == INSTALLED:
+            return [str(self.installed_bpfrun()), "-f", output_format, str(self.bundle(program)), *arguments]
         if tool == THEIRS:
             return [self.bpftrace, "-f", output_format, "-e", program, *arguments]
         raise ValueError(tool)
+
+    def installed_bpfrun(self) -> Path:
+        """bpfrun installed as Dockerfile.run installs it on a production host: its package alone
+        (bpfrun/ and common/, packaging/bpfrun/pyproject.toml) with pip into a fresh virtualenv of
+        Debian's python3, from this checkout's files. The checkout's own .venv is an editable
+        install of both programs, whose import hook (and what it imports: pathlib, importlib.util...)
+        runs at every start of every Python program of that venv; this one has none. Built once per
+        run; BenchError when pip cannot build it (no msgpack or click to be had)."""
+        if self._installed is None:
+            base = self.directory / "loader"
+            source = base / "src"
+            for name in ("bpfrun", "common"):
+                shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copy(ROOT / "packaging" / "bpfrun" / "pyproject.toml", source / "pyproject.toml")
+            venv = base / "venv"
+            environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+            steps = (["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
+                     [str(venv / "bin" / "pip"), "install", "--quiet", "--no-cache-dir", "--no-build-isolation",
+                      str(source)])  # fmt: skip
+            for step in steps:
+                result = subprocess.run(step, capture_output=True, text=True, cwd=base, env=environment)
+                if result.returncode != 0:
+                    self._installed = BenchError(f"cannot install bpfrun alone: {result.stderr.strip()[-300:]}")
+                    break
+            else:
+                self._installed = venv / "bin" / "bpfrun"
+                self.run_once([str(self._installed), str(self.bundle("BEGIN { exit(); }"))])  # its bytecode
+        if isinstance(self._installed, BenchError):
+            raise self._installed
+        return self._installed
 
     def setup_argv(self) -> list[str] | None:
         """The oracle wrapper with `true` in place of bpftrace: what its chroot and mount set-up

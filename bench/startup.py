@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
-from lib import (BPFRUN, OURS, SETUP, THEIRS, TWENTY_PROBES, BenchError, Getppid, Options, Table, Target,
-                 Tools, alternate, fmt, fmt_ratio, median, ratio, rss_by_mapping, verdict)
+from lib import (BPFRUN, INSTALLED, OURS, SETUP, THEIRS, TWENTY_PROBES, BenchError, Getppid, Options, Table,
+                 Target, Tools, alternate, fmt, fmt_ratio, median, ratio, rss_by_mapping, verdict)
 
 BEGIN_EXIT = "BEGIN { exit(); }"
 CASES = [("BEGIN { exit(); }", BEGIN_EXIT), ("20 probes", TWENTY_PROBES)]
@@ -47,10 +48,15 @@ def run(tools: Tools, options: Options) -> list[Table]:
     runs = 4 * options.rounds
     getppid = Getppid()
     setup = tools.setup_argv()
+    try:
+        installed = tools.installed_bpfrun()
+        extra: tuple[str, ...] = (INSTALLED,)
+    except BenchError as error:
+        installed, extra = error, ()
     samples: dict[tuple[str, str], list[tuple[float | None, float, int]]] = {}
     for i in range(runs):
         for name, program in CASES:
-            for tool in alternate(i):
+            for tool in alternate(i) + extra:
                 options.log(f"startup run {i + 1}/{runs}: {name} with {tool}")
                 if name == CASES[0][0]:
                     finished = tools.spawn(tools.argv(tool, program)).stop(None, 60)
@@ -65,7 +71,7 @@ def run(tools: Tools, options: Options) -> list[Table]:
             finished = tools.run_once(setup)
             samples.setdefault(("", SETUP), []).append((finished.wall, finished.wall, finished.maxrss_kib))
 
-    references = reference_runs(tools, max(3, runs // 2))
+    references = reference_runs(tools, max(3, runs // 2), installed)
     breakdown = memory_breakdown(tools)
 
     table = Table(f"Start-up: launch → first event, and peak RSS (median of {runs} runs each)",
@@ -85,11 +91,26 @@ def run(tools: Tools, options: Options) -> list[Table]:
                       fmt_ratio(ratio(wall[OURS], wall[THEIRS])), "", "")
         table.add("", "peak RSS (MiB)", fmt(rss[OURS] / 1024), fmt(rss[THEIRS] / 1024), fmt_ratio(ratio(rss[OURS], rss[THEIRS])),
                   "", verdict(RSS_TARGET, ratio(rss[OURS], rss[THEIRS])))
+        if (name, INSTALLED) in samples:  # the same bpfrun, installed as on a production host
+            alone = median([s[0] for s in samples[(name, INSTALLED)]])
+            alone_rss = median([s[2] for s in samples[(name, INSTALLED)]])
+            r = ratio(alone, event[THEIRS])
+            less = ratio(alone, event[THEIRS] - setup_time) if setup_time is not None else None
+            table.add("", f"{label}, bpfrun installed alone", fmt(alone * 1000), fmt(event[THEIRS] * 1000),
+                      fmt_ratio(r), fmt_ratio(less), "(reference)")
+            table.add("", "peak RSS (MiB), bpfrun installed alone", fmt(alone_rss / 1024), fmt(rss[THEIRS] / 1024),
+                      fmt_ratio(ratio(alone_rss, rss[THEIRS])), "", "(reference)")
     if setup_time is not None:
         setup_rss = median([s[2] for s in samples[("", SETUP)]])
         table.notes.append(f"oracle set-up (the bpftrace wrapper running `true`): {fmt(setup_time * 1000)} ms, "
                            f"peak RSS {fmt(setup_rss / 1024)} MiB; it is inside bpftrace's figures")
     table.notes.append("first-event resolution: this process calls getppid() every 0.5 ms")
+    if isinstance(installed, BenchError):
+        table.notes.append(f"bpfrun installed alone: not measured ({installed})")
+    else:
+        table.notes.append("bpfrun installed alone: the same bpfrun and bundle, installed as Dockerfile.run installs it "
+                           "(pip into a fresh virtualenv of Debian's python3; no editable install of the compiler "
+                           "beside it), run in the same rounds; the targets are judged on the rows above")
     for name, (wall, rss) in references.items():
         table.notes.append(f"for reference, {name}: {fmt(wall * 1000)} ms, peak RSS {fmt(rss / 1024)} MiB")
     for tool, totals in breakdown.items():
@@ -100,11 +121,13 @@ def run(tools: Tools, options: Options) -> list[Table]:
     return [table]
 
 
-def reference_runs(tools: Tools, runs: int) -> dict[str, tuple[float, int]]:
+def reference_runs(tools: Tools, runs: int, installed: Path | BenchError) -> dict[str, tuple[float, int]]:
     """What bpfrun cannot go below: its Python interpreter starting (same venv, same environment),
-    and bpfrun's command line alone (interpreter + the modules it imports before reading a bundle)."""
+    and bpfrun's command line alone (interpreter + click, which bpfrun imports for --help only)."""
     commands = {"the venv's python -c pass": [str(BPFRUN.parent / "python"), "-c", "pass"],
                 "bpfrun --help": [str(BPFRUN), "--help"]}
+    if not isinstance(installed, BenchError):
+        commands["python -c pass of bpfrun installed alone"] = [str(installed.parent / "python"), "-c", "pass"]
     found = {}
     for name, argv in commands.items():
         samples = [tools.run_once(argv) for _ in range(runs)]
