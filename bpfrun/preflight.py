@@ -65,6 +65,32 @@ def check_kernel_fields(fields: tuple[str, ...], layouts: tuple[str, ...] = ()) 
         )
 
 
+# The BPF program type of each probe kind's programs (enum bpf_prog_type), to ask the kernel which
+# helpers it offers them.
+_PROGRAM_TYPES = {
+    "tracepoint": 5, "kprobe": 2, "kretprobe": 2, "uprobe": 2, "uretprobe": 2, "usdt": 2,
+    "profile": 7, "interval": 7, "software": 7, "hardware": 7,
+    "rawtracepoint": 17, "begin": 17, "end": 17, "self": 17,
+}  # fmt: skip
+
+
+def missing_helpers(requirements) -> list[str]:
+    """The helpers a bundle calls that this kernel offers none of its program types (asked with
+    libbpf_probe_bpf_helper, which loads a tiny program; an answer it cannot give counts as yes)."""
+    from bpfrun.libbpf import lib
+    from common.schema import BPF_HELPERS
+
+    numbers = {name: number for number, name in BPF_HELPERS.items()}
+    types = {_PROGRAM_TYPES[kind] for kind in requirements.probe_kinds if kind in _PROGRAM_TYPES}
+    if not types:
+        return []
+    return [
+        helper
+        for helper in requirements.helpers
+        if helper in numbers and all(lib.libbpf_probe_bpf_helper(t, numbers[helper], None) == 0 for t in types)
+    ]
+
+
 def host_problems(resources) -> list[str]:
     """`bpfrun --check`: everything this host lacks for the bundle, in one pass: its architecture,
     probe kinds, tracepoints, binaries and functions, USDT probes, kernel struct fields."""
@@ -82,6 +108,7 @@ def host_problems(resources) -> list[str]:
         except UserError as error:
             problems.append(str(error))
     problems += [f"kernel BTF lacks {field}" for field in missing_kernel_fields(resources.requirements.kernel_fields)]
+    problems += [f"kernel lacks the BPF helper {helper}" for helper in missing_helpers(resources.requirements)]
     problems += [
         f"kernel lays out {struct} differently from the kernel compiled against"
         for struct in different_kernel_layouts(resources.requirements.kernel_layouts)

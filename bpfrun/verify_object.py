@@ -10,19 +10,8 @@ from __future__ import annotations
 
 from bpfrun.elf import SHF_EXECINSTR, STB_GLOBAL, STT_FUNC, STT_OBJECT, Elf, ElfError
 from bpfrun.errors import UserError
-from common.schema import Resources
+from common.schema import BPF_HELPERS, Resources
 
-# The helpers bpftc's code calls (include/uapi/linux/bpf.h numbers): maps, the ring buffer,
-# time, the current task, reading memory, stacks, attach cookies, map iteration.
-ALLOWED_HELPERS = {
-    1: "map_lookup_elem", 2: "map_update_elem", 3: "map_delete_elem", 5: "ktime_get_ns",
-    7: "get_prandom_u32", 8: "get_smp_processor_id", 14: "get_current_pid_tgid", 15: "get_current_uid_gid",
-    16: "get_current_comm", 27: "get_stackid", 35: "get_current_task", 42: "get_numa_node_id",
-    80: "get_current_cgroup_id", 112: "probe_read_user", 113: "probe_read_kernel", 114: "probe_read_user_str",
-    115: "probe_read_kernel_str", 118: "jiffies64", 120: "get_ns_current_pid_tgid", 125: "ktime_get_boot_ns",
-    131: "ringbuf_reserve", 132: "ringbuf_submit", 164: "for_each_map_elem", 174: "get_attach_cookie",
-    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns",
-}  # fmt: skip
 INTERNAL_MAPS = ("scratch",)  # bpftc's per-CPU scratch memory (bpftc/codegen/memory.py)
 DATA_SECTIONS = (".rodata", ".maps", "license")  # loaded sections that are not code
 _CALL = 0x85
@@ -36,9 +25,10 @@ def verify_object(resources: Resources, elf_bytes: bytes) -> None:
         _verify_sections(elf)
         _verify_programs(elf, symbols, resources)
         _verify_maps(elf, symbols, resources)
+        listed = set(resources.requirements.helpers)
         for section in elf.sections:
             if section.flags & SHF_EXECINSTR:
-                _verify_helpers(section.name, elf.section_bytes(section))
+                _verify_helpers(section.name, elf.section_bytes(section), listed)
     except ElfError as error:
         raise UserError(f"bundle's BPF object is damaged: {error}") from None
 
@@ -75,12 +65,15 @@ def _verify_maps(elf: Elf, symbols: list, resources: Resources) -> None:
             raise UserError(f"bundle's BPF object has an undeclared map {symbol.name!r}")
 
 
-def _verify_helpers(section: str, code: bytes) -> None:
+def _verify_helpers(section: str, code: bytes, listed: set[str]) -> None:
+    """Calls only to helpers bpftc emits, and only to those the bundle's requirements list."""
     for source, number in _calls(code):
         if source == 2:
             raise UserError(f"bundle's code in {section!r} calls a kernel function (kfunc), which bpftc never does")
-        if source == 0 and number not in ALLOWED_HELPERS:
+        if source == 0 and number not in BPF_HELPERS:
             raise UserError(f"bundle's code in {section!r} calls BPF helper {number}, which bpftc never emits")
+        if source == 0 and BPF_HELPERS[number] not in listed:
+            raise UserError(f"bundle's code in {section!r} calls {BPF_HELPERS[number]}, which its requirements do not list")
 
 
 def helpers_called(elf_bytes: bytes) -> list[str]:
@@ -93,7 +86,7 @@ def helpers_called(elf_bytes: bytes) -> list[str]:
         for source, number in _calls(elf.section_bytes(section))
         if source == 0
     }
-    return sorted(ALLOWED_HELPERS.get(number, str(number)) for number in numbers)
+    return sorted(BPF_HELPERS.get(number, str(number)) for number in numbers)
 
 
 def _calls(code: bytes) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ stage that reported an error. `--dump STAGE` prints what a stage produced and st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -101,13 +102,15 @@ def compile_source(
     from bpftc.codegen.generate import generate  # imports llvmlite: only when the script is valid
     from bpftc.emit import assembly, emit
 
-    module = generate(program, resolution, plan, arch, source.name, diagnostics)
+    module, helpers = generate(program, resolution, plan, arch, source.name, diagnostics)
     if stop_after("generate", lambda: str(module)):
         return result
     elf = emit(module)
     if stop_after("emit", lambda: assembly(module)):
         return result
-    result.bundle = write_bundle(plan.resources, elf, signing_key)
+    requirements = dataclasses.replace(plan.resources.requirements, helpers=helpers)
+    resources = dataclasses.replace(plan.resources, requirements=requirements)
+    result.bundle = write_bundle(resources, elf, signing_key)
     if dump == "bundle":
         result.dump = f"{len(result.bundle)} bytes\n"
     return result

@@ -338,8 +338,25 @@ class OptionSpec:
     default: str  # as it would be written on the command line ("10", "hello", "false")
 
 
+# The BPF helpers bpftc's code may call (include/uapi/linux/bpf.h numbers): maps, the ring buffer,
+# time, the current task, reading memory, stacks, attach cookies, map iteration. bpfrun refuses an
+# object that calls any other, or one its bundle's requirements do not list.
+BPF_HELPERS = {
+    1: "map_lookup_elem", 2: "map_update_elem", 3: "map_delete_elem", 5: "ktime_get_ns",
+    7: "get_prandom_u32", 8: "get_smp_processor_id", 14: "get_current_pid_tgid", 15: "get_current_uid_gid",
+    16: "get_current_comm", 27: "get_stackid", 35: "get_current_task", 42: "get_numa_node_id",
+    80: "get_current_cgroup_id", 112: "probe_read_user", 113: "probe_read_kernel", 114: "probe_read_user_str",
+    115: "probe_read_kernel_str", 118: "jiffies64", 120: "get_ns_current_pid_tgid", 125: "ktime_get_boot_ns",
+    131: "ringbuf_reserve", 132: "ringbuf_submit", 164: "for_each_map_elem", 174: "get_attach_cookie",
+    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns",
+}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Requirements:
+    """What a bundle needs of a host, listed for `bpfrun inspect` and checked by `bpfrun --check`
+    (and before load)."""
+
     arch: str  # `uname -m` of the hosts the bytecode was built for ('x86_64')
     # The kernel struct fields the programs read through CO-RE relocations, each as
     # "struct NAME.FIELD" (or "union ..."): bpfrun checks its host's BTF has them all before load.
@@ -348,6 +365,9 @@ class Requirements:
     # (common/btf.py layout_digest): a copy is not relocated, so bpfrun checks its host's BTF lays
     # each out the same.
     kernel_layouts: tuple[str, ...] = ()
+    probe_kinds: tuple[str, ...] = ()  # the providers of its probes, sorted: ('interval', 'tracepoint')
+    tracepoints: tuple[str, ...] = ()  # "category:event" of its tracepoint probes (wildcards as written)
+    helpers: tuple[str, ...] = ()  # the BPF helpers its code calls (names of BPF_HELPERS), sorted
 
 
 @dataclass(frozen=True, slots=True)

@@ -437,6 +437,15 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
         and stderr.endswith("calls BPF helper 109, which bpftc never emits\n")
     ), stderr
 
+    # A helper bpftc emits, but one the bundle's requirements do not list (what --check probes).
+    unlisted = compile_program(two_probes, tmp_path / "unlisted.bpfb")
+    requirements = bundle.read(unlisted.read_bytes()).resources.requirements
+    assert "get_current_pid_tgid" in requirements.helpers
+    helpers = tuple(helper for helper in requirements.helpers if helper != "get_current_pid_tgid")
+    rewrite(unlisted, {"requirements": dataclasses.replace(requirements, helpers=helpers)})
+    status, stderr = run_in_process(unlisted, capsys)
+    assert status == 1 and stderr.endswith("calls get_current_pid_tgid, which its requirements do not list\n"), stderr
+
     huge = compile_program(two_probes, tmp_path / "huge.bpfb")
     maps = bundle.read(huge.read_bytes()).resources.maps
     rewrite(huge, {"maps": (dataclasses.replace(maps[1], max_entries=1_000_000), *maps[:1])})

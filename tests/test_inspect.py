@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bpfrun_run import ROOT, bpfrun_command, compile_program
+from tests.bpfrun_run import ROOT, bpfrun_command, compile_program, needs_bpf
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.bt"))
 
@@ -114,3 +114,16 @@ def test_the_same_script_gives_the_same_bytes(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
+
+
+@needs_bpf
+def test_the_kernel_is_asked_for_each_helper_a_bundle_calls() -> None:
+    """bpfrun --check asks this kernel (libbpf_probe_bpf_helper) for each helper the bundle's
+    requirements list: this 6.x kernel has every one bpftc emits, for every program type."""
+    from bpfrun.preflight import missing_helpers
+    from common.schema import BPF_HELPERS, Requirements
+
+    kinds = ("tracepoint", "kprobe", "profile", "rawtracepoint")
+    every = Requirements("x86_64", probe_kinds=kinds, helpers=tuple(sorted(BPF_HELPERS.values())))
+    assert missing_helpers(every) == []
+    assert missing_helpers(Requirements("x86_64", probe_kinds=kinds, helpers=("not_a_helper",))) == []

@@ -89,8 +89,9 @@ def define_license(module: ir.Module) -> None:
 class BpfBuilder:
     """An IRBuilder positioned in one probe's function; owns its entry block."""
 
-    def __init__(self, function: ir.Function) -> None:
+    def __init__(self, function: ir.Function, helpers: set[int] | None = None) -> None:
         self.function = function
+        self.helpers = helpers if helpers is not None else set()  # the helper ids it calls
         self.entry = function.append_basic_block("entry")
         body = function.append_basic_block("body")
         self.ir = ir.IRBuilder(body)
@@ -169,6 +170,7 @@ class BpfBuilder:
 
     def call_helper(self, helper_id: int, args: list[ir.Value], name: str, returns: ir.Type = I64) -> ir.Value:
         """Call a BPF helper: the kernel resolves `call <id>`, so the callee is the id cast to a pointer."""
+        self.helpers.add(helper_id)
         callee = ir.Constant(I64, helper_id).inttoptr(PTR)
         callee.function_type = ir.FunctionType(returns, [arg.type for arg in args])
         attributes = _SAME_ALL_RUN if helper_id in _SAME_RESULT_ALL_RUN else ()

@@ -14,7 +14,7 @@ key, a ring buffer record), without a copy on the stack first.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llvmlite import ir
 
@@ -74,6 +74,7 @@ class Module:
     kernel_data: KernelData | None = None
     stacks: ir.GlobalVariable | None = None  # the stack-trace map of kstack and ustack
     usdt_specs: ir.GlobalVariable | None = None  # where each USDT site has its arguments
+    helpers: set[int] = field(default_factory=set)  # the BPF helper ids the functions call
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
@@ -96,7 +97,8 @@ class Module:
 
 def generate(
     program: ast.Program, resolution: Resolution, plan: Plan, arch: Arch, file_name: str, diagnostics: Diagnostics
-) -> ir.Module:
+) -> tuple[ir.Module, tuple[str, ...]]:
+    """The module, and the names of the BPF helpers its code calls (schema.BPF_HELPERS)."""
     module = ir.Module(name=file_name)
     module.triple = TARGET_TRIPLE
     module.data_layout = DATA_LAYOUT
@@ -133,7 +135,7 @@ def generate(
     if shared.scratch is not None:
         describe_map(debug_info, shared.scratch, _array_attributes(scratch_bytes))
     debug_info.finish()
-    return module
+    return module, tuple(sorted(schema.BPF_HELPERS[helper] for helper in shared.helpers))
 
 
 def _define_script_maps(module: ir.Module, debug_info: DebugInfo, plan: Plan) -> dict[str, ir.GlobalVariable]:
@@ -231,7 +233,7 @@ class _ProbeGenerator(ast.Visitor):
             self.memory_budget, scratch_start = CALLBACK_STACK_BUDGET, callback.scratch_start
         function.attributes.add("nounwind")  # no .eh_frame: BPF has no unwinding
         shared.debug_info.describe_function(function)
-        self.bpf = BpfBuilder(function)
+        self.bpf = BpfBuilder(function, shared.helpers)
         self.ir = self.bpf.ir
         self.memory = Memory(self.bpf, shared.scratch_map, self.memory_budget, scratch_start)
         self.maps = MapAccess(self)

@@ -93,7 +93,9 @@ def plan_resources(
             arch=arch.name,
             kernel_fields=_kernel_fields(program, resolution),
             kernel_layouts=_kernel_layouts(program, resolution),
-        ),
+            probe_kinds=tuple(sorted({plan.spec.provider for plan in programs})),
+            tracepoints=tuple(sorted({":".join(plan.spec.target) for plan in programs if plan.spec.provider == "tracepoint"})),
+        ),  # the helpers are added once the code is generated (pipeline.py)
         globals=_globals(program, resolution),
         options=tuple(_options(program)),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
