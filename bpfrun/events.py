@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from bpfrun import maps, printf, values
+from bpfrun import maps, values
 from bpfrun.errors import UserError
 from bpfrun.output import Output, text_value
 from bpfrun.values import MapValue, Timestamp, decode, encode
@@ -227,6 +227,8 @@ _FAST_KINDS = (layout.INT, layout.UINT, layout.POINTER, layout.BOOL, layout.STRI
 def _compile_printf(event) -> Callable[[bytes], bytes]:
     """An event of schema.FORMATTED_EVENTS: payload → formatted bytes, with the decoding and the formatting worked out once per event
     kind: this is the path every printf record takes."""
+    from bpfrun import printf  # only for bundles that format text
+
     decode_arguments = values.tuple_decoder(event.args)
     kinds = [_ARGUMENT_KINDS.get(field.layout.kind, "other") for field in event.args.fields]
     formatter = printf.compile_format(printf.parse(event.format), kinds)

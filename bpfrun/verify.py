@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from bpfrun import parameters, printf
+from bpfrun import parameters
 from bpfrun.attach import PROVIDERS
 from bpfrun.errors import UserError
 from common import layout, schema
@@ -204,6 +204,8 @@ def _verify_event(event_id: int, event: EventSpec, map_names: set[str]) -> None:
 
 def _verify_printf(event, where: str) -> None:
     """An event of schema.FORMATTED_EVENTS: its format fits its arguments."""
+    from bpfrun import printf  # printf and its format parser: only for bundles that format text
+
     conversions = printf.conversions(printf.parse(event.format))
     arguments = event.args.fields
     if len(conversions) != len(arguments):
