@@ -49,6 +49,21 @@ class Array:
     items: tuple[int | bool, ...]
 
 
+class EnumValue(int):
+    """A kernel enum's value: printed as its enumerator's name (JSON: the number)."""
+
+    names: dict[int, str] = {}
+
+    def __str__(self) -> str:
+        return self.names.get(int(self), int.__str__(self))
+
+
+@functools.lru_cache(maxsize=256)
+def _enum_class(text: str) -> type[EnumValue]:
+    """An EnumValue class for one enum layout: its names parsed once."""
+    return type("EnumValue", (EnumValue,), {"names": layout.enum_names(text) or {}})
+
+
 class Address(int):
     """A pointer's value: printed in hex."""
 
@@ -122,6 +137,8 @@ def decode(spec: Layout, data: bytes) -> Primitive:
         return Timestamp(int.from_bytes(data[:8], "little"), spec.text)
     if kind == layout.POINTER:
         return Address(int.from_bytes(data[:8], "little"))
+    if kind == layout.ENUM:
+        return _enum_class(spec.text)(int.from_bytes(data[:8], "little"))
     if kind == layout.STACK:
         return stacks.format_stack(spec.text, data)
     if kind == layout.SYMBOL:

@@ -32,7 +32,7 @@ from common.schema import EventSpec, MapSpec, ProbeSpec, Resources
 SUPPORTED_ARCHES = ("x86_64",)
 _KEY_KINDS = (
     layout.INT, layout.UINT, layout.BOOL, layout.STRING, layout.TUPLE, layout.RECORD, layout.ARRAY, layout.LOOKUP,
-    layout.POINTER, layout.STACK, layout.SYMBOL, layout.BYTES,
+    layout.POINTER, layout.STACK, layout.SYMBOL, layout.BYTES, layout.ENUM,
 )  # fmt: skip
 _VALUE_KINDS = (*_KEY_KINDS, layout.TIMESTAMP, layout.LOOKUP)
 _MAX_LHIST_BUCKETS = 1002
@@ -216,7 +216,7 @@ def _verify_printf(event, where: str) -> None:
         if spec.conversion in printf.UNSUPPORTED_CONVERSIONS:
             raise UserError(f"{where}: unsupported format specifier: {spec.conversion}")
         # %s prints any value as text (bpftrace prints 5 and true); integer conversions need a number.
-        numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL, layout.POINTER)
+        numeric = argument.layout.kind in (layout.INT, layout.UINT, layout.BOOL, layout.POINTER, layout.ENUM)
         if spec.conversion not in printf.STRING_CONVERSIONS and not numeric:
             raise UserError(f"{where}: %{spec.conversion} cannot print argument {position}, a {argument.layout.kind}")
 

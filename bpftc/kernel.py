@@ -26,7 +26,7 @@ from common import btf as btf_format
 from common import layout
 from common.layout import Layout
 from common.target import Target, parse_format
-from bpftc.types import INT8, UINT8, Array, Bool, Int, Pointer, String, Struct, Type
+from bpftc.types import INT8, UINT8, Array, Bool, Enum, Int, Pointer, String, Struct, Type
 
 DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
 TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
@@ -278,6 +278,16 @@ class KernelTypes:
             return None
         return found if found.kind in (btf_format.STRUCT, btf_format.UNION) and not found.name else None
 
+    def enum(self, name: str) -> Enum | None:
+        """`enum NAME` of the BTF, as bpftc types its values."""
+        found = self.btf.find(btf_format.ENUM, name) or self.btf.find(btf_format.ENUM64, name) if self.btf else None
+        return _enum_type(found) if found is not None else None
+
+    def enumerator(self, name: str) -> Enum | None:
+        """The type of a kernel enum's enumerator used by name (`BPF_PROG_LOAD`)."""
+        found = self.btf.enumerator(name) if self.btf is not None else None
+        return _enum_type(found[0]) if found is not None else None
+
     def _btf_fields(self, member: btf_format.Member, path: tuple[int, ...], base: int) -> dict[str, Field]:
         """The field `member` names, or the fields of an anonymous struct or union member, which C
         reads as the outer struct's own."""
@@ -336,6 +346,10 @@ class KernelTypes:
         if found.kind in (btf_format.INT, btf_format.ENUM) and found.size in (1, 2, 4, 8):
             return Int(found.size * 8, found.signed)
         return INT8  # void * and the like: bytes
+
+
+def _enum_type(found: btf_format.BtfType) -> Enum:
+    return Enum(64, False, found.name or f"(anonymous {found.id})", found.enumerators)
 
 
 class _NotHeld(Exception):

@@ -16,6 +16,7 @@ from common.layout import Layout
 from bpftc.types import (
     Array,
     Bool,
+    Enum,
     Formatted,
     Int,
     Lookup,
@@ -34,6 +35,8 @@ SLOT = layout.SLOT
 
 
 def layout_of(t: Type) -> Layout:
+    if isinstance(t, Enum):
+        return layout.enum(t.enumerators)
     if isinstance(t, Int):
         return layout.integer(t.size, t.signed)
     if isinstance(t, Bool):

@@ -40,6 +40,22 @@ class Int(Type):
 
 
 @dataclass(frozen=True, slots=True)
+class Enum(Int):
+    """A kernel enum's value (`BPF_PROG_LOAD`, `(enum bpf_cmd)3`): a 64-bit integer, which
+    arithmetic makes a plain one, printed as its enumerator's name (a number it has none for, as
+    a number)."""
+
+    name: str = ""
+    enumerators: tuple[tuple[str, int], ...] = ()
+
+    def __str__(self) -> str:
+        return f"enum {self.name}"
+
+    def value_of(self, enumerator: str) -> int | None:
+        return next((value for name, value in self.enumerators if name == enumerator), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Bool(Type):
     def __str__(self) -> str:
         return "bool"
@@ -250,7 +266,7 @@ def unify(a: Type, b: Type) -> Type | None:
     Strings widen to the longer one; tuples and records element by element."""
     if isinstance(a, Unknown):
         return b
-    if isinstance(b, Unknown):
+    if isinstance(b, Unknown) or a == b:
         return a
     if isinstance(a, Int) and isinstance(b, Int):
         return common_int(a, b)

@@ -68,6 +68,7 @@ class Btf:
             raise BtfError("truncated BTF")
         self._starts = [0]  # type id → offset of its record (id 0 is void)
         self._by_name: dict[tuple[int, str], int] = {}
+        self._enumerators: dict[str, tuple[int, int]] | None = None
         try:
             self._index(types_start)
         except struct.error:
@@ -99,6 +100,18 @@ class Btf:
     def find(self, kind: int, name: str) -> BtfType | None:
         type_id = self._by_name.get((kind, name))
         return None if type_id is None else self.type(type_id)
+
+    def enumerator(self, name: str) -> tuple[BtfType, int] | None:
+        """The enum that has an enumerator `name`, and its value: the first such enum (the index
+        of every enumerator is built on first use)."""
+        if self._enumerators is None:
+            self._enumerators = {}
+            for type_id, offset in enumerate(self._starts):
+                if type_id and (struct.unpack_from("<I", self._data, offset + 4)[0] >> 24) & 0x1F in (ENUM, ENUM64):
+                    for enumerator, value in self.type(type_id).enumerators:
+                        self._enumerators.setdefault(enumerator, (type_id, value))
+        found = self._enumerators.get(name)
+        return None if found is None else (self.type(found[0]), found[1])
 
     @lru_cache(maxsize=4096)  # noqa: B019 (one Btf per compile; the cache dies with it)
     def type(self, type_id: int) -> BtfType:

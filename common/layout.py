@@ -17,6 +17,8 @@ A `Layout` has a kind, a size in bytes, and for tuples and records its fields at
                 "inet" (a u64 address family, then 16 bytes: an IPv4 or IPv6 address)
     symbol      size 16: an address, then the process id for a user address; printed as the
                 symbol that holds it; `text` is ksym or usym
+    enum        size 8: an unsigned number printed as the name `text` gives it ("0:NAME,1:OTHER"),
+                as a number when it gives none; JSON prints the number
     lookup      size 8: a number bpfrun prints as the name it has on its host; `text` says which
                 table: errno (strerror's message), signal (signal_name's), uid (the user's name),
                 syscall (syscall_name's, from the host's libseccomp), cgroup (cgroup_path's: the
@@ -55,7 +57,9 @@ BYTES_FORMATS = {"buffer": None, "macaddr": 8, "inet": 24}  # the size of each, 
 SYMBOL_KINDS = ("ksym", "usym")
 LOOKUP_TABLES = ("errno", "signal", "uid", "syscall", "cgroup")
 NONE = "none"
-KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, ARRAY, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, NONE)
+ENUM = "enum"
+MAX_ENUM_TEXT = 1 << 16
+KINDS = (INT, UINT, BOOL, STRING, TUPLE, RECORD, ARRAY, TIMESTAMP, LOOKUP, POINTER, STACK, SYMBOL, BYTES, ENUM, NONE)
 INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
@@ -102,6 +106,23 @@ def array(element: Layout, length: int) -> Layout:
     return Layout(ARRAY, element.size * length, (Field("", 0, element),))
 
 
+def enum(enumerators: tuple[tuple[str, int], ...]) -> Layout:
+    return Layout(ENUM, 8, text=",".join(f"{value}:{name}" for name, value in enumerators))
+
+
+def enum_names(text: str) -> dict[int, str] | None:
+    """An enum layout's names by value, or None when its text is not "VALUE:NAME,..."."""
+    if len(text) > MAX_ENUM_TEXT:
+        return None
+    names: dict[int, str] = {}
+    for item in text.split(",") if text else ():
+        value, _, name = item.partition(":")
+        if not name.isidentifier() or not value.lstrip("-").isdigit() or len(value) > 20:
+            return None
+        names.setdefault(int(value), name)
+    return names
+
+
 def aligned(offset: int, alignment: int) -> int:
     return (offset + alignment - 1) // alignment * alignment
 
@@ -146,6 +167,8 @@ def problem(layout: Layout, depth: int = 0) -> str | None:
         return f"bytes of {layout.size} bytes printed as {layout.text!r}"
     if layout.kind == SYMBOL and (layout.size != 16 or layout.text not in SYMBOL_KINDS):
         return f"a symbol of {layout.size} bytes described as {layout.text!r}"
+    if layout.kind == ENUM:
+        return None if layout.size == 8 and enum_names(layout.text) is not None else "an enum without names"
     if layout.text and (layout.kind not in (TIMESTAMP, LOOKUP, STACK, SYMBOL, BYTES) or len(layout.text) > 1024):
         return "a format where none belongs, or one longer than 1024"
     if layout.kind in (TUPLE, RECORD):

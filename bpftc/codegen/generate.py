@@ -23,7 +23,7 @@ from common.layout import Layout
 
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import COMM_SIZE, REGISTERS, TYPE_PREDICATES, USERMODE_ALWAYS, USERMODE_FROM_REGISTERS
+from bpftc.builtins import BUILTIN_VARIABLES, COMM_SIZE, REGISTERS, TYPE_PREDICATES, USERMODE_ALWAYS, USERMODE_FROM_REGISTERS
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -44,7 +44,7 @@ from bpftc.passes.resolve import (
 )
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import INT8, Array, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
+from bpftc.types import INT8, Array, Enum, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -537,6 +537,8 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> ir.Value:
         name = node.name
+        if isinstance(self.types[node], Enum) and name not in BUILTIN_VARIABLES:  # an enumerator
+            return I64(self.types[node].value_of(name))
         if name in ("comm", "probe", "probetype", "kstack", "ustack", "func"):
             return self.in_memory(node)
         if name in ("pid", "tid"):

@@ -50,6 +50,7 @@ from bpftc.passes.resolve import (
 from bpftc.probes import PROVIDERS
 from bpftc.types import (
     Aggregate,
+    Enum,
     Array,
     Bool,
     Int,
@@ -317,6 +318,8 @@ class _Checker(ast.Visitor):
             self._check_func(node)
         elif node.name in NOT_YET_GENERATED:
             self.not_supported(node, f"The builtin '{node.name}'")
+        elif builtin is None and isinstance(self.type_of(node), Enum):
+            return  # a kernel enum's enumerator
         elif builtin is None:
             if node.name in NOT_YET_BUILTINS:
                 self.not_supported(node, f"The builtin '{node.name}'")
@@ -424,13 +427,20 @@ class _Checker(ast.Visitor):
             return
         target = type_of_spec(node.type)
         operand = self.type_of(node.operand)
-        if target is None:
+        if target is None and node.type.struct_kind == "enum":
+            self.diagnostics.error(_cast_span(node), f"Unknown enum: {node.type.name}")
+        elif target is None:
             self._unknown_type(node.type)
         elif isinstance(target, Pointer) and isinstance(operand, (Int, Pointer, Unknown)):
             if isinstance(target.target, Struct) and self.resolution.struct_of(target) is None:
                 self.error(node.type, f"Unknown struct/union: '{target.target}' (not in the kernel's BTF)")
         elif isinstance(target, Array) or isinstance(operand, Array):
             self._check_array_cast(node, operand, target)
+        elif isinstance(target, Enum) and constant_value(node.operand) is not None and (
+            constant_value(node.operand) not in {value for _, value in target.enumerators}
+        ):
+            message = f"Enum: {target.name} doesn't contain a variant value of {constant_value(node.operand)}"
+            self.diagnostics.error(_cast_span(node), message)
         elif isinstance(target, (Pointer, Struct)):
             self.not_supported(node, f"Casting to '{target}'")
         elif isinstance(target, (Int, Bool)) and not isinstance(operand, (Int, Bool, Pointer, Unknown)):
@@ -439,10 +449,7 @@ class _Checker(ast.Visitor):
             self._cannot_cast(node, operand, target)
 
     def _cannot_cast(self, node: ast.Cast, operand: Type, target: Type) -> None:
-        """bpftrace points at the cast's parenthesised type."""
-        spec = node.type.span
-        where = Span(node.span.line, node.span.col, spec.end_line, spec.end_col + 1)
-        self.diagnostics.error(where, f'Cannot cast from "{operand}" to "{target}"')
+        self.diagnostics.error(_cast_span(node), f'Cannot cast from "{operand}" to "{target}"')
 
     def _check_array_cast(self, node: ast.Cast, operand: Type, target: Type) -> None:
         """An integer reinterpreted as an array of integers or bools of the same size, and back."""
@@ -458,7 +465,9 @@ class _Checker(ast.Visitor):
             self._cannot_cast(node, operand, target)
 
     def _unknown_type(self, spec: ast.TypeSpec) -> None:
-        if spec.struct_kind:
+        if spec.struct_kind == "enum" and not spec.pointer_depth and spec.array_length is None:
+            self.error(spec, f"Unknown enum: {spec.name}")
+        elif spec.struct_kind:
             self.not_supported(spec, f"The type '{spec.struct_kind} {spec.name}'")
         else:
             self.error(spec, f'Cannot resolve unknown type "{spec.name}"')
@@ -1034,6 +1043,12 @@ def _declaration_span(node: ast.Node) -> Span:
     if isinstance(node, ast.Let):
         return span_between(node.span, node.variable.span)
     return node.span
+
+
+def _cast_span(node: ast.Cast) -> Span:
+    """bpftrace points at a cast's parenthesised type."""
+    spec = node.type.span
+    return Span(node.span.line, node.span.col, spec.end_line, spec.end_col + 1)
 
 
 def _is_aggregation(node: ast.Node) -> bool:

@@ -269,7 +269,7 @@ def _wrap(value: int) -> int:
 
 def type_of_spec(spec: ast.TypeSpec) -> Type | None:
     """The type a TypeSpec names, or None when it names none that bpftc knows."""
-    if spec.of is not None:  # typeof(X), once the resolver has typed X
+    if spec.of is not None or spec.struct_kind == "enum":  # typeof(X), enum X: once the resolver has typed X
         return spec.resolved if isinstance(spec.resolved, Type) and not isinstance(spec.resolved, Unknown) else None
     if spec.struct_kind:
         base: Type = Struct(spec.struct_kind, spec.name)
@@ -459,7 +459,9 @@ class _Resolver(ast.Visitor):
         if node.name == "func":
             return self.typed(node, self._func_type())
         builtin = BUILTIN_VARIABLES.get(node.name)
-        return self.typed(node, builtin.type if builtin else UNKNOWN)
+        if builtin is None:  # a kernel enum's enumerator, by name?
+            return self.typed(node, self.resolution.kernel.enumerator(node.name) or UNKNOWN)
+        return self.typed(node, builtin.type)
 
     def _func_type(self) -> Type:
         """The function's name: known when the attach points name it; for a wildcard, bpfrun
@@ -666,6 +668,9 @@ class _Resolver(ast.Visitor):
         (X is typed, never run)."""
         if node.of is not None:
             node.resolved = self.visit(node.of)
+        if node.struct_kind == "enum" and not node.pointer_depth and node.array_length is None:
+            node.resolved = self.resolution.kernel.enum(node.name)
+            return node.resolved
         return type_of_spec(node)
 
     def visit_Offsetof(self, node: ast.Offsetof) -> Type:

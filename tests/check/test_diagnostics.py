@@ -236,6 +236,14 @@ SAME_AS_BPFTRACE = [
         """,
     ),
     (
+        "begin { $e = (enum nope)1; }",
+        """\
+        stdin:1:14-25: ERROR: Unknown enum: nope
+        begin { $e = (enum nope)1; }
+                     ~~~~~~~~~~~
+        """,
+    ),
+    (
         "let @a = percpuhash(10); begin { @a[1] = 5; exit(); }",
         """\
         stdin:1:34-36: ERROR: Incompatible map types. Type from declaration: percpuhash. Type from value/key type: hash
@@ -426,3 +434,13 @@ def test_context_builtins_inside_a_for_map_body_are_not_supported_yet():
     text = diagnostics_text("tracepoint:syscalls:sys_enter_read { @[1] = 1; for ($kv : @) { @x = args.fd; @s = reg(\"ip\"); } }")
     assert "ERROR: The builtin 'args' inside a for-loop over a map is not supported yet" in text
     assert "ERROR: reg() inside a for-loop over a map is not supported yet" in text
+
+
+def test_a_cast_to_an_enum_value_it_lacks():
+    # bpftrace 0.27 knows only the enums a program names an enumerator of, and says "Unknown enum:
+    # bpf_cmd" here unless it does; its message for a missing value, given it knows the enum:
+    assert diagnostics_text("begin { $z = (enum bpf_cmd)1000; }") == dedent("""\
+        stdin:1:14-28: ERROR: Enum: bpf_cmd doesn't contain a variant value of 1000
+        begin { $z = (enum bpf_cmd)1000; }
+                     ~~~~~~~~~~~~~~
+    """)
