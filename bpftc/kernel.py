@@ -166,6 +166,26 @@ class KernelTypes:
         self.layouts[struct] = layout
         return layout
 
+    def function_args(self, function: str) -> StructLayout | str:
+        """`args` of fentry:function and fexit:function: the function's parameters, from its BTF
+        prototype; the program's context holds them as an array of u64 (fexit's return value
+        after them)."""
+        struct = Struct("struct", f"fentry:{function}_args")
+        if struct in self.layouts:
+            return self.layouts[struct]
+        found = self.btf.find(btf_format.FUNC, function) if self.btf is not None else None
+        prototype = self.btf.type(found.type_id) if found is not None else None
+        if prototype is None or prototype.kind != btf_format.FUNC_PROTO:
+            return f"Cannot find the arguments of {function} (no BTF function {function})"
+        fields = {
+            parameter.name: Field(parameter.name, self.semantic_type(parameter.type_id), 8 * index)
+            for index, parameter in enumerate(prototype.members)
+            if parameter.name
+        }
+        layout = StructLayout(struct, 8 * len(prototype.members), fields)
+        self.layouts[struct] = layout
+        return layout
+
     # Kernel structs
 
     def struct_layout(self, struct: Struct) -> StructLayout | None:

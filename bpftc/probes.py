@@ -326,9 +326,9 @@ _PROVIDERS = (
     Provider(UPROBE, ("u",), _describe_uprobe, context=("args",)),
     Provider(URETPROBE, ("ur",), _describe_uprobe, context=("retval",)),
     Provider(USDT, ("U",), _describe_usdt, context=("args",), arguments="usdt"),
-    # fentry/fexit offer no arguments yet: args.NAME needs the function's BTF (kernel types).
-    Provider(FENTRY, ("f", "kfunc"), _describe_fentry),
-    Provider(FEXIT, ("fr", "kretfunc"), _describe_fentry),
+    # fentry/fexit: the context is the function's arguments as u64s (fexit's return value after them)
+    Provider(FENTRY, ("f", "kfunc"), _describe_fentry, context=("args",), arguments="array"),
+    Provider(FEXIT, ("fr", "kretfunc"), _describe_fentry, context=("args", "retval"), arguments="array"),
     Provider(PROFILE, ("p",), _describe_profile),
     Provider(INTERVAL, ("i",), _describe_interval),
     Provider(SOFTWARE, ("s",), _perf_events(SOFTWARE_EVENTS, 1)),

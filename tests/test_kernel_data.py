@@ -443,3 +443,23 @@ def test_bitfields_are_read_where_this_kernel_has_them(tmp_path: Path) -> None:
         workload = "os.getppid()\nos.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))\nos.getppid()"
         result = traced(bundle, workload)
         assert result.stdout == "(0, true)\n(1, true)\n\n\n", result.stderr
+
+
+def test_fentry_and_fexit_args_from_the_functions_btf(tmp_path: Path) -> None:
+    """fentry/fexit args by name, from vfs_read's BTF prototype (file, buf, count, pos): the
+    context is the arguments as u64s, fexit's retval after them. This kernel refuses to load
+    fentry programs (EPERM): bpfrun says so in one line, and attaches nothing."""
+    from tests.compile import dump
+
+    program = "fentry:vfs_read { @[args.count] = count(); @f = args.file->f_flags; } fexit:vfs_read { @r = retval; }"
+    typed = dump(program, "resolve")
+    assert "Field .count :: uint64" in typed and "Field ->f_flags :: uint32" in typed and "Field .file :: struct file *" in typed
+    generated = dump("fexit:vfs_read { @r = retval; @c = args.count; }", "generate")
+    assert re.search(r'%"field" = getelementptr i8, ptr %"\.1", i64 32\n\s+%"retval" = load i64', generated), generated
+    assert 'getelementptr i8, ptr %".1", i64 16' in generated  # count, the third argument
+    bundle = compile_program(program + " interval:ms:100 { exit(); }", tmp_path / "f.bpfb")
+    result = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True, timeout=20)
+    if result.returncode == 0:  # a kernel that loads fentry programs
+        return
+    assert result.stdout == "" and result.stderr.startswith("bpfrun: ERROR: cannot load fentry:vmlinux:vfs_read: ")
+    assert result.stderr.count("\n") == 1

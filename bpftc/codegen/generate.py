@@ -36,6 +36,7 @@ from bpftc.passes.resolve import (
     Binding,
     Resolution,
     address_bytes,
+    args_layout,
     constant_value,
     function_name,
     offset_of,
@@ -560,6 +561,10 @@ class _ProbeGenerator(ast.Visitor):
         if name == "elapsed":
             now = self.bpf.call_helper(bpf_helpers.KTIME_GET_NS, [], name="now")
             return self.ir.sub(now, self.load_global(schema.START_NS), name="elapsed")
+        if name == "retval" and self.program_plan.target.provider == "fexit":  # after the arguments
+            arguments = args_layout(self.program_plan.target, self.resolution.kernel)
+            offset = arguments.size if not isinstance(arguments, str) else 0
+            return self.bpf.load_i64(self.bpf.context, offset, name="retval")
         if name == "retval":
             return self.bpf.load_i64(self.bpf.context, self.arch.return_offset, name="retval")
         if name == "curtask":
@@ -984,10 +989,7 @@ class _ProbeGenerator(ast.Visitor):
         if isinstance(operand, ast.Unop):
             operand = operand.operand
         if _is_args(operand):  # this attach point's own layout
-            target = self.program_plan.target
-            if target.provider == "rawtracepoint":
-                return self.resolution.kernel.rawtracepoint_args(target.target[-1])
-            return self.resolution.kernel.tracepoint_args(*target.target)
+            return args_layout(self.program_plan.target, self.resolution.kernel)
         return self.resolution.struct_of(self.types[operand])
 
     def visit_Index(self, node: ast.Index) -> ir.Value:

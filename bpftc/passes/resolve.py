@@ -138,7 +138,7 @@ def resolve(program: ast.Program, targets: ProbeTargets, kernel: KernelTypes | N
         if _reads_args(probe):
             for attach_point in probe.attach_points:
                 if attach_point in targets:
-                    resolution.args[attach_point] = _args_layout(targets[attach_point], resolution.kernel)
+                    resolution.args[attach_point] = args_layout(targets[attach_point], resolution.kernel)
     readers: dict[str, set[ast.Probe]] = {}  # map name → probes that read its type
     pending = list(program.probes)
     while pending:
@@ -160,12 +160,14 @@ def _reads_args(probe: ast.Probe) -> bool:
     return any(isinstance(node, ast.Builtin) and node.name == "args" for node in ast.walk(probe))
 
 
-def _args_layout(target, kernel: KernelTypes) -> StructLayout | str:
+def args_layout(target, kernel: KernelTypes) -> StructLayout | str:
     """The layout of `args` in a program attached to `target`, or why there is none."""
     if target.provider not in ("tracepoint", "rawtracepoint", "fentry", "fexit", "uprobe", "uretprobe"):
         return ARGS_PROVIDERS_MESSAGE.format(provider=target.provider)
     if target.provider == "rawtracepoint":
         return kernel.rawtracepoint_args(target.target[-1])
+    if target.provider in ("fentry", "fexit") and target.target[0] == "vmlinux":
+        return kernel.function_args(target.target[-1])
     if target.provider != "tracepoint":
         return f"The args builtin of {target.provider} probes is not supported yet"
     if target.wildcard:
