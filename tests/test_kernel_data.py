@@ -463,3 +463,22 @@ def test_fentry_and_fexit_args_from_the_functions_btf(tmp_path: Path) -> None:
         return
     assert result.stdout == "" and result.stderr.startswith("bpfrun: ERROR: cannot load fentry:vmlinux:vfs_read: ")
     assert result.stderr.count("\n") == 1
+
+
+@needs_bpf
+def test_the_probes_context_inside_a_for_map_body(tmp_path: Path) -> None:
+    """A for-map body is a callback of bpf_for_each_map_elem: the probe's context reaches it
+    through the callback's context, so args, kstack and probe (a wildcard's) work there too."""
+    program = (
+        "tracepoint:syscalls:sys_enter_openat /pid == $1/ { @m[1] = 1; @m[2] = 2; "
+        'for ($kv : @m) { printf("%d %s %d\\n", $kv.0, str(args.filename), args.flags); '
+        "@stacks[kstack(1)] = count(); } } "
+        'tracepoint:syscalls:sys_enter_getpp* /pid == $1/ { for ($kv : @m) { printf("%s\\n", probe); } }'
+    )
+    workload = "os.close(os.open('/etc/hostname', os.O_RDONLY))\nos.getppid()"
+    result = traced(compile_program(program, tmp_path / "f.bpfb"), workload)
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    lines = result.stdout.splitlines()
+    expected = [f"{key} /etc/hostname {flags}" for key in (1, 2)] + ["tracepoint:syscalls:sys_enter_getppid"] * 2
+    assert sorted(lines[:2]) + lines[2:4] == expected, result.stdout + result.stderr  # a hash map's order
+    assert re.search(r"@stacks\[\n\s+\S+\+\d+\n\]: 2", result.stdout), result.stdout

@@ -92,6 +92,7 @@ class BpfBuilder:
     def __init__(self, function: ir.Function, helpers: set[int] | None = None) -> None:
         self.function = function
         self.helpers = helpers if helpers is not None else set()  # the helper ids it calls
+        self.probe_context: ir.Value | None = None
         self.entry = function.append_basic_block("entry")
         body = function.append_basic_block("body")
         self.ir = ir.IRBuilder(body)
@@ -99,8 +100,10 @@ class BpfBuilder:
         self.body = body
 
     @property
-    def context(self) -> ir.Argument:
-        return self.function.args[0]
+    def context(self) -> ir.Value:
+        """The probe's context: its function's first argument, or in a for-map body (a callback)
+        the probe's, passed through the callback's context."""
+        return self.probe_context if self.probe_context is not None else self.function.args[0]
 
     def finish(self, guard: ir.Value | None = None) -> None:
         """Close the entry block and return 0 from where the body ends. With a `guard` (an i1

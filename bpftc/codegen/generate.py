@@ -429,10 +429,11 @@ class _ProbeGenerator(ast.Visitor):
         every element. The variables of the probe the body uses are reached through a context on
         the probe's stack (pointers to their storage), after a flag the body sets on `return`."""
         outer = _outer_bindings(node.body, self.bindings, self.storage)
-        context = self.bpf.allocas.alloca(ir.ArrayType(I64, 1 + len(outer)), name="for_context")
+        context = self.bpf.allocas.alloca(ir.ArrayType(I64, 2 + len(outer)), name="for_context")
         context.type = PTR  # llvmlite's typed alloca used as an opaque pointer, as in memory.py
         self.bpf.store_i64(I64(0), context)
-        for index, binding in enumerate(outer, 1):
+        self.ir.store(self.bpf.context, self.bpf.at(context, 8), align=8)  # the probe's, for args, kstack...
+        for index, binding in enumerate(outer, 2):
             self.ir.store(self.storage[binding], self.bpf.at(context, 8 * index), align=8)
         function = ir.Function(
             self.shared.module,
@@ -465,7 +466,8 @@ class _ProbeGenerator(ast.Visitor):
         """Generate a for-map body's function; return the scratch bytes it needs (at most)."""
         callback = self.callback
         _, key, value, context = self.bpf.function.args
-        for index, binding in enumerate(callback.outer, 1):
+        self.bpf.probe_context = self.ir.load(self.bpf.at(context, 8), name="probe_context", typ=PTR, align=8)
+        for index, binding in enumerate(callback.outer, 2):
             self.storage[binding] = self.ir.load(
                 self.bpf.at(context, 8 * index), name=binding.name[1:], typ=PTR, align=8
             )

@@ -74,8 +74,6 @@ from bpftc.types import (
 MAX_UNROLL = 100
 # What reads the probe's context (its registers, its record, its attach cookie): not available in
 # a for-map body, which runs as a callback of the map iteration.
-CONTEXT_BUILTINS = {"args", "retval", "kstack", "ustack", "reg"} | {f"arg{i}" for i in range(12)}
-COOKIE_BUILTINS = {"probe", "func"}  # read through the attach cookie in a probe bpfrun expands
 MAX_BUFFER = 1024  # bytes a buf() takes at most
 MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack size × needle size
 # Functions of bpftrace's standard library that bpftc does not compile yet: using one is "not
@@ -167,7 +165,6 @@ class _Checker(ast.Visitor):
         self.contexts = contexts
         self.diagnostics = diagnostics
         self.loop_depth = 0
-        self.map_loop_depth = 0  # inside a for-map body: a callback, without the probe's context
         self.options: dict[str, OptionSpec] = {}  # getopt() names → their first use
         self.max_strlen = CONFIG_DEFAULTS["max_strlen"]  # config max_strlen: the longest string, NUL included
 
@@ -290,9 +287,7 @@ class _Checker(ast.Visitor):
             self.error(node.map, "for-loops over a map without keys are not supported yet")
         elif isinstance(info.value, Aggregate):
             self.not_supported(node.map, f"Iterating over a map of {info.value}")
-        self.map_loop_depth += 1
         self._loop_body(node.body)
-        self.map_loop_depth -= 1
 
     def _loop_body(self, body: ast.Block) -> None:
         self.loop_depth += 1
@@ -309,10 +304,7 @@ class _Checker(ast.Visitor):
 
     def visit_Builtin(self, node: ast.Builtin) -> None:
         builtin = BUILTIN_VARIABLES.get(node.name)
-        expanded = any(target.wildcard for target in self.targets_of_probe)
-        if self.map_loop_depth and (node.name in CONTEXT_BUILTINS or expanded and node.name in COOKIE_BUILTINS):
-            self.not_supported(node, f"The builtin '{node.name}' inside a for-loop over a map")
-        elif node.name == "args":
+        if node.name == "args":
             self._check_args(node)
         elif node.name == "func":
             self._check_func(node)
@@ -597,9 +589,7 @@ class _Checker(ast.Visitor):
     # Calls
 
     def _check_call(self, node: ast.Call) -> None:
-        if self.map_loop_depth and node.name in CONTEXT_BUILTINS:
-            self.not_supported(node, f"{node.name}() inside a for-loop over a map")
-            return
+
         if node.name in BUILTIN_VARIABLES and node.name not in FUNCTIONS:
             self._check_builtin_call(node)  # its argument names a mode, not a value
             return

@@ -430,12 +430,6 @@ def test_scopes_and_declarations_match_bpftrace():
     )
 
 
-def test_context_builtins_inside_a_for_map_body_are_not_supported_yet():
-    text = diagnostics_text("tracepoint:syscalls:sys_enter_read { @[1] = 1; for ($kv : @) { @x = args.fd; @s = reg(\"ip\"); } }")
-    assert "ERROR: The builtin 'args' inside a for-loop over a map is not supported yet" in text
-    assert "ERROR: reg() inside a for-loop over a map is not supported yet" in text
-
-
 def test_a_cast_to_an_enum_value_it_lacks():
     # bpftrace 0.27 knows only the enums a program names an enumerator of, and says "Unknown enum:
     # bpf_cmd" here unless it does; its message for a missing value, given it knows the enum:
