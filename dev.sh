@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(python3 python3-venv python3-pip python3-bpfcc python3-cryptography libbpf1 bpftool)
+APT_PACKAGES=(python3 python3-venv python3-pip python3-bpfcc python3-cryptography libbpf1 bpftool gcc libc6-dev)
 
 install_packages() {
   local missing=()

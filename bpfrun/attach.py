@@ -45,6 +45,7 @@ from bpfrun.libbpf import (
 )
 from bpfrun.load import LoadedObject
 from common import schema
+from common.binaries import LIBRARY_DIRECTORIES, find_binary
 from common.schema import (
     BEGIN,
     END,
@@ -75,15 +76,6 @@ if TYPE_CHECKING:
 _PERF_FLAG_FD_CLOEXEC = 8
 _PERF_ATTR_DISABLED = 1  # bit 0 of the flags word: libbpf enables the event once the program is set
 _PERF_ATTR_FREQUENCY = 1 << 10  # `freq`: sample_period holds a frequency (profile:hz:N)
-_LIBRARY_DIRECTORIES = (
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-)
-
 
 MAX_PERIOD_NS = (1 << 63) - 1
 _TRACEPOINT_NAME = re.compile(schema.TRACEPOINT_NAME)
@@ -440,25 +432,12 @@ def _check_uprobe(probe: ProbeSpec) -> None:
 def binary_path(probe: ProbeSpec) -> str:
     """The file a uprobe names: a path, or a library name (`libc`) found where ld.so looks."""
     binary = probe.target[0]
+    found = find_binary(binary)
+    if found is not None:
+        return found
     if "/" in binary:
-        if not os.path.isfile(binary):
-            raise UserError(f"cannot attach {probe.attach_point}: no such file: {binary}")
-        return binary
-    for directory in _LIBRARY_DIRECTORIES:
-        for name in (f"lib{binary}.so", f"{binary}.so", binary):
-            matches = sorted(Path(directory).glob(name + "*")) if Path(directory).is_dir() else []
-            for match in matches:  # libc.so is a linker script: the library is an ELF file
-                if _is_elf(match):
-                    return str(match)
-    raise UserError(f"cannot attach {probe.attach_point}: no library {binary!r} in {', '.join(_LIBRARY_DIRECTORIES)}")
-
-
-def _is_elf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as file:
-            return file.read(4) == b"\x7fELF"
-    except OSError:
-        return False
+        raise UserError(f"cannot attach {probe.attach_point}: no such file: {binary}")
+    raise UserError(f"cannot attach {probe.attach_point}: no library {binary!r} in {', '.join(LIBRARY_DIRECTORIES)}")
 
 
 def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) -> None:

@@ -186,6 +186,37 @@ class KernelTypes:
         self.layouts[struct] = layout
         return layout
 
+    # User functions
+
+    def uprobe_args(self, binary: str, function: str) -> StructLayout | str:
+        """`args` of uprobe:binary:function: the function's parameters, from the binary's DWARF
+        (bpftc/dwarf.py) on this build host, read from the registers the x86_64 calling
+        convention puts them in (the probe's context is struct pt_regs). Pointers point to user
+        memory; floats, structs passed by value and parameters past the sixth are not readable."""
+        struct = Struct("struct", f"uprobe:{binary}:{function}_args")
+        if struct in self.layouts:
+            return self.layouts[struct]
+        from bpftc import dwarf
+        from common.binaries import find_binary
+
+        path = find_binary(binary)
+        if path is None:
+            return f"Cannot find the arguments of {function}: no binary {binary!r} on this build host"
+        try:
+            parameters = dwarf.function_parameters(path, function)
+        except dwarf.DwarfError as error:
+            return f"Cannot find the arguments of {function}: {error}"
+        if parameters is None:
+            return f"Cannot find the arguments of {function}: {path} has no debug information for it"
+        fields = {}
+        for index, parameter in enumerate(parameters):
+            readable = _user_type(parameter.type) if index < len(_ARGUMENT_REGISTERS) else None
+            offset = _ARGUMENT_REGISTERS[index] if index < len(_ARGUMENT_REGISTERS) else 0
+            fields[parameter.name] = Field(parameter.name, readable, offset)
+        layout = StructLayout(struct, _PT_REGS_SIZE, fields, user=True)
+        self.layouts[struct] = layout
+        return layout
+
     # Kernel structs
 
     def struct_layout(self, struct: Struct) -> StructLayout | None:
@@ -230,7 +261,7 @@ class KernelTypes:
                 found = self.btf.type(struct_layout.btf_id)
                 return StructValue(self._btf_value_layout(found, 0), self._requirement(struct_layout.type, found))
             members = [(name, value, offset) for name, value, offset in TRACE_ENTRY_FIELDS] if tracepoint else []
-            for field in sorted(struct_layout.fields.values(), key=lambda field: field.offset):
+            for field in struct_layout.fields.values():  # as declared
                 member = layout.integer(4, False) if field.data_loc else self._value_layout_of_type(field.type)
                 members.append((field.name, member, field.offset))
         except _NotHeld:
@@ -366,6 +397,25 @@ class KernelTypes:
         if found.kind in (btf_format.INT, btf_format.ENUM) and found.size in (1, 2, 4, 8):
             return Int(found.size * 8, found.signed)
         return INT8  # void * and the like: bytes
+
+
+# struct pt_regs on x86_64: the call arguments are in di si dx cx r8 r9 (bpftc/arch.py).
+_ARGUMENT_REGISTERS = (112, 104, 96, 88, 72, 64)
+_PT_REGS_SIZE = 168
+
+
+def _user_type(c_type) -> Type | None:
+    """A C parameter's type (bpftc/dwarf.py's CType) as bpftc reads it from a register, or None."""
+    if c_type.kind == "pointer":
+        target = c_type.target
+        if target is not None and target.kind in ("int", "enum") and target.size in (1, 2, 4, 8):
+            return Pointer(Int(target.size * 8, target.signed), user=True)
+        return Pointer(INT8, user=True)  # void *, struct pointers...: an address
+    if c_type.kind == "bool":
+        return Bool()
+    if c_type.kind in ("int", "enum") and c_type.size in (1, 2, 4, 8):
+        return Int(c_type.size * 8, c_type.signed)
+    return None
 
 
 def _enum_type(found: btf_format.BtfType) -> Enum:

@@ -482,3 +482,62 @@ def test_the_probes_context_inside_a_for_map_body(tmp_path: Path) -> None:
     expected = [f"{key} /etc/hostname {flags}" for key in (1, 2)] + ["tracepoint:syscalls:sys_enter_getppid"] * 2
     assert sorted(lines[:2]) + lines[2:4] == expected, result.stdout + result.stderr  # a hash map's order
     assert re.search(r"@stacks\[\n\s+\S+\+\d+\n\]: 2", result.stdout), result.stdout
+
+
+_WORK_C = r"""
+#include <stdio.h>
+#include <stdbool.h>
+struct point { int x; int y; };
+__attribute__((noinline)) int work(int count, unsigned long size, const char *name, struct point *p, bool flag, short delta) {
+    return count + (int)size + name[0] + p->x + flag + delta;
+}
+int main(void) {
+    static char name[] = "hello";  /* written first: its page is there when work() reads it */
+    struct point p = {3, 4};
+    int total = 0;
+    for (int i = 0; i < 3; i++) total += work(i - 1, 1000 + i, name, &p, i == 1, -7);
+    printf("%d\n", total);
+    return 0;
+}
+"""
+
+
+@needs_bpf
+def test_uprobe_args_by_name_from_the_binarys_dwarf(tmp_path: Path) -> None:
+    """uprobe args.NAME: bpftc reads the parameters of a test binary's function from its DWARF
+    (gcc -g -O2) and reads each from its register; strings through str(), pointers in hex."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc to build the test binary")
+    source, binary = tmp_path / "work.c", tmp_path / "work"
+    source.write_text(_WORK_C)
+    subprocess.run(["gcc", "-g", "-O2", "-o", binary, source], check=True)
+    program = (
+        f'uprobe:{binary}:work {{ printf("%d %d %s %d %d\\n", args.count, args.size, str(args.name), '
+        "args.flag, args.delta); @last = args; }"
+    )
+    bundle = compile_program(program, tmp_path / "u.bpfb")
+    tracer = subprocess.Popen(bpfrun_command(bundle), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tracer.stderr.readline().startswith("Attached 1 probe")
+        subprocess.run([binary], check=True, capture_output=True)
+    finally:
+        tracer.send_signal(2)
+        stdout, stderr = tracer.communicate(timeout=20)
+    lines = stdout.splitlines()
+    assert lines[:3] == ["-1 1000 hello 0 -7", "0 1001 hello 1 -7", "1 1002 hello 0 -7"], stdout + stderr
+    assert re.fullmatch(
+        r"@last: \{ \.count = 1, \.size = 1002, \.name = 0x[0-9a-f]+, \.p = 0x[0-9a-f]+, \.flag = false, \.delta = -7 \}",
+        lines[-1],
+    ), stdout
+
+
+def test_uprobe_args_of_a_binary_without_debug_information() -> None:
+    text = diagnostics_text("uprobe:/bin/true:main { print(args.x); }")
+    assert text.splitlines()[0] == (
+        "stdin:1:31-35: ERROR: Cannot find the arguments of main: /bin/true: no DWARF debug information "
+        "(no .debug_info section, and no separate debug file found)"
+    )

@@ -20,6 +20,7 @@ block is not visible after it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from common.layout import MAX_STACK_DEPTH, STACK_MODES
@@ -168,6 +169,8 @@ def args_layout(target, kernel: KernelTypes) -> StructLayout | str:
         return kernel.rawtracepoint_args(target.target[-1])
     if target.provider in ("fentry", "fexit") and target.target[0] == "vmlinux":
         return kernel.function_args(target.target[-1])
+    if target.provider == "uprobe" and not target.wildcard and re.fullmatch(r"[A-Za-z_][\w.]*", target.target[1]):
+        return kernel.uprobe_args(*target.target)
     if target.provider != "tracepoint":
         return f"The args builtin of {target.provider} probes is not supported yet"
     if target.wildcard:
