@@ -424,6 +424,14 @@ def _sleb(data: bytes, position: int, end: int) -> tuple[int, int]:
     return result, position
 
 
+def _initial_length(data: bytes, position: int) -> tuple[int, int, int]:
+    """A unit's initial length: (length, offset size: 4 or 8 for 64-bit DWARF, position after)."""
+    length = _unsigned(data, position, 4, len(data))
+    if length == 0xFFFFFFFF:
+        return _unsigned(data, position + 4, 8, len(data)), 8, position + 12
+    return length, 4, position + 4
+
+
 def _unsigned(data: bytes, position: int, size: int, end: int) -> int:
     if position + size > end:
         raise DwarfError("value runs past the end of its unit")
@@ -590,11 +598,7 @@ class _Dwarf:
         found, position = [], 0
         while position + 4 <= len(data):
             start = position
-            length, offset_size = _unsigned(data, position, 4, len(data)), 4
-            position += 4
-            if length == 0xFFFFFFFF:
-                length, offset_size = _unsigned(data, position, 8, len(data)), 8
-                position += 8
+            length, offset_size, position = _initial_length(data, position)
             end = position + length
             if end > len(data) or length < 4 + offset_size:
                 raise DwarfError(".debug_aranges: a set runs past the end of the section")
@@ -750,12 +754,8 @@ class _Dwarf:
         units, position = [], 0
         while position < len(data):
             start = position
-            length, offset_size = _unsigned(data, position, 4, len(data)), 4
-            position += 4
-            if length == 0xFFFFFFFF:
-                length, offset_size = _unsigned(data, position, 8, len(data)), 8
-                position += 8
-            elif length >= 0xFFFFFFF0:
+            length, offset_size, position = _initial_length(data, position)
+            if offset_size == 4 and length >= 0xFFFFFFF0:
                 raise DwarfError(f"unit at 0x{start:x} has reserved length 0x{length:x}")
             end = position + length
             if end > len(data):
