@@ -316,7 +316,7 @@ def _run(path: str, options: Options) -> int:
         arguments, named = split_arguments(options.arguments)
         values = check_options(resources.options, named)
         if resources.globals is not None:
-            data = globals_data(resources.globals, arguments, ncpus, target, child, values)
+            data = globals_data(resources.globals, arguments, ncpus, target, child, values, resources.probes)
         probes = expand_usdt(expand_wildcards(with_rates(resources.probes, arguments)))
         check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
         requirements = resources.requirements

@@ -78,6 +78,7 @@ def globals_data(
     target_pid: int = 0,
     child_pid: int = 0,
     options: dict[str, int | str] | None = None,
+    probes: Sequence[schema.ProbeSpec] = (),
 ) -> bytes:
     data = bytearray(spec.size)
     for field in spec.fields:
@@ -85,6 +86,8 @@ def globals_data(
             value = target_pid if field.name == schema.TARGET_PID else child_pid
         elif field.name.startswith(schema.OPTION):
             value = (options or {})[field.name.removeprefix(schema.OPTION)]
+        elif field.name.startswith(schema.USER_ADDRESS):
+            value = user_address(field.name, probes)
         else:
             value = _value(field.name, arguments, ncpus)
         if field.layout.kind == layout.STRING:
@@ -125,6 +128,33 @@ def kernel_address(symbol: str) -> int:
     except OSError as error:
         raise UserError(f"kaddr(\"{symbol}\"): cannot read /proc/kallsyms: {error.strerror}") from None
     raise UserError(f"kaddr(\"{symbol}\"): no kernel symbol of that name on this host")
+
+
+def user_address(name: str, probes: Sequence[schema.ProbeSpec]) -> int:
+    """uaddr("NAME") in probe N ("uaddr_N_NAME"): where NAME is in the probe's binary on this
+    host, relative to the probe's own address (the program adds where the probe fired)."""
+    from bpfrun.attach import binary_path
+    from bpfrun.elf import Elf, ElfError
+
+    index, _, symbol = name.removeprefix(schema.USER_ADDRESS).partition("_")
+    probe = probes[int(index)]
+    binary = binary_path(probe)
+    try:
+        with open(binary, "rb") as file:
+            addresses = {found.name: found.value for found in Elf(file.read()).symbols() if found.value}
+    except (OSError, ElfError) as error:
+        raise UserError(f"uaddr(\"{symbol}\"): cannot read {binary}: {error}") from None
+    if symbol not in addresses:
+        raise UserError(f"uaddr(\"{symbol}\"): no symbol of that name in {binary}")
+    target = probe.target[1]
+    if target.startswith("0x"):
+        here = int(target, 16)
+    else:
+        function, _, offset = target.partition("+")
+        if function not in addresses:
+            raise UserError(f"uaddr(\"{symbol}\"): no symbol {function!r} in {binary}")
+        here = addresses[function] + int(offset or 0)
+    return addresses[symbol] - here
 
 
 def with_rates(probes: Sequence[schema.ProbeSpec], arguments: Sequence[str]) -> list[schema.ProbeSpec]:
@@ -172,7 +202,7 @@ def integer(text: str, index: int) -> int:
     return value
 
 
-def known_global(name: str, options: Sequence[schema.OptionSpec] = ()) -> bool:
+def known_global(name: str, options: Sequence[schema.OptionSpec] = (), probe_count: int = 0) -> bool:
     """Whether bpfrun knows what to write into a global of this name (for verify.py)."""
     if name in (schema.NCPUS, schema.START_NS, schema.ARGUMENT_COUNT, schema.TARGET_PID, schema.CHILD_PID,
                 schema.PIDNS_DEV, schema.PIDNS_INO):  # fmt: skip
@@ -181,6 +211,9 @@ def known_global(name: str, options: Sequence[schema.OptionSpec] = ()) -> bool:
         return any(name == schema.OPTION + option.name for option in options)
     if name.startswith(schema.KERNEL_ADDRESS):
         return re.fullmatch(schema.FUNCTION_NAME, name.removeprefix(schema.KERNEL_ADDRESS)) is not None
+    if name.startswith(schema.USER_ADDRESS):
+        index, _, symbol = name.removeprefix(schema.USER_ADDRESS).partition("_")
+        return index.isdigit() and int(index) < probe_count and re.fullmatch(schema.FUNCTION_NAME, symbol) is not None
     return any(
         name.startswith(kind) and name[len(kind) :].isdigit()
         for kind in (schema.STRING_ARGUMENT, schema.INTEGER_ARGUMENT)

@@ -44,7 +44,7 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
     if not allow_unsafe and any(isinstance(event, schema.SystemEvent) for event in resources.events):
         raise UserError("bundle runs commands with system(), an unsafe function: run it with --unsafe")
     if resources.globals is not None:
-        _verify_globals(resources.globals, resources.options)
+        _verify_globals(resources.globals, resources.options, len(resources.probes))
     _verify_names(resources)
     _verify_probes(resources.probes)
     special_maps = [
@@ -68,7 +68,7 @@ def _verify_host(resources: Resources) -> None:
         raise UserError(f"bpfrun runs on {', '.join(SUPPORTED_ARCHES)} only, this host is {host}")
 
 
-def _verify_globals(spec: Layout, options: tuple[schema.OptionSpec, ...]) -> None:
+def _verify_globals(spec: Layout, options: tuple[schema.OptionSpec, ...], probe_count: int) -> None:
     _check_layout(spec, "bundle's globals", (layout.RECORD,))
     _unique((option.name for option in options), "option")
     string_options = {schema.OPTION + option.name for option in options if option.kind == "string"}
@@ -78,7 +78,7 @@ def _verify_globals(spec: Layout, options: tuple[schema.OptionSpec, ...]) -> Non
     for field in spec.fields:
         is_string = field.name.startswith(schema.STRING_ARGUMENT) or field.name in string_options
         wanted = layout.STRING if is_string else layout.INT
-        if not parameters.known_global(field.name, options) or field.layout.kind not in (wanted, layout.UINT):
+        if not parameters.known_global(field.name, options, probe_count) or field.layout.kind not in (wanted, layout.UINT):
             raise UserError(f"bundle's globals have a field bpfrun does not know: {field.name!r} ({field.layout.kind})")
         if field.layout.kind != layout.STRING and field.layout.size != 8:
             raise UserError(f"bundle's global {field.name!r} is not 64 bits")

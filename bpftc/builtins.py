@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from common.layout import MAX_STACK_DEPTH
 
 from bpftc.types import (
-    BOOL, INT64, UINT8, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
+    BOOL, INT8, INT64, UINT8, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
 )  # fmt: skip
 
 COMM_SIZE = 16  # TASK_COMM_LEN
@@ -139,7 +139,8 @@ FUNCTIONS: dict[str, Function] = {
     "reg": Function(1, 1, result=UINT64),
     "join": Function(1, 2),
     "strcap": Function(1, 1, result=UINT64),
-    "kaddr": Function(1, 1, result=UINT64),  # resolved by bpfrun on the host (a global)  # a string's capacity, NUL included
+    "kaddr": Function(1, 1, result=UINT64),
+    "uaddr": Function(1, 1, result=Pointer(INT8, user=True)),  # a symbol's address in a uprobe's process  # resolved by bpfrun on the host (a global)  # a string's capacity, NUL included
     "default_str_length": Function(0, 0, result=UINT64),  # str()'s default capacity
     "buf": Function(1, 2),
     "macaddr": Function(1, 1, result=Formatted("macaddr")),

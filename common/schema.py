@@ -315,6 +315,10 @@ PIDNS_DEV = "pidns_dev"  # u64: st_dev of bpfrun's /proc/self/ns/pid (pid(curr_n
 PIDNS_INO = "pidns_ino"  # u64: its st_ino
 CHILD_PID = "cpid"  # u64: the pid of bpfrun -c's command (the cpid builtin); 0 without -c
 KERNEL_ADDRESS = "kaddr_"  # "kaddr_NAME": u64: kernel symbol NAME's address on the host (kaddr("NAME"))
+# "uaddr_N_NAME": i64: where symbol NAME is in the binary of probe N (a uprobe: Resources.probes[N]),
+# relative to the probe's own address; the program adds the address the probe fired at
+# (bpf_get_func_ip), which gives NAME's address in the process, however it was loaded (PIE, ASLR).
+USER_ADDRESS = "uaddr_"
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
 OPTION = "opt_"  # "opt_NAME": getopt("NAME"): i64 (integers, bools) or string, from --NAME=VALUE
@@ -348,7 +352,7 @@ BPF_HELPERS = {
     80: "get_current_cgroup_id", 112: "probe_read_user", 113: "probe_read_kernel", 114: "probe_read_user_str",
     115: "probe_read_kernel_str", 118: "jiffies64", 120: "get_ns_current_pid_tgid", 125: "ktime_get_boot_ns",
     131: "ringbuf_reserve", 132: "ringbuf_submit", 164: "for_each_map_elem", 174: "get_attach_cookie",
-    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns",
+    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns", 173: "get_func_ip",
 }  # fmt: skip
 
 

@@ -281,3 +281,27 @@ def test_an_interval_given_as_a_parameter(tmp_path: Path) -> None:
     for bad in ("0", "x"):
         refused = subprocess.run(bpfrun_command(bundle, bad), capture_output=True, text=True, timeout=20)
         assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1, refused.stderr
+
+
+def test_uaddr_is_the_symbols_address_in_the_traced_process(tmp_path: Path) -> None:
+    """uaddr("NAME") in a uprobe of libc: NAME's address in the process the probe fired in
+    (libc loaded wherever ASLR put it), as the process itself sees it (dlsym)."""
+    program = 'uprobe:libc:getppid /pid == $1/ { printf("%p %p\\n", uaddr("getppid"), uaddr("getpid")); }'
+    addresses = tmp_path / "addresses"
+    workload = (
+        "import ctypes\nlibc = ctypes.CDLL(None)\n"
+        "where = [ctypes.cast(getattr(libc, name), ctypes.c_void_p).value for name in ('getppid', 'getpid')]\n"
+        f"open('{addresses}', 'w').write(' '.join(hex(address) for address in where))\n"
+        "os.getppid()"
+    )
+    result = trace_workload(compile_program(program, tmp_path / "a.bpfb"), workload)
+    assert result.stdout.splitlines()[0] == addresses.read_text(), result.stdout + result.stderr
+
+
+def test_uaddr_outside_a_uprobe_and_of_a_missing_symbol(tmp_path: Path) -> None:
+    compiled = subprocess.run([BPFTC, "-e", 'begin { print(uaddr("main")); }', "-o", tmp_path / "x.bpfb"], capture_output=True, text=True)
+    assert compiled.stderr.splitlines()[0] == 'stdin:1:15-28: ERROR: uaddr can not be used with "begin" probes'
+    bundle = compile_program('uprobe:libc:getppid { print(uaddr("no_such_symbol_here")); }', tmp_path / "m.bpfb")
+    refused = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True, timeout=20)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.startswith('bpfrun: ERROR: uaddr("no_such_symbol_here"): no symbol of that name in /')

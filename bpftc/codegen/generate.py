@@ -1262,6 +1262,12 @@ class _ProbeGenerator(ast.Visitor):
                 self.ir.position_at_end(done)
                 self.bpf.ringbuf_submit(record)
 
+    def call_uaddr(self, node: ast.Call) -> ir.Value:
+        """The address the probe fired at, plus where NAME is from there (bpfrun, on the host)."""
+        name = f"{schema.USER_ADDRESS}{self.plan.programs.index(self.program_plan)}_{node.args[0].value.decode()}"
+        here = self.bpf.call_helper(bpf_helpers.GET_FUNC_IP, [self.bpf.context], name="func_ip")
+        return self.ir.add(here, self.load_global(name), name="uaddr")
+
     def call_kaddr(self, node: ast.Call) -> ir.Value:
         return self.load_global(schema.KERNEL_ADDRESS + node.args[0].value.decode())
 

@@ -81,7 +81,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 NOT_YET_FUNCTIONS = {
     "buf", "cgroupid", "fail", "kptr",
     "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
-    "signal", "skboutput", "socket_cookie", "tseries", "uaddr", "uptr",
+    "signal", "skboutput", "socket_cookie", "tseries", "uptr",
     "memcmp",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
 }  # fmt: skip
@@ -856,6 +856,19 @@ class _Checker(ast.Visitor):
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
+    def _check_uaddr(self, node: ast.Call) -> None:
+        """uaddr("NAME") in a probe with one uprobe (or uretprobe) attach point: NAME's address in
+        the process the probe fired in."""
+        name = node.args[0]
+        providers = [target.provider for target in self.targets_of_probe]
+        if not isinstance(name, ast.String) or not re.fullmatch(schema.FUNCTION_NAME, name.value.decode("utf-8", "replace")):
+            self.error(node, "uaddr() expects a symbol's name as a string literal")
+        elif any(provider not in ("uprobe", "uretprobe") for provider in providers):
+            other = next(provider for provider in providers if provider not in ("uprobe", "uretprobe"))
+            self.error(node, f'uaddr can not be used with "{other}" probes')
+        elif len(providers) != 1 or self.targets_of_probe[0].wildcard:
+            self.not_supported(node, "uaddr() in a probe of several attach points or a wildcard")
+
     def _check_kaddr(self, node: ast.Call) -> None:
         name = node.args[0]
         if not isinstance(name, ast.String) or not re.fullmatch(schema.FUNCTION_NAME, name.value.decode("utf-8", "replace")):
@@ -1138,6 +1151,7 @@ _ARGUMENT_CHECKS = {
     "join": _Checker._check_join,
     "strcap": _Checker._check_strcap,
     "kaddr": _Checker._check_kaddr,
+    "uaddr": _Checker._check_uaddr,
     "buf": _Checker._check_bytes_source,
     "macaddr": _Checker._check_bytes_source,
     "ntop": _Checker._check_ntop,

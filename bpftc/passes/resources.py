@@ -96,7 +96,7 @@ def plan_resources(
             probe_kinds=tuple(sorted({plan.spec.provider for plan in programs})),
             tracepoints=tuple(sorted({":".join(plan.spec.target) for plan in programs if plan.spec.provider == "tracepoint"})),
         ),  # the helpers are added once the code is generated (pipeline.py)
-        globals=_globals(program, resolution),
+        globals=_globals(program, resolution, programs),
         options=tuple(_options(program)),
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
         unsafe=any(isinstance(event, SystemEvent) for event in events),
@@ -188,7 +188,7 @@ def _map_spec(
     return array
 
 
-def _globals(program: ast.Program, resolution: Resolution) -> Layout:
+def _globals(program: ast.Program, resolution: Resolution, programs: list[ProgramPlan]) -> Layout:
     """The values bpfrun writes into .rodata before loading (common/schema.py's GLOBALS), for
     what the program uses: positional parameters, $#, ncpus, elapsed; reading an aggregate sums
     its per-CPU elements, for which it needs ncpus."""
@@ -216,9 +216,15 @@ def _globals(program: ast.Program, resolution: Resolution) -> Layout:
             names.update((schema.PIDNS_DEV, schema.PIDNS_INO))
         elif isinstance(node, ast.Map) and _reads_aggregate(node, resolution):
             names.add(schema.NCPUS)
+    names |= {_user_address(index, node) for index, plan in enumerate(programs) for node in ast.walk(plan.probe)
+              if isinstance(node, ast.Call) and node.name == "uaddr"}  # fmt: skip
     members = [(name, _global_layout(name)) for name in sorted(names)]
     members += [(schema.OPTION + option.name, _option_layout(option)) for option in _options(program)]
     return layout.packed(layout.RECORD, members)
+
+
+def _user_address(program_index: int, call: ast.Call) -> str:
+    return f"{schema.USER_ADDRESS}{program_index}_{call.args[0].value.decode()}"
 
 
 def _options(program: ast.Program) -> list[OptionSpec]:
