@@ -140,7 +140,8 @@ FUNCTIONS: dict[str, Function] = {
     "join": Function(1, 2),
     "strcap": Function(1, 1, result=UINT64),
     "kaddr": Function(1, 1, result=UINT64),
-    "uaddr": Function(1, 1, result=Pointer(INT8, user=True)),  # a symbol's address in a uprobe's process  # resolved by bpfrun on the host (a global)  # a string's capacity, NUL included
+    "uaddr": Function(1, 1, result=Pointer(INT8, user=True)),
+    "path": Function(1, 2),  # path(struct path *[, size]): the file's path (bpf_d_path, fentry/fexit)  # a symbol's address in a uprobe's process  # resolved by bpfrun on the host (a global)  # a string's capacity, NUL included
     "default_str_length": Function(0, 0, result=UINT64),  # str()'s default capacity
     "buf": Function(1, 2),
     "macaddr": Function(1, 1, result=Formatted("macaddr")),
@@ -162,6 +163,7 @@ FUNCTIONS.update(dict.fromkeys(TYPE_PREDICATES, Function(1, 1, result=BOOL)))
 # `let @m = kind(N);`: the kernel map type of each kind, for plain values or for aggregations.
 MAP_DECLARATION_KINDS = {"hash": "hash", "lruhash": "lru_hash", "percpuhash": "percpu_hash", "percpulruhash": "lru_percpu_hash"}
 PER_CPU_DECLARATIONS = ("percpuhash", "percpulruhash")
+PATH_PROVIDERS = ("fentry", "fexit", "iter")  # where the kernel offers bpf_d_path
 PRINTF_LIKE = ("printf", "system", "cat", "warnf", "errorf")  # a format string literal, then its arguments
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 STRING_FUNCTIONS = ("strlen", "strcontains", "strncmp", "strstr")  # their first arguments are strings

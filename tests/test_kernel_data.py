@@ -541,3 +541,16 @@ def test_uprobe_args_of_a_binary_without_debug_information() -> None:
         "stdin:1:31-35: ERROR: Cannot find the arguments of main: /bin/true: no DWARF debug information "
         "(no .debug_info section, and no separate debug file found)"
     )
+
+
+def test_path_of_a_struct_path_the_kernel_gives_fentry() -> None:
+    """path() is bpf_d_path, which the kernel offers fentry/fexit (and iter) programs only; this
+    kernel loads no fentry program, so the code is checked, not run: the helper's call with the
+    buffer's size."""
+    from tests.compile import dump
+
+    assert diagnostics_text("begin { print(path(0)); }").splitlines()[0] == (
+        "stdin:1:15-22: ERROR: The path function can only be used with 'fentry', 'fexit', 'iter' probes"
+    )
+    generated = dump("fentry:vfs_open { print(path(args.path, 16)); }", "generate")
+    assert re.search(r"call i64 inttoptr \(i64 147 to ptr\)\(ptr %\"\w+\", ptr %\"\w+\", i32 16\)", generated), generated

@@ -1205,7 +1205,7 @@ class _ProbeGenerator(ast.Visitor):
         return self.in_memory(node)
 
     call_kstack = call_ustack = call_ksym = call_usym = call_str  # values in memory, see into_Call
-    call_buf = call_macaddr = call_ntop = call_pton = call_str_concat = call_str
+    call_buf = call_macaddr = call_ntop = call_pton = call_str_concat = call_path = call_str
 
     def _formatted_bytes(self, node: ast.Call, destination: ir.Value) -> None:
         """buf(), macaddr(), ntop(): bytes from a string the program holds, from memory, or (an
@@ -1294,6 +1294,12 @@ class _ProbeGenerator(ast.Visitor):
             return
         if node.name in ("buf", "macaddr", "ntop"):
             self._formatted_bytes(node, destination)
+            return
+        if node.name == "path":  # bpf_d_path writes the path, NUL-terminated, cut to the size
+            size = self.types[node].size
+            self.bpf.zero(destination, storage.size_of(self.types[node]))
+            pointer = kernel_data.as_address(self.bpf, self.value(node.args[0]))
+            self.bpf.call_helper(bpf_helpers.D_PATH, [pointer, destination, ir.Constant(bpf_helpers.I32, size)], name="path")
             return
         if node.name == "str_concat":
             (left, right), t = node.args, self.types[node]

@@ -25,6 +25,8 @@ from bpftc.builtins import (
     REGISTERS,
     FUNCTIONS,
     MAP_DECLARATION_KINDS,
+    PATH_PROVIDERS,
+    STRING_READ_SIZE,
     PER_CPU_DECLARATIONS,
     HIST_MAX_BITS,
     NSECS_CLOCKS,
@@ -80,7 +82,7 @@ MAX_SEARCH_BYTES = 128 * 128  # strcontains()/strstr(): the largest haystack siz
 # supported yet", not "Unknown function".
 NOT_YET_FUNCTIONS = {
     "buf", "cgroupid", "fail", "kptr",
-    "macaddr", "ntop", "offsetof", "override", "path", "percpu_kaddr", "reg",
+    "macaddr", "ntop", "offsetof", "override", "percpu_kaddr", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uptr",
     "memcmp",
     "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
@@ -856,6 +858,16 @@ class _Checker(ast.Visitor):
             # verifier to bound): its size, and LLVM's time, grow with the product of the sizes.
             self.not_supported(node, f"{node.name}() of a {sizes[0]}-byte string and a {sizes[1]}-byte one")
 
+    def _check_path(self, node: ast.Call) -> None:
+        """path(p[, size]): a struct path pointer the kernel gives the probe (bpf_d_path)."""
+        if any(target.provider not in PATH_PROVIDERS for target in self.targets_of_probe):
+            allowed = ", ".join(f"'{provider}'" for provider in PATH_PROVIDERS)
+            self.error(node, f"The path function can only be used with {allowed} probes")
+        elif not isinstance(self.type_of(node.args[0]), (Pointer, Unknown)):
+            self.error(node.args[0], f"path() expects a pointer to a struct path ({self.type_of(node.args[0])} provided)")
+        elif len(node.args) == 2 and not 1 <= (constant_value(node.args[1]) or 0) <= STRING_READ_SIZE:
+            self.error(node.args[1], f"path() expects a constant size from 1 to {STRING_READ_SIZE}")
+
     def _check_uaddr(self, node: ast.Call) -> None:
         """uaddr("NAME") in a probe with one uprobe (or uretprobe) attach point: NAME's address in
         the process the probe fired in."""
@@ -1152,6 +1164,7 @@ _ARGUMENT_CHECKS = {
     "strcap": _Checker._check_strcap,
     "kaddr": _Checker._check_kaddr,
     "uaddr": _Checker._check_uaddr,
+    "path": _Checker._check_path,
     "buf": _Checker._check_bytes_source,
     "macaddr": _Checker._check_bytes_source,
     "ntop": _Checker._check_ntop,

@@ -548,6 +548,9 @@ class _Resolver(ast.Visitor):
             return self.typed(node, _stack_type(node))
         if node.name == "buf":
             return self.typed(node, _buffer_type(node, self.types))
+        if node.name == "path":
+            size = constant_value(node.args[1]) if len(node.args) == 2 else self.resolution.string_size
+            return self.typed(node, String(size if size and 0 < size <= STRING_READ_SIZE else STRING_READ_SIZE))
         if node.name == "str_concat":
             sizes = [t.size for t in (self.types[arg] for arg in node.args) if isinstance(t, String)]
             return self.typed(node, String(sum(sizes) - 1) if len(sizes) == 2 else UNKNOWN)
