@@ -29,7 +29,6 @@ class TypeSpec(Node):
     pointer_depth: int = 0
     array_length: int | None = None  # `[N]`; 0 for `[]`; None when not an array
     of: Node | None = None  # typeof(X): the expression or TypeSpec X (name is 'typeof')
-    resolved: object = None  # typeof(X): X's type (bpftc.types), set by passes/resolve.py
 
 
 # Expressions

@@ -1088,7 +1088,7 @@ class _ProbeGenerator(ast.Visitor):
 
     def visit_Sizeof(self, node: ast.Sizeof) -> ir.Value:
         operand = node.operand
-        t = type_of_spec(operand) if isinstance(operand, ast.TypeSpec) else self.types[operand]
+        t = type_of_spec(operand, self.types) if isinstance(operand, ast.TypeSpec) else self.types[operand]
         if isinstance(t, Struct):  # the size in the layout compiled against
             return I64(self.resolution.struct_of(t).size)
         return I64(storage.sizeof(t))

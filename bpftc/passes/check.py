@@ -237,7 +237,7 @@ class _Checker(ast.Visitor):
             )
             return
         binding = self.resolution.bindings[node.variable]
-        declared = type_of_spec(node.type) if node.type is not None else None
+        declared = type_of_spec(node.type, self.resolution.types) if node.type is not None else None
         if node.type is not None and declared is None:
             self._unknown_type(node.type)
         elif isinstance(declared, (Array, Struct)):
@@ -419,7 +419,7 @@ class _Checker(ast.Visitor):
         self.visit(node.operand)
         if node.type is None:
             return
-        target = type_of_spec(node.type)
+        target = type_of_spec(node.type, self.resolution.types)
         operand = self.type_of(node.operand)
         if target is None and node.type.struct_kind == "enum":
             self.diagnostics.error(_cast_span(node), f"Unknown enum: {node.type.name}")
@@ -564,7 +564,7 @@ class _Checker(ast.Visitor):
 
     def visit_Sizeof(self, node: ast.Sizeof) -> None:
         if isinstance(node.operand, ast.TypeSpec):
-            named = type_of_spec(node.operand)
+            named = type_of_spec(node.operand, self.resolution.types)
             if named is None:
                 self._unknown_type(node.operand)
             elif isinstance(named, Struct) and self.resolution.struct_of(named) is None:
@@ -576,7 +576,7 @@ class _Checker(ast.Visitor):
 
     def visit_Offsetof(self, node: ast.Offsetof) -> None:
         if offset_of(node, self.resolution) is None:
-            named = type_of_spec(node.type)
+            named = type_of_spec(node.type, self.resolution.types)
             if not isinstance(named, Struct) or self.resolution.struct_of(named) is None:
                 self.error(node.type, f"Unknown struct/union: '{named or node.type.name}' (not in the kernel's BTF)")
             else:

@@ -272,10 +272,12 @@ def _wrap(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def type_of_spec(spec: ast.TypeSpec) -> Type | None:
-    """The type a TypeSpec names, or None when it names none that bpftc knows."""
-    if spec.of is not None or spec.struct_kind == "enum":  # typeof(X), enum X: once the resolver has typed X
-        return spec.resolved if isinstance(spec.resolved, Type) and not isinstance(spec.resolved, Unknown) else None
+def type_of_spec(spec: ast.TypeSpec, types: TypeMap | None = None) -> Type | None:
+    """The type a TypeSpec names, or None when it names none that bpftc knows. typeof(X) and
+    `enum NAME` are known once the resolver has typed them (`types`, Resolution.types)."""
+    if spec.of is not None or spec.struct_kind == "enum":
+        found = (types or {}).get(spec)
+        return found if isinstance(found, Type) and not isinstance(found, Unknown) else None
     if spec.struct_kind:
         base: Type = Struct(spec.struct_kind, spec.name)
     elif spec.name in INT_NAMES:
@@ -675,11 +677,10 @@ class _Resolver(ast.Visitor):
         """The type a TypeSpec names; for typeof(X), X's type, which X's evaluation does not need
         (X is typed, never run)."""
         if node.of is not None:
-            node.resolved = self.visit(node.of)
-        if node.struct_kind == "enum" and not node.pointer_depth and node.array_length is None:
-            node.resolved = self.resolution.kernel.enum(node.name)
-            return node.resolved
-        return type_of_spec(node)
+            self.typed(node, self.visit(node.of))
+        elif node.struct_kind == "enum" and not node.pointer_depth and node.array_length is None:
+            self.typed(node, self.resolution.kernel.enum(node.name) or UNKNOWN)
+        return type_of_spec(node, self.types)
 
     def visit_Offsetof(self, node: ast.Offsetof) -> Type:
         return self.typed(node, UINT64)
