@@ -85,11 +85,8 @@ NOT_YET_FUNCTIONS = {
     "macaddr", "ntop", "offsetof", "override", "percpu_kaddr", "reg",
     "signal", "skboutput", "socket_cookie", "tseries", "uptr",
     "memcmp",
-    "unwatch", "write_user", "container_of", "is_err", "typeof", "percpu", "debugf",
+    "unwatch", "write_user", "container_of", "is_err", "percpu", "debugf",
 }  # fmt: skip
-NOT_YET_BUILTINS: set[str] = set()
-# Builtins bpftc knows the type of but cannot generate yet.
-NOT_YET_GENERATED: set[str] = set()
 _AGGREGATE_EXAMPLES = {"count": "@y = count();", "hist": "@y = hist(retval);"}
 
 
@@ -310,15 +307,10 @@ class _Checker(ast.Visitor):
             self._check_args(node)
         elif node.name == "func":
             self._check_func(node)
-        elif node.name in NOT_YET_GENERATED:
-            self.not_supported(node, f"The builtin '{node.name}'")
         elif builtin is None and isinstance(self.type_of(node), Enum):
             return  # a kernel enum's enumerator
         elif builtin is None:
-            if node.name in NOT_YET_BUILTINS:
-                self.not_supported(node, f"The builtin '{node.name}'")
-            else:
-                self.error(node, f"Unknown identifier: '{node.name}'")
+            self.error(node, f"Unknown identifier: '{node.name}'")
         elif builtin.context and not all(builtin.context in context for context in self.contexts):
             self.error(node, CONTEXT_ERRORS[builtin.context].format(name=node.name))
 
