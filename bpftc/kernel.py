@@ -9,9 +9,12 @@ Sources, in order:
 - other tracepoints: the kernel BTF's `trace_event_raw_<event>` struct (BTF is world-readable);
   every field read from it is a CO-RE relocation, fixed by libbpf for the kernel it loads on;
 - then, when readable (as root), the tracepoint's tracefs format file: fixed offsets;
-- kernel structs (`struct task_struct`): the kernel BTF, read through CO-RE relocations.
+- kernel structs (`struct task_struct`), enums, fentry/fexit and raw tracepoint arguments: the
+  kernel BTF, read through CO-RE relocations;
+- uprobe arguments: the probed binary's DWARF on the build host (bpftc/dwarf.py).
 
 The BTF is the target description's, else `bpftc --btf FILE`, else `/sys/kernel/btf/vmlinux`.
+A whole struct held as a value (`@x = *p`) is a copy of its bytes: `struct_value` lays it out.
 """
 
 from __future__ import annotations
