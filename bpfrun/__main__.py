@@ -267,7 +267,7 @@ def _run(path: str, options: Options) -> int:
     from bpfrun import libbpf
     from bpfrun.attach import (
         attach_probes,
-        check_attach_points,
+        attachable,
         expand_usdt,
         expand_wildcards,
         record_probe_names,
@@ -317,14 +317,13 @@ def _run(path: str, options: Options) -> int:
         values = check_options(resources.options, named)
         if resources.globals is not None:
             data = globals_data(resources.globals, arguments, ncpus, target, child, values, resources.probes)
-        probes = expand_usdt(expand_wildcards(with_rates(resources.probes, arguments)))
-        check_attach_points(probes)  # before loading: libbpf fails to load an fentry without its function
+        probes = attachable(with_rates(resources.probes, arguments), resources.missing_probes)
         requirements = resources.requirements
         if requirements.kernel_fields or requirements.kernel_layouts:
             from bpfrun.preflight import check_kernel_fields
 
             check_kernel_fields(requirements.kernel_fields, requirements.kernel_layouts)
-        loaded = load(bundle, stack, log, data)
+        loaded = load(bundle, stack, log, data, {probe.program for probe in probes})
         record_probe_names(loaded, resources.probe_names_map, probes)
         record_usdt_specs(loaded, resources.usdt_spec_map, probes)
         if resources.stack_map:

@@ -8,8 +8,8 @@ Consumes a `LoadedObject` and the bundle's probes; returns an `ExitStack` that o
 (it is itself registered in the caller's stack, so it is closed with everything else, and run.py
 can close it first to detach the probes before END runs). A link or perf event fd is registered
 the moment it exists, so when one attach fails, unwinding destroys everything already attached.
-`check_attach_points` checks every probe against the kernel first (tracefs, kprobe support), so
-that a missing attach point is reported before BEGIN runs. Errors: `UserError` naming the
+`attachable` checks every probe against the kernel first (tracefs, kprobe support), so that a
+missing attach point is reported (or, as the bundle's config says, skipped) before BEGIN runs. Errors: `UserError` naming the
 attach point.
 """
 
@@ -22,6 +22,7 @@ import errno
 import fnmatch
 import os
 import re
+import sys
 import zlib
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -213,10 +214,27 @@ def _record_name(map_fd: int, cookie: int, name: str, probe: ProbeSpec) -> None:
         raise UserError(f"cannot record the name of {probe.attach_point}: {os.strerror(ctypes.get_errno())}")
 
 
-def check_attach_points(probes: Sequence[ProbeSpec]) -> None:
-    """Refuse, before anything runs, attach points this kernel does not have."""
+def attachable(probes: Sequence[ProbeSpec], missing: str = schema.MISSING_PROBES[0]) -> list[ProbeSpec]:
+    """The probes this host can attach, wildcards and USDT probes expanded, checked before
+    anything runs (libbpf fails to load an fentry without its function). An attach point the
+    host lacks is refused, or with config missing_probes = warn or ignore skipped (warn says so
+    on stderr); nothing left to attach is refused."""
+    found = []
     for probe in probes:
-        PROVIDERS[probe.provider].check(probe)
+        try:
+            expanded = expand_usdt(expand_wildcards([probe]))
+            for each in expanded:
+                PROVIDERS[each.provider].check(each)
+        except UserError as error:
+            if missing == "error":
+                raise
+            if missing == "warn":
+                sys.stderr.write(f"WARNING: {error}. Skipping.\n")
+            continue
+        found.extend(expanded)
+    if not found:
+        raise UserError("No probes to attach")
+    return found
 
 
 def attach_probes(

@@ -129,6 +129,7 @@ _prototype(lib, "libbpf_get_error", c_long, c_void_p)
 _prototype(lib, "libbpf_set_print", c_void_p, PRINT_FN)
 _prototype(lib, "libbpf_num_possible_cpus", c_int)
 _prototype(lib, "libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)  # 1: the kernel has it
+_prototype(lib, "bpf_program__set_autoload", c_int, c_void_p, ctypes.c_bool)
 _prototype(lib, "bpf_object__open_mem", c_void_p, c_void_p, c_size_t, c_void_p)
 _prototype(lib, "bpf_object__load", c_int, c_void_p)
 _prototype(lib, "bpf_object__close", None, c_void_p)

@@ -63,8 +63,11 @@ class LoadedObject:
     elf: ctypes.Array  # the ELF bytes libbpf parsed; kept alive as long as the object
 
 
-def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_data: bytes = b"") -> LoadedObject:
-    """Open, check and load the bundle's object; `globals_data` goes into its .rodata first."""
+def load(
+    bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_data: bytes = b"", used: set[str] | None = None
+) -> LoadedObject:
+    """Open, check and load the bundle's object; `globals_data` goes into its .rodata first.
+    `used`: the programs to load (None: all), without those of probes skipped (missing_probes)."""
     resources = bundle.resources
     _open_in_child(bundle.elf)
     elf = ctypes.create_string_buffer(bundle.elf, len(bundle.elf))
@@ -75,6 +78,9 @@ def load(bundle: Bundle, stack: contextlib.ExitStack, log: LogCapture, globals_d
         raise UserError(f"cannot open the bundle's BPF object: {_last_line(log) or os.strerror(error)}")
     stack.callback(lib.bpf_object__close, handle)
     programs = _find_programs(handle, resources)
+    for name, program in programs.items():
+        if used is not None and name not in used:
+            lib.bpf_program__set_autoload(program, False)
     maps = _find_maps(handle, resources)
     if globals_data:
         _write_globals(handle, globals_data)

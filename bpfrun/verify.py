@@ -47,6 +47,8 @@ def verify(resources: Resources, allow_unsafe: bool = False) -> None:
         _verify_globals(resources.globals, resources.options, len(resources.probes))
     _verify_names(resources)
     _verify_probes(resources.probes)
+    if resources.missing_probes not in schema.MISSING_PROBES:
+        raise UserError(f"bundle's missing_probes setting is unknown: {resources.missing_probes!r}")
     special_maps = [
         resources.event_map, resources.lost_map, resources.probe_names_map, resources.stack_map, resources.usdt_spec_map
     ]  # fmt: skip

@@ -200,10 +200,11 @@ CONFIG_SETTINGS: dict[str, type | None] = {
     "max_map_keys": int,
     "perf_rb_pages": int,
     "max_strlen": int,  # string literals and str() of memory; str($N) keeps PARAMETER_STRING_SIZE
+    "missing_probes": str,  # error, warn or ignore (common/schema.py MISSING_PROBES)
     **dict.fromkeys(
         (
             "cache_user_symbols", "cpp_demangle", "lazy_symbolication", "license", "log_size", "max_bpf_progs",
-            "max_cat_bytes", "max_probes", "missing_probes", "on_stack_limit",
+            "max_cat_bytes", "max_probes", "on_stack_limit",
             "show_debug_info", "stack_mode", "str_trunc_trailer", "symbol_source", "unstable_macro",
             "unstable_map_decl", "unstable_import", "unstable_tseries", "unstable_addr",
         )

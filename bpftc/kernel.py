@@ -449,7 +449,7 @@ def c_type(declaration: str, size: int, signed: bool) -> Type:
         for _ in range(pointers - 1):
             target = Pointer(target)
         return Pointer(target)
-    if declaration.endswith("]") and "char" in words[0:2]:
+    if declaration.endswith("]") and "char" in declaration.split("[")[0].split():  # char[16], unsigned char[6]
         return String(max(size, 1))
     if size in (1, 2, 4, 8):
         return Int(size * 8, signed)

@@ -91,7 +91,8 @@ PERCPU_ARRAY = "percpu_array"
 LRU_HASH = "lru_hash"  # `let @m = lruhash(N)`: the least recently used element makes room
 LRU_PERCPU_HASH = "lru_percpu_hash"
 KERNEL_MAP_TYPES = (HASH, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH)
-PLAIN_MAP_TYPES = (HASH, LRU_HASH)  # what maps of plain values may be
+PLAIN_MAP_TYPES = (HASH, LRU_HASH)
+MISSING_PROBES = ("error", "warn", "ignore")  # config missing_probes: refuse, skip saying so, skip  # what maps of plain values may be
 
 AGGREGATES = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 PLAIN = ""  # a map whose values are assigned, not aggregated
@@ -387,6 +388,7 @@ class Resources:
     print_maps_on_exit: bool = True
     unsafe: bool = False  # uses system() (compiled with --unsafe; bpfrun needs --unsafe too)
     ring_buffer_pages: int = 0  # config perf_rb_pages: the event ring buffer's size; 0: bpfrun decides
+    missing_probes: str = "error"  # config missing_probes: what bpfrun does with an attach point its host lacks
     # A hash map from a tracepoint's id (the common_type its records start with) to its name, for
     # the `probe` builtin of a wildcard tracepoint probe: bpfrun fills it as it expands them.
     probe_names_map: str = ""

@@ -305,3 +305,18 @@ def test_uaddr_outside_a_uprobe_and_of_a_missing_symbol(tmp_path: Path) -> None:
     refused = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True, timeout=20)
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr.startswith('bpfrun: ERROR: uaddr("no_such_symbol_here"): no symbol of that name in /')
+
+
+def test_config_missing_probes_skips_what_the_host_lacks(tmp_path: Path) -> None:
+    """missing_probes = warn (or ignore): an attach point this host lacks is skipped, saying so
+    (or not); its program is not even loaded. error, the default: refused. Nothing left: refused."""
+    probes = "tracepoint:syscalls:sys_enter_nothere, begin { print(\"x\"); exit(); }"
+    for setting, warning in (("warn", "WARNING: cannot attach tracepoint:syscalls:sys_enter_nothere: no such tracepoint. Skipping.\n"), ("ignore", "")):
+        bundle = compile_program(f"config = {{ missing_probes = {setting} }} {probes}", tmp_path / f"{setting}.bpfb")
+        ran = subprocess.run(bpfrun_command(bundle), capture_output=True, text=True, timeout=20)
+        assert (ran.returncode, ran.stdout, ran.stderr) == (0, "x\n\n\n", warning + "Attached 1 probe\n")
+    refused = subprocess.run(bpfrun_command(compile_program(probes, tmp_path / "e.bpfb")), capture_output=True, text=True)
+    assert (refused.returncode, refused.stderr) == (1, "bpfrun: ERROR: cannot attach tracepoint:syscalls:sys_enter_nothere: no such tracepoint\n")
+    nothing = compile_program('config = { missing_probes = ignore } tracepoint:syscalls:sys_enter_nothere { exit(); }', tmp_path / "n.bpfb")
+    ran = subprocess.run(bpfrun_command(nothing), capture_output=True, text=True, timeout=20)
+    assert (ran.returncode, ran.stderr) == (1, "bpfrun: ERROR: No probes to attach\n")

@@ -149,6 +149,8 @@ def _check_config(item: ast.ConfigItem, diagnostics: Diagnostics) -> None:
         diagnostics.error(item.span, f"config setting '{item.name}' is not supported yet")
     elif type(item.value) is not expected or (expected is int and item.value <= 0):
         diagnostics.error(item.span, f"Invalid type for {item.name}. Type: {type(item.value).__name__}")
+    elif item.name == "missing_probes" and item.value not in schema.MISSING_PROBES:
+        diagnostics.error(item.span, f"Invalid value for missing_probes: {item.value} (error, warn or ignore)")
     elif item.name == "max_map_keys" and item.value > schema.MAX_MAP_ENTRIES:
         diagnostics.error(item.span, f"max_map_keys is at most {schema.MAX_MAP_ENTRIES}")
 

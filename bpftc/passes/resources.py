@@ -101,6 +101,7 @@ def plan_resources(
         print_maps_on_exit=settings.get("print_maps_on_exit", True),
         unsafe=any(isinstance(event, SystemEvent) for event in events),
         ring_buffer_pages=settings.get("perf_rb_pages", 0),
+        missing_probes=settings.get("missing_probes", "error"),
         probe_names_map=PROBE_NAMES_MAP if any(plan.target.wildcard for plan in programs) else "",
         stack_map=STACK_MAP if any(isinstance(t, Stack) for t in resolution.types.values()) else "",
         usdt_spec_map=USDT_SPEC_MAP if any(plan.target.provider == schema.USDT for plan in programs) else "",
