@@ -1,7 +1,7 @@
 """The compiler's stages, in order. Each stage does one thing; the pipeline stops after the first
 stage that reported an error. `--dump STAGE` prints what a stage produced and stops there.
 
-    parse → macros → desugar → probes → resolve → check → convert → resources → generate → emit → bundle
+    preprocess → parse → macros → desugar → probes → resolve → check → convert → resources → generate → emit → bundle
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bpftc.diagnostics import Diagnostics
 from bpftc.kernel import DEFAULT_BTF, KernelTypes
 from common.target import Target
 from bpftc.parse import parse
+from bpftc.preprocess import preprocess
 from bpftc.passes.check import check
 from bpftc.passes.convert import convert
 from bpftc.passes.desugar import desugar
@@ -29,6 +30,7 @@ from bpftc.printer import print_ast
 from bpftc.source import Source
 
 STAGES = (
+    "preprocess",
     "parse",
     "macros",
     "desugar",
@@ -75,6 +77,9 @@ def compile_source(
             return True
         return False
 
+    source = preprocess(source, diagnostics)
+    if stop_after("preprocess", lambda: source.text):
+        return result
     program = parse(source, diagnostics)
     if program is None or stop_after("parse", lambda: print_ast(program)):
         return result
