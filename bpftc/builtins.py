@@ -120,7 +120,7 @@ FUNCTIONS: dict[str, Function] = {
     "strncmp": Function(3, 3, result=INT64),
     "strstr": Function(2, 2, result=INT64),
     "str_concat": Function(2, 2),
-    "getopt": Function(1, 2),
+    "getopt": Function(1, 3),  # getopt(name[, default[, description]])
     "bswap": Function(1, 1),
     "strerror": Function(1, 1, result=Lookup("errno")),
     "signal_name": Function(1, 1, result=Lookup("signal")),

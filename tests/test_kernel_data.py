@@ -554,3 +554,12 @@ def test_path_of_a_struct_path_the_kernel_gives_fentry() -> None:
     )
     generated = dump("fentry:vfs_open { print(path(args.path, 16)); }", "generate")
     assert re.search(r"call i64 inttoptr \(i64 147 to ptr\)\(ptr %\"\w+\", ptr %\"\w+\", i32 16\)", generated), generated
+
+
+@needs_bpf
+def test_fields_of_structs_without_a_name(tmp_path: Path) -> None:
+    """atomic_t is a typedef of a struct without a name: its counter is read as a path from the
+    named struct that holds it (LLVM relocates only from a named struct; it aborted before)."""
+    program = "begin { print((curtask->mm->mm_users.counter >= 1, curtask->signal->nr_threads >= 1)); exit(); }"
+    result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "a.bpfb")), capture_output=True, text=True)
+    assert result.stdout == "(true, true)\n\n\n", result.stderr

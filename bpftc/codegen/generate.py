@@ -14,6 +14,7 @@ key, a ring buffer record), without a copy on the stack first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 
 from llvmlite import ir
@@ -739,10 +740,10 @@ class _ProbeGenerator(ast.Visitor):
             slot, _ = self.variable_slot(node.operand)
             return self.ir.ptrtoint(slot, I64, name="address")
         operand = self.value(node.operand)
-        if node.op == "*":  # a scalar where a pointer points
+        if node.op == "*":  # a scalar where a pointer (or an address) points
             pointer, target = self.types[node.operand], self.types[node]
             size = 8 if isinstance(target, Pointer) else 1 if isinstance(target, Bool) else target.size
-            space = USER if pointer.user else KERNEL
+            space = USER if isinstance(pointer, Pointer) and pointer.user else KERNEL
             address = kernel_data.as_address(self.bpf, operand)
             return kernel_data.load_scalar(
                 self.bpf, address, size, getattr(target, "signed", False), space, lambda: self.memory.acquire(8)
@@ -961,18 +962,36 @@ class _ProbeGenerator(ast.Visitor):
         return kernel_data.load_scalar(self.bpf, address, size, getattr(t, "signed", False), space, temporary)
 
     def _bitfield(self, node: ast.Field, field, slot: ir.Value) -> ir.Value:
-        layout = self._struct_layout(node.operand)
-        base, space = self._struct_base(node.operand)
+        base, space, layout, field = self._field_access(node)
         space = KERNEL if space == CONTEXT else space
         return self.shared.kernel_data.read_bitfield(self.bpf, base, layout, field, space, slot)
 
     def _field_address(self, node: ast.Field) -> tuple[ir.Value, str]:
         """Where the field is, and in which memory (kernel_data.CONTEXT, KERNEL or USER)."""
-        layout = self._struct_layout(node.operand)
-        base, space = self._struct_base(node.operand)
+        base, space, layout, field = self._field_access(node)
         if layout.btf_id and space == CONTEXT:  # a relocated offset: LLVM may not fold it into a load
             space = KERNEL
-        return self.shared.kernel_data.field_address(self.bpf, base, layout, layout.fields[node.name]), space
+        return self.shared.kernel_data.field_address(self.bpf, base, layout, field), space
+
+    def _field_access(self, node: ast.Field):
+        """(base address, its memory, struct layout, field) of a field read. LLVM relocates a read
+        only from a named struct: a field of a struct that has no name of its own (atomic_t's,
+        a union member's) is read as a path from the named struct that holds it; reached
+        through a pointer, at the offset compiled against."""
+        layout = self._struct_layout(node.operand)
+        field = layout.fields[node.name]
+        if self._unnamed(layout) and isinstance(node.operand, ast.Field):
+            base, space, outer, outer_field = self._field_access(node.operand)
+            if outer.btf_id and not outer_field.bitfield:
+                path = outer_field.core_path + field.core_path
+                return base, space, outer, dataclasses.replace(field, offset=outer_field.offset + field.offset, core_path=path)
+        base, space = self._struct_base(node.operand)
+        if self._unnamed(layout):
+            layout = dataclasses.replace(layout, btf_id=0)
+        return base, space, layout, field
+
+    def _unnamed(self, layout) -> bool:
+        return bool(layout.btf_id) and not self.resolution.kernel.btf.type(layout.btf_id).name
 
     def _struct_base(self, operand: ast.Node) -> tuple[ir.Value, str]:
         t = self.types[operand]

@@ -367,6 +367,8 @@ class _Checker(ast.Visitor):
             self.not_supported(node, f"The '*' operator on '{operand}'")
         if node.op == "&" and isinstance(self.type_of(node), Pointer):
             return  # &$x of an integer, bool or pointer variable: the address of its slot
+        if node.op == "*" and isinstance(operand, Int):
+            return  # an address: the u64 there, in kernel memory (as bpftrace reads it)
         if node.op == "*" and not isinstance(operand, Pointer):
             self.error(node, f"Can not dereference type '{operand}': it is not a pointer")
         elif node.op in ("*", "&"):
@@ -688,8 +690,12 @@ class _Checker(ast.Visitor):
             )
 
     def _check_getopt(self, node: ast.Call) -> None:
-        """getopt("NAME"[, default]): a literal name and a literal default, the same everywhere."""
+        """getopt("NAME"[, default[, description]]): a literal name, default and description (for
+        the user: bpfrun lists the options a bundle takes), the default the same everywhere."""
         name, default = node.args[0], (node.args[1] if len(node.args) > 1 else None)
+        if len(node.args) == 3 and not isinstance(node.args[2], ast.String):
+            self.error(node.args[2], "getopt() expects a string literal as the option's description")
+            return
         if not isinstance(name, ast.String) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", name.value.decode("latin-1")):
             self.error(name, "getopt() expects an option name: a string literal of letters, digits, '_' and '-'")
             return
@@ -909,9 +915,10 @@ class _Checker(ast.Visitor):
         family = constant_value(node.args[0]) if len(node.args) == 2 else 2
         if family not in (2, 10):
             self.error(node.args[0], "ntop() expects a constant address family, AF_INET (2) or AF_INET6 (10)")
-        elif isinstance(address, Array):  # pton()'s bytes: their length says the family
+        elif isinstance(address, (Array, String)):  # pton()'s bytes, a u8[16] field: their length says the family
             expected = (4, 16) if len(node.args) == 1 else (4 if family == 2 else 16,)
-            if storage.sizeof(address.element) != 1 or address.length not in expected:
+            length = address.length if isinstance(address, Array) else address.size
+            if isinstance(address, Array) and storage.sizeof(address.element) != 1 or length not in expected:
                 self.error(node.args[-1], f"ntop() cannot read an address from a {address}")
         elif not isinstance(address, (Int, Pointer, Unknown)) or (family == 10 and isinstance(address, Int)):
             self.error(node.args[-1], f"ntop() cannot read an address from a {address}")

@@ -43,6 +43,13 @@ class _Desugar(ast.Transformer):
     def visit_ConfigItem(self, node: ast.ConfigItem) -> ast.Node:
         return _config_item(node)
 
+    def visit_Builtin(self, node: ast.Builtin) -> ast.Node:
+        """`ppid` is `curtask->real_parent->tgid`, as bpftrace's standard library defines it."""
+        if node.name != "ppid":
+            return node
+        parent = ast.Field(node.span, ast.Builtin(node.span, "curtask"), "real_parent", arrow=True)
+        return ast.Field(node.span, parent, "tgid", arrow=True)
+
     def visit_ExprStatement(self, node: ast.ExprStatement) -> ast.Node:
         """`assert(condition, "message")` is `if (!condition) { <error>; exit(1); }`, the error
         being bpftrace's "assert failed: message" at the assert's location."""

@@ -41,6 +41,7 @@ from bpftc.types import (
     VOID,
     Aggregate,
     Array,
+    Enum,
     Bool,
     Formatted,
     Int,
@@ -572,6 +573,8 @@ class _Resolver(ast.Visitor):
             return self.typed(node, BOOL)
         if node.op == "*" and isinstance(operand, Pointer):
             return self.typed(node, self._holdable(operand.target))
+        if node.op == "*" and isinstance(operand, Int) and not isinstance(operand, Enum):  # *kaddr("avenrun")
+            return self.typed(node, UINT64)
         if node.op == "&" and isinstance(node.operand, ast.Variable) and isinstance(operand, (Int, Bool, Pointer)):
             return self.typed(node, Pointer(operand))  # where the variable is (passes/check.py)
         if node.op in ("-", "~") and isinstance(operand, (Int, Bool)):

@@ -124,8 +124,11 @@ def _kernel_fields(program: ast.Program, resolution: Resolution) -> tuple[str, .
                 layouts = [resolution.struct_of(resolution.types.get(node.operand))]
             for found in layouts:
                 if found is not None and not isinstance(found, str) and found.btf_id:
+                    struct = resolution.kernel.btf_struct_name(found.btf_id)
+                    if struct.endswith(" "):  # no name (atomic_t's struct): its holder's field is listed
+                        continue
                     member = "__data_loc_" + node.name if found.fields[node.name].data_loc else node.name
-                    fields.add(f"{resolution.kernel.btf_struct_name(found.btf_id)}.{member}")
+                    fields.add(f"{struct}.{member}")
     return tuple(sorted(fields))
 
 
