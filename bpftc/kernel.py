@@ -471,6 +471,13 @@ def _format_layout(struct: Struct, fields: list[tuple[str, str, int, int, int]],
     return StructLayout(struct, end, layout_fields, user=user)
 
 
+def syscall_tracepoints(pattern: str) -> list[str]:
+    """The syscall tracepoints (sys_enter_read...) a shell pattern matches, sorted."""
+    import fnmatch
+
+    return sorted(event for event in _syscall_table() if fnmatch.fnmatchcase(event, pattern))
+
+
 @functools.cache
 def _syscall_table() -> dict[str, list]:
     return json.loads(SYSCALLS_TABLE.read_text())

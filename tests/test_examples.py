@@ -90,3 +90,20 @@ def test_running_bpfrun_maps_no_llvm(tmp_path):
     finally:
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=10)
+
+
+@root_only
+def test_execs_example_lists_a_program_started(tmp_path):
+    """examples/execs.bt (preprocessor lines, a wildcard probe reading each syscall's args): the
+    program started while it runs, with its arguments and its parent."""
+    bundle = tmp_path / "execs.bpfb"
+    subprocess.run([BIN / "bpftc", ROOT / "examples" / "execs.bt", "-o", bundle], check=True)
+    runner = subprocess.Popen([BIN / "bpfrun", bundle], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert runner.stderr.readline() == "Attached 3 probes\n"
+    child = subprocess.run(["/bin/echo", "bpftc-example", "two words"], capture_output=True)
+    runner.send_signal(signal.SIGINT)
+    stdout, stderr = runner.communicate(timeout=20)
+    assert stdout.splitlines()[0] == "TIME     PID     PPID    ARGS"
+    started = [line for line in stdout.splitlines() if line.endswith("/bin/echo bpftc-example two words")]
+    assert len(started) == 1 and child.returncode == 0, stdout + stderr
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d \d+ +{os.getpid()} +/bin/echo bpftc-example two words", started[0]), started

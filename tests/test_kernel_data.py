@@ -563,3 +563,12 @@ def test_fields_of_structs_without_a_name(tmp_path: Path) -> None:
     program = "begin { print((curtask->mm->mm_users.counter >= 1, curtask->signal->nr_threads >= 1)); exit(); }"
     result = subprocess.run(bpfrun_command(compile_program(program, tmp_path / "a.bpfb")), capture_output=True, text=True)
     assert result.stdout == "(true, true)\n\n\n", result.stderr
+
+
+@needs_bpf
+def test_buf_of_a_length_the_program_reads(tmp_path: Path) -> None:
+    """buf(ptr, n) with n known only when the probe fires (write()'s count): n bytes, at most 1024."""
+    program = 'tracepoint:syscalls:sys_enter_write /pid == $1/ { printf("%r|\\n", buf(args.buf, args.count)); }'
+    workload = "os.write(2, b'hi\\x01 there')\nos.write(2, b'x' * 2000)\nos.write(2, b'')"
+    result = traced(compile_program(program, tmp_path / "b.bpfb"), workload)
+    assert result.stdout == "hi\\x01 there|\n" + "x" * 1024 + "|\n|\n\n\n", result.stdout[:300] + result.stderr

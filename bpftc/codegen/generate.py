@@ -46,7 +46,7 @@ from bpftc.passes.resolve import (
 )
 from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import INT8, Array, Enum, Bool, Int, Pointer, Record, Stack, String, Struct, Tuple, Type, Unknown
+from bpftc.types import INT8, Array, Enum, Bool, Int, Pointer, Record, Stack, String, Struct, Symbol, Tuple, Type, Unknown
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -594,6 +594,9 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))
         elif node.name in ("kstack", "ustack"):
             self._take_stack(self.types[node], destination)
+        elif node.name == "func" and isinstance(self.types[node], Symbol):  # a kprobe's function
+            address = self.bpf.call_helper(bpf_helpers.GET_FUNC_IP, [self.bpf.context], name="func_ip")
+            self._store_symbol("ksym", address, destination)
         elif node.name == "func" and self.program_plan.target.wildcard:
             self._expanded_probe_name(destination, schema.FUNCTION_NAME_KEY)
         elif node.name == "func":
@@ -1237,13 +1240,21 @@ class _ProbeGenerator(ast.Visitor):
             start, length = 8, 4 if family == 2 else 16
         else:
             start, length = (8, t.length) if t.kind == "buffer" else (0, 6)
+            if t.kind == "buffer" and len(node.args) == 2 and constant_value(node.args[1]) is None:
+                # a length known when the program runs: at most the buffer's (an unsigned compare)
+                asked = self.value(node.args[1])
+                length = self.ir.select(self.ir.icmp_unsigned(">", asked, I64(t.length)), I64(t.length), asked)
             if t.kind == "buffer":
-                self.bpf.store_i64(I64(length), destination)
+                self.bpf.store_i64(length if isinstance(length, ir.Value) else I64(length), destination)
         source, source_type = node.args[-1] if node.name == "ntop" else node.args[0], None
         source_type = self.types[source]
         target = self.bpf.at(destination, start)
         if isinstance(source_type, (String, Array)):  # bytes the program holds
-            self.bpf.copy_bytes(target, self.value(source), min(length, storage.sizeof(source_type)))
+            self.bpf.copy_bytes(target, self.value(source), min(t.length if t.kind == "buffer" else length, storage.sizeof(source_type)))
+        elif isinstance(length, ir.Value):  # a length the program computed
+            address = kernel_data.as_address(self.bpf, self.value(source))
+            size = self.ir.trunc(length, bpf_helpers.I32)
+            kernel_data.probe_read(self.bpf, target, size, address, self._string_space(source_type))
         elif node.name == "ntop" and isinstance(source_type, Int):  # the address itself, in network order
             self.ir.store(self.ir.trunc(self.value(source), bpf_helpers.I32), target, align=8)
         else:

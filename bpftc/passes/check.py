@@ -905,8 +905,10 @@ class _Checker(ast.Visitor):
             self.error(node, "buf() of a pointer needs a length: buf(pointer, length)")
         elif node.name == "buf" and len(node.args) == 2:
             length = constant_value(node.args[1])
-            if length is None or not 1 <= length <= MAX_BUFFER:
-                self.not_supported(node.args[1], f"A buf() length other than a constant from 1 to {MAX_BUFFER}")
+            if length is None and not isinstance(self.type_of(node.args[1]), (Int, Bool, Unknown)):
+                self.error(node.args[1], f"buf() expects an integer length ({self.type_of(node.args[1])} provided)")
+            elif length is not None and not 1 <= length <= MAX_BUFFER:
+                self.error(node.args[1], f"buf() lengths go from 1 to {MAX_BUFFER}")
 
     def _check_ntop(self, node: ast.Call) -> None:
         """ntop(address) of an IPv4 address (an integer); ntop(family, address) with AF_INET (2)

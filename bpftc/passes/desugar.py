@@ -20,6 +20,7 @@ import copy
 
 from bpftc import ast
 from bpftc.builtins import ASSERT_FAILED, CALLABLE_BUILTINS, CONFIG_DEFAULTS, CONFIG_SETTINGS, DEFAULT_MODES, LEGACY_FUNCTIONS
+from bpftc.kernel import syscall_tracepoints
 
 
 def desugar(program: ast.Program) -> ast.Program:
@@ -44,11 +45,22 @@ class _Desugar(ast.Transformer):
         return _config_item(node)
 
     def visit_Builtin(self, node: ast.Builtin) -> ast.Node:
-        """`ppid` is `curtask->real_parent->tgid`, as bpftrace's standard library defines it."""
-        if node.name != "ppid":
+        """`ppid` and `pcomm` are `curtask->real_parent->tgid` and `->comm`, as bpftrace's
+        standard library defines them."""
+        if node.name not in PARENT_BUILTINS:
             return node
         parent = ast.Field(node.span, ast.Builtin(node.span, "curtask"), "real_parent", arrow=True)
-        return ast.Field(node.span, parent, "tgid", arrow=True)
+        return ast.Field(node.span, parent, PARENT_BUILTINS[node.name], arrow=True)
+
+    def visit_Probe(self, node: ast.Probe) -> ast.Node:
+        """A wildcard of syscall tracepoints in a probe that reads `args`: its tracepoints, listed
+        (bpftc/data/syscalls.json), each with a program of its own, since each has its own
+        fields (sys_enter_execve's argv is not where sys_enter_execveat's is), as bpftrace does."""
+        node = self.generic_visit(node)
+        if not any(isinstance(n, ast.Builtin) and n.name == "args" for n in ast.walk(node)):
+            return node
+        points = [expanded for point in node.attach_points for expanded in _syscall_tracepoints(point)]
+        return ast.Probe(node.span, points, node.predicate, node.body)
 
     def visit_ExprStatement(self, node: ast.ExprStatement) -> ast.Node:
         """`assert(condition, "message")` is `if (!condition) { <error>; exit(1); }`, the error
@@ -109,6 +121,21 @@ class _Desugar(ast.Transformer):
         ):
             return ast.Builtin(node.span, node.name)
         return node
+
+
+PARENT_BUILTINS = {"ppid": "tgid", "pcomm": "comm"}
+
+
+def _syscall_tracepoints(point: ast.AttachPoint) -> list[ast.AttachPoint]:
+    """`tracepoint:syscalls:sys_enter_exec*` as the syscall tracepoints it matches; any other
+    attach point as it is."""
+    if point.provider not in ("tracepoint", "t") or len(point.parts) != 2 or point.parts[0] != "syscalls":
+        return [point]
+    if "*" not in point.parts[1] and "?" not in point.parts[1]:
+        return [point]
+    events = syscall_tracepoints(point.parts[1])
+    return [ast.AttachPoint(point.span, f"tracepoint:syscalls:{event}", "tracepoint", ("syscalls", event))
+            for event in events] or [point]  # fmt: skip
 
 
 def _delete(span, target: ast.Map) -> ast.Call:

@@ -50,6 +50,7 @@ from bpftc.types import (
     Stack,
     String,
     Struct,
+    Symbol,
     Timestamp,
     Tuple,
     Type,
@@ -477,6 +478,8 @@ class _Resolver(ast.Visitor):
         targets = self.resolution.targets_of.get(self.probe, ())
         if any(target.wildcard for target in targets):
             return String(PROBE_NAME_SIZE)
+        if targets and all(target.provider in ("kprobe", "kretprobe") for target in targets):
+            return Symbol("ksym")  # as bpftrace types it: where the probe fired, named as ksym() names it
         names = [function_name(target) for target in targets]
         return String(max((len(name) for name in names), default=0) + 1)
 
@@ -842,11 +845,17 @@ def offset_of(node: ast.Offsetof, resolution: Resolution) -> int | None:
     return offset
 
 
+BUFFER_MAX = 1024  # bytes a buf() holds at most
+
+
 def _buffer_type(node: ast.Call, types: TypeMap) -> Type:
-    """buf(x, n): n bytes; buf(string): the string's bytes."""
+    """buf(x, n): n bytes (n known only when the program runs: up to 1024, BUFFER_MAX); buf(string):
+    the string's bytes."""
     if len(node.args) == 2:
         length = constant_value(node.args[1])
-        return Formatted("buffer", length) if length is not None and 1 <= length <= 1024 else UNKNOWN
+        if length is None:
+            return Formatted("buffer", BUFFER_MAX)
+        return Formatted("buffer", length) if 1 <= length <= BUFFER_MAX else UNKNOWN
     source = types.get(node.args[0]) if node.args else None
     return Formatted("buffer", source.size) if isinstance(source, String) else UNKNOWN
 
