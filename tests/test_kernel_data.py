@@ -572,3 +572,12 @@ def test_buf_of_a_length_the_program_reads(tmp_path: Path) -> None:
     workload = "os.write(2, b'hi\\x01 there')\nos.write(2, b'x' * 2000)\nos.write(2, b'')"
     result = traced(compile_program(program, tmp_path / "b.bpfb"), workload)
     assert result.stdout == "hi\\x01 there|\n" + "x" * 1024 + "|\n|\n\n\n", result.stdout[:300] + result.stderr
+
+
+@needs_bpf
+def test_an_enum_field_of_a_btf_tracepoint_loads(tmp_path: Path) -> None:
+    """skb:kfree_skb's reason is an enum in BTF: its relocation describes it as an enum, which is
+    what libbpf matches it with (as an integer it refused to load: "failed to resolve CO-RE")."""
+    program = "tracepoint:skb:kfree_skb { @[args.reason] = count(); } interval:ms:100 { exit(); }"
+    result = subprocess.run(bpfrun_command("-q", compile_program(program, tmp_path / "k.bpfb")), capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -170,6 +170,11 @@ class KernelData:
             )
         if found.kind in (btf_format.STRUCT, btf_format.UNION):
             return self.module.add_debug_info("DICompositeType", self._composite(found, []))
+        if found.kind in (btf_format.ENUM, btf_format.ENUM64):  # libbpf matches an enum only with an enum
+            fields = {"tag": ir.DIToken("DW_TAG_enumeration_type"), "size": found.size * 8, "elements": self.module.add_metadata([])}
+            if found.name:
+                fields["name"] = found.name
+            return self.module.add_debug_info("DICompositeType", fields)
         encoding = "DW_ATE_signed" if found.signed else "DW_ATE_unsigned"
         return self.module.add_debug_info(
             "DIBasicType",
