@@ -471,9 +471,12 @@ def _attach_uprobe(program: int, probe: ProbeSpec, links: contextlib.ExitStack) 
         offset = listing.file_offset(binary, int(symbol, 16))
         if offset is None:
             raise UserError(f"cannot attach {probe.attach_point}: {symbol} is not in a loaded segment of {binary}")
-    else:
+    else:  # found here, not by libbpf 1.1, which refuses a symbol of several versions (pthread_create)
         function, _, extra = symbol.partition("+")
-        options.func_name, offset = function.encode(), int(extra or 0)
+        address = listing.function_address(binary, function)
+        offset = listing.file_offset(binary, address + int(extra or 0)) if address is not None else None
+        if offset is None:
+            raise UserError(f"cannot attach {probe.attach_point}: no function {function!r} in {binary}")
     link = lib.bpf_program__attach_uprobe_opts(program, -1, binary.encode(), offset, ctypes.byref(options))
     _register(link, probe, links)
 

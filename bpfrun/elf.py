@@ -18,6 +18,7 @@ _SYMBOL = struct.Struct("<IBBHQQ")
 SHT_PROGBITS, SHT_SYMTAB, SHT_NOTE, SHT_DYNSYM = 1, 2, 7, 11
 SHF_EXECINSTR = 0x4
 STT_FUNC, STT_OBJECT = 2, 1
+STT_GNU_IFUNC = 10  # a function whose address a resolver picks at load time (glibc string functions)
 STB_GLOBAL = 1
 PT_LOAD = 1
 MAX_FILE_BYTES = 1 << 30

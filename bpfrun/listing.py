@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Iterator
 
 from bpfrun import tracefs
-from bpfrun.elf import STT_FUNC, Elf, ElfError
+from bpfrun.elf import STT_FUNC, STT_GNU_IFUNC, Elf, ElfError
 from bpfrun.errors import UserError
 from common.schema import EVENT_ALIASES, HARDWARE_EVENTS, SOFTWARE_EVENTS
 
@@ -92,6 +92,18 @@ def elf_functions(binary: str) -> list[str]:
     except ElfError as error:
         raise UserError(f"{binary} is a damaged ELF file ({error})") from None
     return sorted({s.name for s in symbols if s.kind == STT_FUNC and s.section != 0 and s.name})
+
+
+def function_address(binary: str, name: str) -> int | None:
+    """The address of function `name` in an ELF file, whatever versions its symbol has
+    (pthread_create@GLIBC_2.2.5 and @@GLIBC_2.34 are one function); None when it has none, or
+    several different ones."""
+    try:
+        symbols = Elf.read(binary).symbols()
+    except ElfError as error:
+        raise UserError(f"{binary} is a damaged ELF file ({error})") from None
+    addresses = {s.value for s in symbols if s.name == name and s.kind in (STT_FUNC, STT_GNU_IFUNC) and s.section}
+    return addresses.pop() if len(addresses) == 1 else None
 
 
 def file_offset(binary: str, address: int) -> int | None:

@@ -320,3 +320,12 @@ def test_config_missing_probes_skips_what_the_host_lacks(tmp_path: Path) -> None
     nothing = compile_program('config = { missing_probes = ignore } tracepoint:syscalls:sys_enter_nothere { exit(); }', tmp_path / "n.bpfb")
     ran = subprocess.run(bpfrun_command(nothing), capture_output=True, text=True, timeout=20)
     assert (ran.returncode, ran.stderr) == (1, "bpfrun: ERROR: No probes to attach\n")
+
+
+def test_uprobe_on_a_function_of_several_symbol_versions(tmp_path: Path) -> None:
+    """libc's pthread_create has two versioned symbols at one address (GLIBC_2.2.5, GLIBC_2.34):
+    bpfrun finds the function itself (libbpf 1.1 refused it: "Unknown error 4001")."""
+    program = "uprobe:libc:pthread_create /pid == $1/ { @created = count(); }"
+    workload = "import threading\nfor _ in range(3):\n    t = threading.Thread(target=lambda: None); t.start(); t.join()"
+    result = trace_workload(compile_program(program, tmp_path / "t.bpfb"), workload)
+    assert result.stdout == "\n\n@created: 3\n", result.stderr
