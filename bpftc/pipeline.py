@@ -77,6 +77,7 @@ def compile_source(
             return True
         return False
 
+    script = source  # as written: what the bundle carries
     source = preprocess(source, diagnostics)
     if stop_after("preprocess", lambda: source.text):
         return result
@@ -114,7 +115,8 @@ def compile_source(
     if stop_after("emit", lambda: assembly(module)):
         return result
     requirements = dataclasses.replace(plan.resources.requirements, helpers=helpers)
-    resources = dataclasses.replace(plan.resources, requirements=requirements)
+    kept = script.text if plan.resources.source else ""  # resources.py leaves out one too large
+    resources = dataclasses.replace(plan.resources, requirements=requirements, source=kept)
     result.bundle = write_bundle(resources, elf, signing_key)
     if dump == "bundle":
         result.dump = f"{len(result.bundle)} bytes\n"
