@@ -268,8 +268,6 @@ def _run(path: str, options: Options) -> int:
     from bpfrun.attach import (
         attach_probes,
         attachable,
-        expand_usdt,
-        expand_wildcards,
         record_probe_names,
         record_usdt_specs,
     )

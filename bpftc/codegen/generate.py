@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from llvmlite import ir
 
@@ -76,7 +77,7 @@ class Module:
     kernel_data: KernelData | None = None
     stacks: ir.GlobalVariable | None = None  # the stack-trace map of kstack and ustack
     usdt_specs: ir.GlobalVariable | None = None  # where each USDT site has its arguments
-    helpers: set[int] = field(default_factory=set)  # the BPF helper ids the functions call
+    helpers: set[int] = dataclass_field(default_factory=set)  # the BPF helper ids the functions call
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
