@@ -332,6 +332,18 @@ class KernelTypes:
             return None
         return found if found.kind in (btf_format.STRUCT, btf_format.UNION) and not found.name else None
 
+    def typedef(self, name: str) -> Type | None:
+        """What a typedef of the BTF names (u32, pid_t), as bpftc types its values; None without one."""
+        found = self.btf.find(btf_format.TYPEDEF, name) if self.btf is not None else None
+        if found is None:
+            return None
+        underlying = self.btf.strip(found.id)
+        if underlying.kind in (btf_format.STRUCT, btf_format.UNION) and not underlying.name:
+            return Struct("union" if underlying.kind == btf_format.UNION else "struct", name)
+        if underlying.kind in (btf_format.ENUM, btf_format.ENUM64):
+            return _enum_type(underlying)
+        return self.semantic_type(found.id)
+
     def enum(self, name: str) -> Enum | None:
         """`enum NAME` of the BTF, as bpftc types its values."""
         found = self.btf.find(btf_format.ENUM, name) or self.btf.find(btf_format.ENUM64, name) if self.btf else None

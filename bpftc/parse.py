@@ -46,6 +46,11 @@ def _parser() -> Lark:
     return Lark(_GRAMMAR.read_text(), **options, **({"cache": cache} if cache else {}))
 
 
+# Names taken for C types after '(' (bpftrace knows the kernel's typedefs as its lexer runs; bpftc
+# tells them by their shape): C's own, the kernel's fixed-width ones, and those ending in _t.
+_C_TYPE_NAME = re.compile(r"int|long|short|char|unsigned|signed|_*[us](8|16|32|64)|\w+_t")
+
+
 class _BlockExpressions:
     """Tells a block used as a value from a block statement, which LALR cannot (`{ 1 } - 1`): a '{'
     after an operator, '(', '[', ',', '=' (not `config =`) or `return` opens a block expression."""
@@ -61,6 +66,9 @@ class _BlockExpressions:
         for token in stream:
             if token.type == "LBRACE" and previous in self._BEFORE_EXPRESSION and before != "config":
                 token = Token.new_borrow_pos("_LBRACE_EXPR", token.value, token)
+            elif token.type == "IDENTIFIER" and previous == "(" and _C_TYPE_NAME.fullmatch(token.value):
+                # `(u32)x`, `(pid_t)x`: a C type name (a BTF typedef, `int`...) where a cast's type goes
+                token = Token.new_borrow_pos("TYPE_NAME", token.value, token)
             # A predicate's closing '/' is ENDPRED: not an operator.
             before, previous = previous, token.value if token.type != "ENDPRED" else None
             yield token

@@ -226,6 +226,8 @@ VOID = Void()
 UNKNOWN = Unknown()
 
 INT_NAMES = {str(t): t for t in (INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64)}
+# C's own integer type names, as bpftrace's casts take them (`(int)x`), x86_64's sizes.
+C_INT_NAMES = {"char": INT8, "short": INT16, "int": INT32, "long": INT64, "unsigned": UINT32, "signed": INT32}
 
 
 def is_integer(t: Type) -> bool:

@@ -33,6 +33,7 @@ from bpftc.passes.probes import ProbeTargets
 from bpftc.types import (
     BOOL,
     INT64,
+    C_INT_NAMES,
     INT_NAMES,
     INT8,
     UINT8,
@@ -277,7 +278,7 @@ def _wrap(value: int) -> int:
 def type_of_spec(spec: ast.TypeSpec, types: TypeMap | None = None) -> Type | None:
     """The type a TypeSpec names, or None when it names none that bpftc knows. typeof(X) and
     `enum NAME` are known once the resolver has typed them (`types`, Resolution.types)."""
-    if spec.of is not None or spec.struct_kind == "enum":
+    if spec in (types or {}) or spec.of is not None or spec.struct_kind == "enum":  # typed by the resolver
         found = (types or {}).get(spec)
         return found if isinstance(found, Type) and not isinstance(found, Unknown) else None
     if spec.struct_kind:
@@ -686,7 +687,18 @@ class _Resolver(ast.Visitor):
             self.typed(node, self.visit(node.of))
         elif node.struct_kind == "enum" and not node.pointer_depth and node.array_length is None:
             self.typed(node, self.resolution.kernel.enum(node.name) or UNKNOWN)
+        elif not node.struct_kind and type_of_spec(node) is None and node.name != "string":
+            self.typed(node, self._named_type(node) or UNKNOWN)  # (u32)x, (pid_t)x, (int)x
         return type_of_spec(node, self.types)
+
+    def _named_type(self, node: ast.TypeSpec) -> Type | None:
+        """A C type name: C's own integers, or a typedef of the kernel's BTF."""
+        base = C_INT_NAMES.get(node.name) or self.resolution.kernel.typedef(node.name)
+        if base is None:
+            return None
+        for _ in range(node.pointer_depth):
+            base = Pointer(base)
+        return Array(base, node.array_length) if node.array_length else base
 
     def visit_Offsetof(self, node: ast.Offsetof) -> Type:
         return self.typed(node, UINT64)
