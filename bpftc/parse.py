@@ -239,6 +239,10 @@ class _ToAst(Transformer):
     def discard(self, meta, children):
         return None
 
+    def named_type(self, meta, children):
+        name, *stars = children
+        return ast.TypeSpec(_span(meta), str(name), pointer_depth=len(stars))
+
     def let(self, meta, children):
         variable, *rest = children  # lark leaves out the placeholder of an absent `= value`
         type_spec = next((child for child in rest if isinstance(child, ast.TypeSpec)), None)
