@@ -353,7 +353,7 @@ BPF_HELPERS = {
     80: "get_current_cgroup_id", 112: "probe_read_user", 113: "probe_read_kernel", 114: "probe_read_user_str",
     115: "probe_read_kernel_str", 118: "jiffies64", 120: "get_ns_current_pid_tgid", 125: "ktime_get_boot_ns",
     131: "ringbuf_reserve", 132: "ringbuf_submit", 164: "for_each_map_elem", 174: "get_attach_cookie",
-    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns", 173: "get_func_ip", 147: "d_path",
+    195: "map_lookup_percpu_elem", 208: "ktime_get_tai_ns", 173: "get_func_ip", 147: "d_path", 181: "loop",
 }  # fmt: skip
 
 

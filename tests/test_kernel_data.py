@@ -581,3 +581,18 @@ def test_an_enum_field_of_a_btf_tracepoint_loads(tmp_path: Path) -> None:
     program = "tracepoint:skb:kfree_skb { @[args.reason] = count(); } interval:ms:100 { exit(); }"
     result = subprocess.run(bpfrun_command("-q", compile_program(program, tmp_path / "k.bpfb")), capture_output=True, text=True, timeout=20)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@needs_bpf
+def test_searching_a_string_read_from_memory(tmp_path: Path) -> None:
+    """strcontains() and strstr() on str() of memory (1024 bytes): the search is a bpf_loop whose
+    callback the verifier checks once (straight-line code over 1024 starts overflowed BPF's stack);
+    the last starts, where the needle runs past the end, still count."""
+    program = (
+        'tracepoint:syscalls:sys_enter_openat /pid == $1/ { $f = str(args.filename); '
+        'if (strcontains($f, "/etc")) { printf("%s %d\\n", $f, strstr($f, "host")); } '
+        'printf("%d %d %d\\n", strstr($f, "xyz"), strstr($f, ""), strstr($f, "name")); }'
+    )
+    workload = "os.close(os.open('/etc/hostname', os.O_RDONLY))\nos.close(os.open('/proc/self/stat', os.O_RDONLY))"
+    result = traced(compile_program(program, tmp_path / "s.bpfb"), workload)
+    assert result.stdout == "/etc/hostname 5\n-1 0 9\n-1 0 -1\n\n\n", result.stdout + result.stderr

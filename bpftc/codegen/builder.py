@@ -42,6 +42,7 @@ KTIME_GET_BOOT_NS = 125
 GET_NS_CURRENT_PID_TGID = 120
 RINGBUF_RESERVE = 131
 FOR_EACH_MAP_ELEM = 164
+LOOP = 181  # bpf_loop (kernel 5.17)
 MAP_LOOKUP_PERCPU_ELEM = 195
 KTIME_GET_TAI_NS = 208
 RINGBUF_SUBMIT = 132
@@ -91,9 +92,11 @@ def define_license(module: ir.Module) -> None:
 class BpfBuilder:
     """An IRBuilder positioned in one probe's function; owns its entry block."""
 
-    def __init__(self, function: ir.Function, helpers: set[int] | None = None) -> None:
+    def __init__(self, function: ir.Function, helpers: set[int] | None = None, describe=None) -> None:
         self.function = function
         self.helpers = helpers if helpers is not None else set()  # the helper ids it calls
+        self.describe = describe  # gives a function its debug info (BTF), as DebugInfo.describe_function
+        self._slots: dict[str, ir.Value] = {}
         self.probe_context: ir.Value | None = None
         self.entry = function.append_basic_block("entry")
         body = function.append_basic_block("body")
@@ -180,6 +183,25 @@ class BpfBuilder:
         callee.function_type = ir.FunctionType(returns, [arg.type for arg in args])
         attributes = _SAME_ALL_RUN if helper_id in _SAME_RESULT_ALL_RUN else ()
         return self.ir.call(callee, args, name=name, attrs=attributes)
+
+    def scratch_slot(self, name: str, size: int) -> ir.Value:
+        """Stack bytes of the function's own for one purpose (a helper's context), made once."""
+        if name not in self._slots:
+            slot = self.allocas.alloca(ir.ArrayType(I64, (size + 7) // 8), name=name)
+            slot.type = PTR  # an opaque pointer, as memory.py uses allocas
+            self._slots[name] = slot
+        return self._slots[name]
+
+    def subprogram(self, suffix: str, arguments: list[ir.Type]) -> BpfBuilder:
+        """A builder in a new function of the program's (in .text: a callback of bpf_loop...)."""
+        module = self.function.module
+        function = ir.Function(module, ir.FunctionType(I64, arguments), f"{self.function.name}_{suffix}_{len(module.functions)}")
+        function.linkage = "internal"
+        function.section = ".text"
+        function.attributes.add("nounwind")
+        if self.describe is not None:
+            self.describe(function)
+        return BpfBuilder(function, self.helpers, self.describe)
 
     def map_lookup(self, map_variable: ir.Value, key: ir.Value) -> ir.Value:
         return self.call_helper(MAP_LOOKUP_ELEM, [map_variable, key], name="element", returns=PTR)

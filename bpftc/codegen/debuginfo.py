@@ -30,7 +30,7 @@ class DebugInfo:
         self.functions: list[ir.Function] = []
 
     def describe_function(self, function: ir.Function) -> None:
-        """Give `function` (every argument a pointer, returning an i64) a DISubprogram at finish()."""
+        """Give `function` (its arguments pointers or i64s, returning an i64) a DISubprogram at finish()."""
         self.functions.append(function)
 
     def describe_map(self, variable: ir.GlobalVariable, attributes: dict[str, int]) -> None:
@@ -98,9 +98,8 @@ class DebugInfo:
         pointer = self.module.add_debug_info(
             "DIDerivedType", {"tag": ir.DIToken("DW_TAG_pointer_type"), "baseType": None, "size": 64}
         )
-        signature = self.module.add_debug_info(
-            "DISubroutineType", {"types": self.module.add_metadata([long_type] + [pointer] * len(function.args))}
-        )
+        types = [long_type if isinstance(argument.type, ir.IntType) else pointer for argument in function.args]
+        signature = self.module.add_debug_info("DISubroutineType", {"types": self.module.add_metadata([long_type] + types)})
         local = function.linkage == "internal"
         flags = (
             "DISPFlagLocalToUnit | DISPFlagDefinition | DISPFlagOptimized"
@@ -129,7 +128,7 @@ class DebugInfo:
         arguments = [
             self.module.add_debug_info(
                 "DILocalVariable",
-                {"name": f"arg{index}", "arg": index, "scope": subprogram, "file": self.file, "type": pointer},
+                {"name": f"arg{index}", "arg": index, "scope": subprogram, "file": self.file, "type": types[index - 1]},
             )
             for index in range(1, len(function.args) + 1)
         ]

@@ -236,7 +236,7 @@ class _ProbeGenerator(ast.Visitor):
             self.memory_budget, scratch_start = CALLBACK_STACK_BUDGET, callback.scratch_start
         function.attributes.add("nounwind")  # no .eh_frame: BPF has no unwinding
         shared.debug_info.describe_function(function)
-        self.bpf = BpfBuilder(function, shared.helpers)
+        self.bpf = BpfBuilder(function, shared.helpers, shared.debug_info.describe_function)
         self.ir = self.bpf.ir
         self.memory = Memory(self.bpf, shared.scratch_map, self.memory_budget, scratch_start)
         self.maps = MapAccess(self)
