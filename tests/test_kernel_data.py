@@ -596,3 +596,15 @@ def test_searching_a_string_read_from_memory(tmp_path: Path) -> None:
     workload = "os.close(os.open('/etc/hostname', os.O_RDONLY))\nos.close(os.open('/proc/self/stat', os.O_RDONLY))"
     result = traced(compile_program(program, tmp_path / "s.bpfb"), workload)
     assert result.stdout == "/etc/hostname 5\n-1 0 9\n-1 0 -1\n\n\n", result.stdout + result.stderr
+
+
+@needs_bpf
+def test_comparing_and_measuring_a_string_read_from_memory(tmp_path: Path) -> None:
+    """strncmp(), ==, != and strlen() of str() of memory (1024 bytes): word by word, in order
+    (LLVM read every word first and spilled them past BPF's 512-byte stack)."""
+    program = (
+        'tracepoint:syscalls:sys_enter_openat /pid == $1/ { $f = str(args.filename); printf("%d %d %d %d\\n", '
+        'strncmp($f, "/etc", 4), $f == "/etc/hostname", strlen($f), $f != "x"); }'
+    )
+    result = traced(compile_program(program, tmp_path / "c.bpfb"), "os.close(os.open('/etc/hostname', os.O_RDONLY))")
+    assert result.stdout == "0 1 13 1\n\n\n", result.stdout + result.stderr

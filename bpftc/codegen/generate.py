@@ -819,12 +819,14 @@ class _ProbeGenerator(ast.Visitor):
         (and the same type, passes/convert.py made sure), so compare them 8 bytes at a time, the
         shorter string reading as zeros past its end."""
         left_size, right_size = storage.size_of(left_type), storage.size_of(right_type)
-        equal = ir.Constant(bpf_helpers.I1, 1)
+        differ = I64(0)  # the bits in which they differ, word by word, or'ed together
         for offset in range(0, max(left_size, right_size), 8):
             left_chunk = self.bpf.load_i64(left, offset, name="chunk") if offset < left_size else I64(0)
             right_chunk = self.bpf.load_i64(right, offset, name="chunk") if offset < right_size else I64(0)
-            equal = self.ir.and_(equal, self.ir.icmp_unsigned("==", left_chunk, right_chunk))
-        return self.bpf.as_i64(equal if op == "==" else self.ir.not_(equal))
+            differ = self.ir.or_(differ, self.ir.xor(left_chunk, right_chunk))
+            if max(left_size, right_size) > 64:  # one word after the other (strings.in_order)
+                differ = strings.in_order(self.bpf, differ)
+        return self.bpf.as_i64(self.ir.icmp_unsigned("==" if op == "==" else "!=", differ, I64(0)))
 
     def divide(
         self, left: ir.Value, right: ir.Value, signed: bool, op: str = "/", node: ast.Node | None = None

@@ -18,6 +18,9 @@ from llvmlite import ir
 from bpftc.codegen.builder import I1, I8, I64, LOOP, PTR, BpfBuilder
 
 
+LOOP_FROM = 64  # strings longer than this are searched with a loop, measured word by word
+
+
 def _byte(bpf: BpfBuilder, string: ir.Value, size: int, offset: int) -> ir.Value:
     if offset >= size:
         return ir.Constant(I8, 0)
@@ -26,6 +29,8 @@ def _byte(bpf: BpfBuilder, string: ir.Value, size: int, offset: int) -> ir.Value
 
 def strlen(bpf: BpfBuilder, string: ir.Value, size: int) -> ir.Value:
     """The index of the first NUL (size when there is none)."""
+    if size > LOOP_FROM:
+        return _count_nonzero_bytes(bpf, string, size)
     length = I64(size)
     for offset in reversed(range(size)):
         is_nul = bpf.ir.icmp_unsigned("==", _byte(bpf, string, size, offset), ir.Constant(I8, 0))
@@ -50,7 +55,6 @@ def _occurrences(
         yield start, match
 
 
-LOOP_FROM = 64  # haystacks longer than this are searched with a loop
 
 
 def contains(bpf: BpfBuilder, haystack: ir.Value, haystack_size: int, needle: ir.Value, needle_size: int) -> ir.Value:
@@ -90,9 +94,13 @@ def differ(
     bpf: BpfBuilder, left: ir.Value, left_size: int, right: ir.Value, right_size: int, limit: ir.Value
 ) -> ir.Value:
     """strncmp(left, right, limit) as 0 (the same up to `limit` bytes) or 1: past both NULs the
-    padding is zero, so comparing every byte below `limit` is comparing up to the first NUL."""
+    padding is zero, so comparing every byte below `limit` is comparing up to the first NUL. A
+    constant limit compares only the bytes below it (strncmp(str(p), "/etc", 4): four)."""
     different = ir.Constant(I1, 0)
-    for offset in range(max(left_size, right_size)):
+    compared = max(left_size, right_size)
+    if isinstance(limit, ir.Constant):
+        compared = min(compared, max(limit.constant, 0))
+    for offset in range(compared):
         unequal = bpf.ir.icmp_unsigned("!=", _byte(bpf, left, left_size, offset), _byte(bpf, right, right_size, offset))
         counted = bpf.ir.icmp_unsigned("<", I64(offset), limit)
         different = bpf.ir.or_(different, bpf.ir.and_(unequal, counted), name="different")
@@ -170,3 +178,25 @@ def _search_callback(bpf: BpfBuilder, looped: int, needle_size: int) -> ir.Funct
         inner.ir.ret(I64(1))  # found: stop
     inner.finish()
     return inner.function
+
+
+def _count_nonzero_bytes(bpf: BpfBuilder, string: ir.Value, size: int) -> ir.Value:
+    """strlen() of a long string, NUL-padded to its stored size (a multiple of 8): its non-zero
+    bytes, counted a u64 at a time without a branch (a byte's top bit set in `marks` when it is
+    not 0; their count by multiplication), since a select per byte overflowed BPF's stack."""
+    low7 = I64(0x7F7F7F7F7F7F7F7F)
+    count = I64(0)
+    for offset in range(0, size, 8):
+        word = bpf.load_i64(string, offset, name="word")
+        marks = bpf.ir.and_(bpf.ir.or_(bpf.ir.add(bpf.ir.and_(word, low7), low7), word), I64(0x8080808080808080))
+        ones = bpf.ir.lshr(marks, I64(7))  # a 1 in the low bit of each non-zero byte
+        count = in_order(bpf, bpf.ir.add(count, bpf.ir.lshr(bpf.ir.mul(ones, I64(0x0101010101010101)), I64(56))))
+    return count
+
+
+def in_order(bpf: BpfBuilder, value: ir.Value) -> ir.Value:
+    """`value`, through an empty inline assembly statement LLVM cannot see into: the words of a
+    long string are then read and folded one after the other, not all read first (LLVM's
+    reassociation did that, and spilled them past BPF's 512-byte stack)."""
+    barrier = ir.InlineAsm(ir.FunctionType(I64, [I64]), "", "=r,0", side_effect=True)
+    return bpf.ir.call(barrier, [value], name="folded")
