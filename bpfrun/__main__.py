@@ -313,9 +313,10 @@ def _run(path: str, options: Options) -> int:
         data = b""
         arguments, named = split_arguments(options.arguments)
         values = check_options(resources.options, named)
+        rated = with_rates(resources.probes, arguments)
         if resources.globals is not None:
-            data = globals_data(resources.globals, arguments, ncpus, target, child, values, resources.probes)
-        probes = attachable(with_rates(resources.probes, arguments), resources.missing_probes)
+            data = globals_data(resources.globals, arguments, ncpus, target, child, values, rated)
+        probes = attachable(rated, resources.missing_probes)
         requirements = resources.requirements
         if requirements.kernel_fields or requirements.kernel_layouts:
             from bpfrun.preflight import check_kernel_fields

@@ -63,7 +63,8 @@ def _parameters(bundle: Bundle) -> list[str]:
     fields = [field.name for field in resources.globals.fields] if resources.globals is not None else []
     positional = sorted(
         {name[len(prefix):] for name in fields for prefix in (schema.INTEGER_ARGUMENT, schema.STRING_ARGUMENT)
-         if name.startswith(prefix) and name[len(prefix):].isdigit()},
+         if name.startswith(prefix) and name[len(prefix):].isdigit()}
+        | {str(probe.rate_parameter) for probe in resources.probes if probe.rate_parameter},  # interval:ms:$1
         key=int,
     )  # fmt: skip
     options = [f"--{option.name} ({option.kind}, default {option.default})" for option in resources.options]

@@ -88,6 +88,8 @@ def globals_data(
             value = (options or {})[field.name.removeprefix(schema.OPTION)]
         elif field.name.startswith(schema.USER_ADDRESS):
             value = user_address(field.name, probes)
+        elif field.name.startswith(schema.PROBE_NAME_GLOBAL):
+            value = probes[int(field.name.removeprefix(schema.PROBE_NAME_GLOBAL))].attach_point
         else:
             value = _value(field.name, arguments, ncpus)
         if field.layout.kind == layout.STRING:
@@ -211,6 +213,9 @@ def known_global(name: str, options: Sequence[schema.OptionSpec] = (), probe_cou
         return any(name == schema.OPTION + option.name for option in options)
     if name.startswith(schema.KERNEL_ADDRESS):
         return re.fullmatch(schema.FUNCTION_NAME, name.removeprefix(schema.KERNEL_ADDRESS)) is not None
+    if name.startswith(schema.PROBE_NAME_GLOBAL):
+        index = name.removeprefix(schema.PROBE_NAME_GLOBAL)
+        return index.isdigit() and int(index) < probe_count
     if name.startswith(schema.USER_ADDRESS):
         index, _, symbol = name.removeprefix(schema.USER_ADDRESS).partition("_")
         return index.isdigit() and int(index) < probe_count and re.fullmatch(schema.FUNCTION_NAME, symbol) is not None

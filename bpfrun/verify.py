@@ -78,7 +78,7 @@ def _verify_globals(spec: Layout, options: tuple[schema.OptionSpec, ...], probe_
         if option.kind not in schema.OPTION_KINDS:
             raise UserError(f"bundle's option {option.name!r} has an unknown kind {option.kind!r}")
     for field in spec.fields:
-        is_string = field.name.startswith(schema.STRING_ARGUMENT) or field.name in string_options
+        is_string = field.name.startswith((schema.STRING_ARGUMENT, schema.PROBE_NAME_GLOBAL)) or field.name in string_options
         wanted = layout.STRING if is_string else layout.INT
         if not parameters.known_global(field.name, options, probe_count) or field.layout.kind not in (wanted, layout.UINT):
             raise UserError(f"bundle's globals have a field bpfrun does not know: {field.name!r} ({field.layout.kind})")

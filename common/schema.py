@@ -320,6 +320,9 @@ KERNEL_ADDRESS = "kaddr_"  # "kaddr_NAME": u64: kernel symbol NAME's address on 
 # relative to the probe's own address; the program adds the address the probe fired at
 # (bpf_get_func_ip), which gives NAME's address in the process, however it was loaded (PIE, ASLR).
 USER_ADDRESS = "uaddr_"
+# "probe_N": string[PROBE_NAME_SIZE]: the name of probe N (Resources.probes[N]) whose rate is a
+# parameter (interval:ms:$1), as bpfrun attaches it (interval:ms:20): the `probe` builtin there.
+PROBE_NAME_GLOBAL = "probe_"
 INTEGER_ARGUMENT = "arg"  # "arg1": i64: positional parameter $1 as an integer (0 when not given)
 STRING_ARGUMENT = "str"  # "str1": string: positional parameter $1 as a string ("" when not given)
 OPTION = "opt_"  # "opt_NAME": getopt("NAME"): i64 (integers, bools) or string, from --NAME=VALUE

@@ -274,10 +274,10 @@ def test_usermode_tells_user_code_from_the_kernel(tmp_path: Path) -> None:
 def test_an_interval_given_as_a_parameter(tmp_path: Path) -> None:
     """interval:ms:$1: one bundle, the rate given to bpfrun; a rate that is not a positive integer
     is one line, before anything is attached."""
-    bundle = compile_program('interval:ms:$1 { print("tick"); exit(); }', tmp_path / "i.bpfb")
+    bundle = compile_program('interval:ms:$1 { printf("%s\\n", probe); exit(); }', tmp_path / "i.bpfb")
     started = time.monotonic()
     ran = subprocess.run(bpfrun_command(bundle, "300"), capture_output=True, text=True, timeout=20)
-    assert (ran.returncode, ran.stdout) == (0, "tick\n\n\n") and time.monotonic() - started >= 0.3, ran.stderr
+    assert (ran.returncode, ran.stdout) == (0, "interval:ms:300\n\n\n") and time.monotonic() - started >= 0.3, ran.stderr
     for bad in ("0", "x"):
         refused = subprocess.run(bpfrun_command(bundle, bad), capture_output=True, text=True, timeout=20)
         assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1, refused.stderr

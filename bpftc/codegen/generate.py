@@ -590,6 +590,9 @@ class _ProbeGenerator(ast.Visitor):
             self.bpf.call_helper(bpf_helpers.GET_CURRENT_COMM, [destination, I64(COMM_SIZE)], name="comm_status")
         elif node.name == "probe" and self.program_plan.target.wildcard:
             self._expanded_probe_name(destination)
+        elif node.name == "probe" and self.program_plan.target.rate_parameter:  # bpfrun knows the rate
+            name = f"{schema.PROBE_NAME_GLOBAL}{self.plan.programs.index(self.program_plan)}"
+            self.bpf.copy_bytes(destination, self.global_pointer(name), schema.PROBE_NAME_SIZE)
         elif node.name == "probe":
             name = self.program_plan.target.name.encode()
             self.bpf.store_bytes(destination, name, storage.size_of(self.types[node]))

@@ -462,6 +462,8 @@ class _Resolver(ast.Visitor):
         if node.name == "probe":
             if self.probe in self.resolution.wildcard_probes:  # bpfrun's names, from a map
                 return self.typed(node, String(PROBE_NAME_SIZE))
+            if any(target.rate_parameter for target in self.resolution.targets_of.get(self.probe, ())):
+                return self.typed(node, String(PROBE_NAME_SIZE))  # bpfrun's name, from a global
             names = self.resolution.probe_names.get(self.probe, ())
             return self.typed(node, String(max((len(name) for name in names), default=0) + 1))
         if node.name == "args":

@@ -222,6 +222,8 @@ def _globals(program: ast.Program, resolution: Resolution, programs: list[Progra
             names.add(schema.NCPUS)
     names |= {_user_address(index, node) for index, plan in enumerate(programs) for node in ast.walk(plan.probe)
               if isinstance(node, ast.Call) and node.name == "uaddr"}  # fmt: skip
+    names |= {f"{schema.PROBE_NAME_GLOBAL}{index}" for index, plan in enumerate(programs) if plan.target.rate_parameter
+              and any(isinstance(node, ast.Builtin) and node.name == "probe" for node in ast.walk(plan.probe))}  # fmt: skip
     members = [(name, _global_layout(name)) for name in sorted(names)]
     members += [(schema.OPTION + option.name, _option_layout(option)) for option in _options(program)]
     return layout.packed(layout.RECORD, members)
@@ -249,6 +251,8 @@ def _reads_aggregate(node: ast.Map, resolution: Resolution) -> bool:
 
 
 def _global_layout(name: str) -> Layout:
+    if name.startswith(schema.PROBE_NAME_GLOBAL):
+        return Layout(layout.STRING, schema.PROBE_NAME_SIZE)
     if name.startswith(schema.STRING_ARGUMENT):
         return Layout(layout.STRING, schema.PARAMETER_STRING_SIZE)
     if name.startswith(schema.INTEGER_ARGUMENT):
