@@ -1,12 +1,15 @@
 """Emit: an LLVM module → a BPF ELF object (little-endian, with BTF), through llvmlite.binding.
 
 Consumes an `ir.Module`; produces the object's bytes (or, for `--dump emit`, its BPF assembly).
-LLVM rejecting the module is a compiler bug.
+LLVM's BPF backend ends the process when a program does not fit BPF (more than 512 bytes of
+stack): the code is generated in a child process, whose end is then an `EmitError` with LLVM's
+words, a diagnostic like any other.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 import llvmlite.binding as llvm
@@ -45,9 +48,42 @@ def _without_builtins(text: str) -> str:
     return marked
 
 
+class EmitError(Exception):
+    """LLVM could not make BPF code of the program (its message, one line)."""
+
+
 def emit(module: ir.Module) -> bytes:
-    return _target_machine().emit_object(_optimized(module))
+    return _in_child(lambda: _target_machine().emit_object(_optimized(module)))
 
 
 def assembly(module: ir.Module) -> str:
-    return _target_machine().emit_assembly(_optimized(module))
+    return _in_child(lambda: _target_machine().emit_assembly(_optimized(module)).encode()).decode()
+
+
+def _in_child(make) -> bytes:
+    """make() run in a forked child, its bytes read back through a pipe; LLVM's fatal errors end
+    only the child, and what it printed on stderr becomes an EmitError."""
+    output, errors = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write the bytes, or die as LLVM makes it
+        status = 1
+        try:
+            os.close(output[0])
+            os.close(errors[0])
+            os.dup2(errors[1], 2)
+            data = make()
+            with os.fdopen(output[1], "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(output[1])
+    os.close(errors[1])
+    with os.fdopen(output[0], "rb") as pipe, os.fdopen(errors[0], "rb") as messages:
+        data = pipe.read()
+        said = messages.read(1 << 16).decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        lines = [line.removeprefix("error: ").removeprefix("<unknown>:0:0: ") for line in said.splitlines() if line.strip()]
+        raise EmitError(lines[0] if lines else f"LLVM failed (status {status})")
+    return data

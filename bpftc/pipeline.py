@@ -106,13 +106,19 @@ def compile_source(
     if stop_after("resources", lambda: json.dumps(schema.to_dict(plan.resources), indent=1) + "\n"):
         return result
     from bpftc.codegen.generate import generate  # imports llvmlite: only when the script is valid
-    from bpftc.emit import assembly, emit
+    from bpftc.emit import EmitError, assembly, emit
 
     module, helpers = generate(program, resolution, plan, arch, source.name, diagnostics)
     if stop_after("generate", lambda: str(module)):
         return result
-    elf = emit(module)
-    if stop_after("emit", lambda: assembly(module)):
+    try:
+        elf = emit(module)
+        if stop_after("emit", lambda: assembly(module)):
+            return result
+    except EmitError as error:  # a program LLVM cannot make BPF of (too much stack)
+        where = next((plan.probe.span for plan in plan.programs if f"function {plan.spec.program} " in str(error)), program.span)
+        message = str(error).split("): ", 1)[-1].split(". ")[0]  # LLVM's first sentence, without its advice
+        diagnostics.error(where, f"LLVM cannot compile this probe for BPF: {message}")
         return result
     requirements = dataclasses.replace(plan.resources.requirements, helpers=helpers)
     kept = script.text if plan.resources.source else ""  # resources.py leaves out one too large

@@ -98,3 +98,18 @@ def test_compiled_to_a_bundle_bpfrun_accepts(program):
     result = compile_source(Source("stdin", program))
     assert result.bundle is not None, diagnostics_text(program)
     verify(bundle_format.read(result.bundle).resources)
+
+
+def test_a_probe_llvm_cannot_fit_in_bpfs_stack_is_a_diagnostic_at_the_probe():
+    """LLVM's BPF backend ends the process when a program needs more than 512 bytes of stack: the
+    code is made in a child process, and its end is a diagnostic at the probe (here: six searches
+    of one 1024-byte string in one statement, all of whose results are live at once)."""
+    searches = ", ".join(f'strstr($f, "{needle}")' for needle in ("name", "xyz", "", "hostname", "namex", "e"))
+    program = (
+        "BEGIN { exit(); } tracepoint:syscalls:sys_enter_openat { $f = str(args.filename); "
+        f'printf("%d %d %d %d %d %d\\n", {searches}); }}'
+    )
+    first = diagnostics_text(program).splitlines()[0]
+    assert first.startswith("stdin:1:19-") and first.endswith(
+        ": ERROR: LLVM cannot compile this probe for BPF: Looks like the BPF stack limit is exceeded"
+    ), first
