@@ -2,8 +2,9 @@
 
 Consumes an `ir.Module`; produces the object's bytes (or, for `--dump emit`, its BPF assembly).
 LLVM's BPF backend ends the process when a program does not fit BPF (more than 512 bytes of
-stack): the code is generated in a child process, whose end is then an `EmitError` with LLVM's
-words, a diagnostic like any other.
+stack): the code of a long function (where that can happen) is generated in a child process,
+whose end is then an `EmitError` with LLVM's words, a diagnostic like any other. Short ones are
+generated here: a fork costs a compile about 20 ms.
 """
 
 from __future__ import annotations
@@ -52,12 +53,20 @@ class EmitError(Exception):
     """LLVM could not make BPF code of the program (its message, one line)."""
 
 
+LONG_FUNCTION = 1500  # IR instructions in a function from which BPF's stack may not hold it
+
+
 def emit(module: ir.Module) -> bytes:
-    return _in_child(lambda: _target_machine().emit_object(_optimized(module)))
+    return _guarded(module, lambda: _target_machine().emit_object(_optimized(module)))
 
 
 def assembly(module: ir.Module) -> str:
-    return _in_child(lambda: _target_machine().emit_assembly(_optimized(module)).encode()).decode()
+    return _guarded(module, lambda: _target_machine().emit_assembly(_optimized(module)).encode()).decode()
+
+
+def _guarded(module: ir.Module, make) -> bytes:
+    long = any(sum(len(block.instructions) for block in function.blocks) > LONG_FUNCTION for function in module.functions)
+    return _in_child(make) if long else make()
 
 
 def _in_child(make) -> bytes:
