@@ -107,3 +107,17 @@ def test_execs_example_lists_a_program_started(tmp_path):
     started = [line for line in stdout.splitlines() if line.endswith("/bin/echo bpftc-example two words")]
     assert len(started) == 1 and child.returncode == 0, stdout + stderr
     assert re.fullmatch(rf"\d\d:\d\d:\d\d \d+ +{os.getpid()} +/bin/echo bpftc-example two words", started[0]), started
+
+
+# bpftrace's own tools, where this machine has them: the oracle's chroot holds Debian's bpftrace
+# package (../shared/tools/bpftrace-oracle builds it once per machine), /usr/sbin/*.bt.
+BPFTRACE_TOOLS = sorted(Path("/var/cache/bpftrace-oracle/usr/sbin").glob("*.bt"))
+
+
+@pytest.mark.skipif(not BPFTRACE_TOOLS, reason="no bpftrace tools on this machine (the oracle's chroot)")
+@pytest.mark.parametrize("tool", BPFTRACE_TOOLS, ids=[path.name for path in BPFTRACE_TOOLS])
+def test_bpftraces_own_tools_compile(tool, tmp_path):
+    """Scripts written for bpftrace as its authors write them (#! and preprocessor lines, config
+    missing_probes, wildcard probes reading args, kernel structs and enums) compile to bundles."""
+    result = subprocess.run([BIN / "bpftc", tool, "-o", tmp_path / "tool.bpfb"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
