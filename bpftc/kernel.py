@@ -308,21 +308,19 @@ class KernelTypes:
         raise _NotHeld()
 
     def _value_layout_of_type(self, t: Type) -> Layout:
+        """A field's layout in a whole-struct copy: storage.py's, but a struct (or an array of them)
+        laid out from its BTF."""
+        from bpftc import storage
+
         if isinstance(t, Struct):
             struct_layout = self.struct_layout(t)
             if struct_layout is None or not struct_layout.btf_id:
                 raise _NotHeld()
             return self._btf_value_layout(self.btf.type(struct_layout.btf_id), 1)
-        if isinstance(t, Int):
-            return layout.integer(t.size, t.signed)
-        if isinstance(t, Bool):
-            return Layout(layout.BOOL, 1)
-        if isinstance(t, Pointer):
-            return Layout(layout.POINTER, 8)
-        if isinstance(t, String):
-            return Layout(layout.STRING, t.size)
         if isinstance(t, Array):
             return layout.array(self._value_layout_of_type(t.element), t.length)
+        if isinstance(t, (Int, Bool, Pointer, String)):
+            return storage.layout_of(t)
         raise _NotHeld()
 
     def _anonymous(self, type_id: int) -> btf_format.BtfType | None:
