@@ -12,12 +12,12 @@ bug in bpfrun, printed as `BUG: ...`.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from bpfrun.errors import UserError
+from common.record import record
 
 
 def _click_command():
@@ -209,7 +209,7 @@ def _list(pattern: str | None) -> int:
     return 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     verbose: bool = False
     output_format: str = "text"
@@ -348,7 +348,7 @@ def _run(path: str, options: Options) -> int:
         return events.exit_code
 
 
-def _output_stream(options: Options, stack) -> BinaryIO:
+def _output_stream(options: Options, stack) -> io.BufferedIOBase:
     if options.output_file is None:
         return sys.stdout.buffer
     try:

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import errno
 import fnmatch
 import os
 import re
 import sys
 import zlib
-from pathlib import Path
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bpfrun import tracefs
 from bpfrun.errors import UserError
@@ -36,10 +32,10 @@ from bpfrun.libbpf import (
     PERF_COUNT_SW_CPU_CLOCK,
     PERF_TYPE_HARDWARE,
     PERF_TYPE_SOFTWARE,
+    SYS_PERF_EVENT_OPEN,
     bpf_kprobe_opts,
     bpf_tracepoint_opts,
     bpf_uprobe_opts,
-    SYS_PERF_EVENT_OPEN,
     lib,
     libc,
     perf_event_attr,
@@ -47,17 +43,18 @@ from bpfrun.libbpf import (
 from bpfrun.load import LoadedObject
 from common import schema
 from common.binaries import LIBRARY_DIRECTORIES, find_binary
+from common.record import record, replace
 from common.schema import (
     BEGIN,
     END,
     FENTRY,
     FEXIT,
+    FUNCTION_NAME_KEY,
     HARDWARE,
     HARDWARE_EVENTS,
     INTERVAL,
     KPROBE,
     KRETPROBE,
-    FUNCTION_NAME_KEY,
     PROBE_NAME_SIZE,
     PROFILE,
     RAWTRACEPOINT,
@@ -71,6 +68,7 @@ from common.schema import (
     ProbeSpec,
 )
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, which type checkers know, without importing typing
 if TYPE_CHECKING:
     from bpfrun import usdt
 
@@ -85,7 +83,7 @@ _FUNCTION_NAME = re.compile(schema.FUNCTION_NAME)
 _PROBE_SYMBOL = re.compile(schema.PROBE_SYMBOL)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Provider:
     problem: Callable[[ProbeSpec], str | None]  # what is wrong with a probe's target, or None
     check: Callable[[ProbeSpec], None]  # raises UserError when this kernel cannot attach it
@@ -128,7 +126,7 @@ def expand_usdt(probes: Sequence[ProbeSpec]) -> list[ProbeSpec]:
         found = usdt.sites(binary_path(probe), provider, name)
         if not found:
             raise UserError(f"cannot attach {probe.attach_point}: no such USDT probe in {binary_path(probe)}")
-        expanded.extend(dataclasses.replace(probe, target=(*probe.target, str(index))) for index in range(len(found)))
+        expanded.extend(replace(probe, target=(*probe.target, str(index))) for index in range(len(found)))
     return expanded
 
 
@@ -163,7 +161,7 @@ def _matching_functions(probe: ProbeSpec, functions: Sequence[str], binary: str 
         raise UserError(f"cannot attach {probe.attach_point}: no function matches it")
     head = probe.target[:-1]
     return [
-        dataclasses.replace(probe, target=(*head, name), attach_point=":".join((probe.provider, *head, name)))
+        replace(probe, target=(*head, name), attach_point=":".join((probe.provider, *head, name)))
         for name in matches
     ]
 
@@ -187,7 +185,7 @@ def _matching_tracepoints(probe: ProbeSpec) -> list[ProbeSpec]:
     if not matches:
         raise UserError(f"cannot attach {probe.attach_point}: no tracepoint matches it")
     return [
-        dataclasses.replace(probe, target=(category, name), attach_point=f"{TRACEPOINT}:{category}:{name}")
+        replace(probe, target=(category, name), attach_point=f"{TRACEPOINT}:{category}:{name}")
         for category, name in matches
     ]
 
@@ -365,7 +363,8 @@ def _attach_perf_event(
 
 def online_cpus() -> list[int]:
     """The CPUs a per-CPU perf event goes on: /sys/devices/system/cpu/online, e.g. '0-3,6'."""
-    text = Path("/sys/devices/system/cpu/online").read_text().strip()
+    with open("/sys/devices/system/cpu/online") as file:
+        text = file.read().strip()
     cpus: list[int] = []
     for part in text.split(","):
         first, _, last = part.partition("-")

@@ -6,10 +6,9 @@ parses it), on binaries (uprobe:BINARY:*, USDT notes). Malformed input raises El
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from pathlib import Path
 
 from bpfrun.errors import UserError
+from common.record import record
 
 _HEADER = struct.Struct("<16xHHIQQQIHHHHHH")
 _SECTION = struct.Struct("<IIQQQQIIQQ")
@@ -28,7 +27,7 @@ class ElfError(ValueError):
     """Not an ELF file this reader understands."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Section:
     name: str
     kind: int
@@ -40,7 +39,7 @@ class Section:
     entry_size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Symbol:
     name: str
     kind: int  # STT_*
@@ -70,7 +69,8 @@ class Elf:
     def read(cls, path: str) -> Elf:
         """The ELF file at `path`; UserError for an unreadable or malformed one."""
         try:
-            return cls(Path(path).read_bytes()[:MAX_FILE_BYTES])
+            with open(path, "rb") as file:
+                return cls(file.read(MAX_FILE_BYTES))
         except OSError as error:
             raise UserError(f"cannot read {path}: {error.strerror}") from None
         except ElfError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
+from pathlib import Path
 
 from bpfrun import tracefs
 from bpfrun.elf import STT_FUNC, STT_GNU_IFUNC, Elf, ElfError
@@ -62,7 +63,7 @@ def _perf_events(provider: str, events: dict[str, int]) -> Iterator[str]:
 
 
 def _tracepoints(provider: str) -> Iterator[str]:
-    events = tracefs.ensure_mounted() / "events"
+    events = Path(tracefs.events_directory())
     for category in events.iterdir():
         if not category.is_dir():
             continue
@@ -77,7 +78,7 @@ def _tracepoints(provider: str) -> Iterator[str]:
 
 def kernel_functions() -> Iterator[str]:
     """The functions kprobes can attach to (none on a kernel without kprobes)."""
-    functions = tracefs.ensure_mounted() / "available_filter_functions"
+    functions = Path(tracefs.ensure_mounted(), "available_filter_functions")
     if not tracefs.kprobes_available() or not functions.exists():
         return
     with open(functions) as file:

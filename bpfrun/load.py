@@ -22,15 +22,14 @@ import re
 import resource
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import (
     BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_MAP_TYPE_LRU_HASH,
     BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_MAP_TYPE_RINGBUF,
     BPF_MAP_TYPE_STACK_TRACE,
     PRINT_FN,
@@ -40,6 +39,7 @@ from bpfrun.libbpf import (
 from common import schema
 from common.bundle import Bundle
 from common.layout import MAX_STACK_DEPTH
+from common.record import record
 from common.schema import PROBE_NAME_SIZE, USDT_SPEC_SIZE, MapSpec, Resources
 
 _MAP_TYPES = {
@@ -54,7 +54,7 @@ _LIBBPF_SUMMARIES = re.compile(r"failed to load object|failed to load: -\d+$")
 _LOG_TRAILERS = re.compile(r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|\s*$)")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LoadedObject:
     handle: int  # struct bpf_object *
     programs: Mapping[str, int]  # ELF function name → struct bpf_program *

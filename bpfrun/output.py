@@ -14,10 +14,10 @@ strings; map keys are the key's text without spaces.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import struct
 from collections.abc import Sequence
-from typing import BinaryIO
 
 from bpfrun.values import Array, Histogram, MapValue, Primitive, Record, Timestamp, Tuple, Value, encode
 from common.schema import HelperErrorEvent, MessageEvent, RuntimeErrorEvent
@@ -35,7 +35,7 @@ class _FdWriter:
     reports how much it wrote and is retried after a signal (PEP 475). A stream without a
     file descriptor (in tests) is written as it is."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: io.BufferedIOBase) -> None:
         self._stream = stream
         try:
             stream.flush()
@@ -73,7 +73,7 @@ _WRITE_BYTES = 1 << 16  # written once this much is buffered, and at every flush
 class Output:
     """Renders every kind of result in one format and owns the buffered streams."""
 
-    def __init__(self, format_name: str, out: BinaryIO, err: BinaryIO, line_buffered: bool = False) -> None:
+    def __init__(self, format_name: str, out: io.BufferedIOBase, err: io.BufferedIOBase, line_buffered: bool = False) -> None:
         assert format_name in FORMATS, format_name
         self.json = format_name == JSON
         self._out = _FdWriter(out)

@@ -162,7 +162,7 @@ def user_address(name: str, probes: Sequence[schema.ProbeSpec]) -> int:
 def with_rates(probes: Sequence[schema.ProbeSpec], arguments: Sequence[str]) -> list[schema.ProbeSpec]:
     """The probes with each rate given as a positional parameter (`interval:ms:$1`) applied: the
     bundle holds the period or frequency of a count of 1."""
-    import dataclasses
+    from common.record import replace
 
     applied = []
     for probe in probes:
@@ -179,7 +179,7 @@ def with_rates(probes: Sequence[schema.ProbeSpec], arguments: Sequence[str]) -> 
             else:  # interval:hz:$N
                 changes = {"period": max(probe.period // count, 1)}
             name = probe.attach_point.rsplit(":", 1)[0] + f":{count}"
-            probe = dataclasses.replace(probe, **changes, attach_point=name, rate_parameter=0, rate_unit="")
+            probe = replace(probe, **changes, attach_point=name, rate_parameter=0, rate_unit="")
         applied.append(probe)
     return applied
 

@@ -30,7 +30,7 @@ def describe_target() -> str:
 
 
 def _tracepoint_fields() -> dict[str, list]:
-    events = tracefs.ensure_mounted() / "events"
+    events = Path(tracefs.events_directory())
     fields = {}
     for format_file in sorted(events.glob("*/*/format")):
         category, event = format_file.parent.parent.name, format_file.parent.name

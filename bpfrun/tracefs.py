@@ -11,64 +11,74 @@ from __future__ import annotations
 import ctypes
 import fnmatch
 import os
-from pathlib import Path
 
 from bpfrun.errors import UserError
 from bpfrun.libbpf import libc
 
-TRACEFS = Path("/sys/kernel/tracing")
-DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")  # libbpf prefers this one when it exists
-KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
+# Plain strings and os.path, not pathlib: pathlib's imports (urllib, ipaddress...) cost bpfrun's
+# start 6 ms.
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # libbpf prefers this one when it exists
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 
 
-def root() -> Path:
+def root() -> str:
     """The tracefs directory libbpf will use: the debugfs one when debugfs is mounted."""
-    if (DEBUGFS_TRACING / "events").is_dir():
+    if os.path.isdir(f"{DEBUGFS_TRACING}/events"):
         return DEBUGFS_TRACING
     return TRACEFS
 
 
-def ensure_mounted() -> Path:
-    if not (root() / "events").is_dir():
+def ensure_mounted() -> str:
+    if not os.path.isdir(f"{root()}/events"):
         _mount_tracefs()
     return root()
 
 
+def events_directory() -> str:
+    return f"{ensure_mounted()}/events"
+
+
 def tracepoint_exists(category: str, name: str) -> bool:
-    return (ensure_mounted() / "events" / category / name).is_dir()
+    return os.path.isdir(f"{events_directory()}/{category}/{name}")
 
 
 def matching_tracepoints(category_pattern: str, name_pattern: str) -> list[tuple[str, str]]:
     """The (category, name) of every tracepoint matching two shell patterns, sorted."""
-    events = ensure_mounted() / "events"
     return sorted(
         (category.name, event.name)
-        for category in events.iterdir()
-        if category.is_dir() and fnmatch.fnmatchcase(category.name, category_pattern)
-        for event in category.iterdir()
-        if event.is_dir() and fnmatch.fnmatchcase(event.name, name_pattern)
+        for category in _directories(events_directory())
+        if fnmatch.fnmatchcase(category.name, category_pattern)
+        for event in _directories(category.path)
+        if fnmatch.fnmatchcase(event.name, name_pattern)
     )
 
 
 def tracepoint_id(category: str, name: str) -> int:
     """The event id a tracepoint's records carry in their first field (common_type)."""
     try:
-        return int((ensure_mounted() / "events" / category / name / "id").read_text())
+        with open(f"{events_directory()}/{category}/{name}/id") as file:
+            return int(file.read())
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read the id of tracepoint {category}:{name}: {error}") from None
 
 
 def raw_tracepoint_exists(name: str) -> bool:
     """A raw tracepoint is a tracepoint by its name alone, in whatever category."""
-    return any((category / name).is_dir() for category in (ensure_mounted() / "events").iterdir())
+    return any(os.path.isdir(f"{category.path}/{name}") for category in _directories(events_directory()))
 
 
 def kprobes_available() -> bool:
     """Whether the kernel can create kprobes: the kprobe PMU, or the legacy tracefs interface."""
-    return KPROBE_PMU.exists() or (ensure_mounted() / "kprobe_events").exists()
+    return os.path.exists(KPROBE_PMU) or os.path.exists(f"{ensure_mounted()}/kprobe_events")
+
+
+def _directories(path: str) -> list[os.DirEntry]:
+    with os.scandir(path) as entries:
+        return [entry for entry in entries if entry.is_dir()]
 
 
 def _mount_tracefs() -> None:
-    if libc.mount(b"nodev", bytes(TRACEFS), b"tracefs", 0, None) != 0:
+    if libc.mount(b"nodev", TRACEFS.encode(), b"tracefs", 0, None) != 0:
         error = ctypes.get_errno()
         raise UserError(f"cannot mount tracefs on {TRACEFS}: {os.strerror(error)}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import functools
 import re
 import struct
-from dataclasses import dataclass
 
 from bpfrun.elf import SHT_NOTE, Elf, ElfError
 from bpfrun.errors import UserError
 from common import schema
+from common.record import record
 
 _NOTE = struct.Struct("<III")
 _NT_STAPSDT = 3
@@ -36,7 +36,7 @@ _ALIASES |= {f"r{n}{suffix}": f"r{n}" for n in range(8, 16) for suffix in ("d", 
 _ARGUMENT = re.compile(r"(-?\d+)@(?:%(\w+)|\$(-?\d+)|(-?\d*)\(%(\w+)\))")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Site:
     provider: str
     name: str
@@ -45,7 +45,7 @@ class Site:
     arguments: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Argument:
     kind: int  # schema.USDT_CONSTANT, USDT_REGISTER or USDT_MEMORY
     size: int  # bytes, negative when signed

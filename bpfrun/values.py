@@ -25,26 +25,26 @@ import signal
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from bpfrun import stacks
 from common import layout
 from common.layout import Layout
+from common.record import record
 
 TRUNCATION_TRAILER = ".."
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Tuple:
     items: tuple[Primitive, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Record:
     fields: tuple[tuple[str, Primitive], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Array:
     items: tuple[int | bool, ...]
 
@@ -71,7 +71,7 @@ class Address(int):
         return f"0x{int(self):x}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Timestamp:
     """strftime(format, ns): nanoseconds since boot, printed as wall-clock time."""
 
@@ -90,7 +90,7 @@ class Timestamp:
 Primitive = int | bool | str | Tuple | Record | Array | Timestamp | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HistogramRow:
     label: str  # as text prints it: '[4, 8)', '[1]', '(..., 0)', '[100, ...)'
     low: int | None  # the smallest value of the bucket (JSON "min"); None below the first bound
@@ -98,7 +98,7 @@ class HistogramRow:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Histogram:
     rows: tuple[HistogramRow, ...]  # from the first to the last non-empty bucket
 
@@ -106,7 +106,7 @@ class Histogram:
 Value = Primitive | Histogram
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class MapValue:
     name: str  # '@x'
     keyed: bool  # False: one value, printed '@x: value'

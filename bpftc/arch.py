@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from common.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Arch:
     name: str  # as `uname -m` prints it
     arg_offsets: tuple[int, ...]  # offsets in struct pt_regs of the first six call arguments

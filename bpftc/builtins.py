@@ -5,20 +5,33 @@ Behaviour (type inference, checks, code generation) lives in the passes; this mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from common.layout import MAX_STACK_DEPTH
-
 from bpftc.types import (
-    BOOL, INT8, INT64, UINT8, UINT32, UINT64, Array, Formatted, Int, Lookup, Pointer, Stack, String, Struct, Symbol, Type,
+    BOOL,
+    INT8,
+    INT64,
+    UINT8,
+    UINT32,
+    UINT64,
+    Array,
+    Formatted,
+    Int,
+    Lookup,
+    Pointer,
+    Stack,
+    String,
+    Struct,
+    Symbol,
+    Type,
 )  # fmt: skip
+from common.layout import MAX_STACK_DEPTH
+from common.record import record
 
 COMM_SIZE = 16  # TASK_COMM_LEN
 STRING_READ_SIZE = 1024  # bytes of str(pointer), NUL included: bpftrace's default max_strlen
 MAX_ARGS = 6  # arg0..arg5: the registers that carry call arguments on x86_64
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BuiltinVariable:
     type: Type
     context: str = ""  # the provider context it needs ('args', 'retval'), see bpftc/probes.py
@@ -85,7 +98,7 @@ CONTEXT_ERRORS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Function:
     min_args: int
     max_args: int

@@ -10,21 +10,20 @@ Passes add to a `Diagnostics` sink; the pipeline stops after the first pass that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from bpftc.source import Source, Span, excerpt, location
+from common.record import field, record
 
 ERROR = "ERROR"
 WARNING = "WARNING"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Context:
     span: Span
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Diagnostic:
     severity: str
     span: Span
@@ -33,7 +32,7 @@ class Diagnostic:
     context: tuple[Context, ...] = ()
 
 
-@dataclass
+@record
 class Diagnostics:
     """Collects a pass's diagnostics in the order they were found."""
 

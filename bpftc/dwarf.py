@@ -39,12 +39,12 @@ byte; chains of references and types are capped, so a damaged file ends in Dwarf
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import functools
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+
+from common.record import record, replace
 
 DEBUG_ROOT = "/usr/lib/debug"
 MAX_SECTION = 1 << 31  # a decompressed section larger than this is refused, not allocated
@@ -113,7 +113,7 @@ class DwarfError(Exception):
     cannot use (damaged, or of an unsupported kind)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CType:
     """A C type as a parameter has it, typedefs and qualifiers (const, volatile...) resolved."""
 
@@ -128,7 +128,7 @@ class CType:
     typedef: str = ""  # the outermost typedef the parameter was declared with ('size_t'), if any
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Parameter:
     name: str  # '' for a parameter without a name
     type: CType
@@ -351,7 +351,7 @@ def _supplementary_file(elf: _Elf) -> str | None:
 # DWARF
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Abbreviation:
     tag: int
     has_children: bool
@@ -375,7 +375,7 @@ class _Unit:
         self.address_base = 0
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@record(frozen=True, slots=True, eq=False)
 class _Entry:
     """A debugging information entry (DIE)."""
 
@@ -663,7 +663,7 @@ class _Dwarf:
             found = self._types.get(key)
             if found is None:
                 found = self._types[key] = self._base_type(entry, depth)
-        return dataclasses.replace(found, typedef=typedef) if typedef else found
+        return replace(found, typedef=typedef) if typedef else found
 
     def _base_type(self, entry: _Entry, depth: int) -> CType:
         if depth > MAX_DEPTH:

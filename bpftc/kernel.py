@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import pathlib
-from dataclasses import dataclass
+import re
 
+from bpftc.types import INT8, UINT8, Array, Bool, Enum, Int, Pointer, String, Struct, Type
 from common import btf as btf_format
 from common import layout
 from common.layout import Layout
+from common.record import record
 from common.target import Target, parse_format
-from bpftc.types import INT8, UINT8, Array, Bool, Enum, Int, Pointer, String, Struct, Type
 
 DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
 TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
@@ -37,7 +37,7 @@ SYSCALLS_TABLE = pathlib.Path(__file__).parent / "data" / "syscalls.json"
 _C_INTEGERS = {"char": 8, "short": 16, "int": 32, "long": 64, "long long": 64}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Field:
     """One readable field of a struct: its value's type and where it is."""
 
@@ -49,7 +49,7 @@ class Field:
     bitfield: bool = False  # bits of an integer, read through CO-RE bitfield relocations
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StructValue:
     """A whole struct held as a value (`@x = *curtask->mm`, `print(args)`): how its copy is laid
     out and printed, and what the host's BTF must agree with for the copy to mean the same."""
@@ -67,7 +67,7 @@ TRACE_ENTRY_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StructLayout:
     type: Struct  # as messages name it: struct task_struct, struct tracepoint:sched:sched_switch_args
     size: int

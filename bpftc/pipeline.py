@@ -6,19 +6,13 @@ stage that reported an error. `--dump STAGE` prints what a stage produced and st
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
-
-from common import schema
 
 from bpftc.arch import X86_64, Arch
 from bpftc.bundle import write_bundle
 from bpftc.diagnostics import Diagnostics
 from bpftc.kernel import DEFAULT_BTF, KernelTypes
-from common.target import Target
 from bpftc.parse import parse
-from bpftc.preprocess import preprocess
 from bpftc.passes.check import check
 from bpftc.passes.convert import convert
 from bpftc.passes.desugar import desugar
@@ -26,8 +20,12 @@ from bpftc.passes.macros import expand_macros
 from bpftc.passes.probes import resolve_probes
 from bpftc.passes.resolve import resolve
 from bpftc.passes.resources import plan_resources
+from bpftc.preprocess import preprocess
 from bpftc.printer import print_ast
 from bpftc.source import Source
+from common import schema
+from common.record import record, replace
+from common.target import Target
 
 STAGES = (
     "preprocess",
@@ -45,7 +43,7 @@ STAGES = (
 )
 
 
-@dataclass
+@record
 class Result:
     diagnostics: Diagnostics
     bundle: bytes | None = None
@@ -120,9 +118,9 @@ def compile_source(
         message = str(error).split("): ", 1)[-1].split(". ")[0]  # LLVM's first sentence, without its advice
         diagnostics.error(where, f"LLVM cannot compile this probe for BPF: {message}")
         return result
-    requirements = dataclasses.replace(plan.resources.requirements, helpers=helpers)
+    requirements = replace(plan.resources.requirements, helpers=helpers)
     kept = script.text if plan.resources.source else ""  # resources.py leaves out one too large
-    resources = dataclasses.replace(plan.resources, requirements=requirements, source=kept)
+    resources = replace(plan.resources, requirements=requirements, source=kept)
     result.bundle = write_bundle(resources, elf, signing_key)
     if dump == "bundle":
         result.dump = f"{len(result.bundle)} bytes\n"

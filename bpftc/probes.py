@@ -9,12 +9,12 @@ provider (check, attach).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bpftc.ast import AttachPoint
 from common import schema
+from common.record import record, replace
 from common.schema import (
     BEGIN,
     END,
@@ -37,14 +37,12 @@ from common.schema import (
     USDT,
 )
 
-from bpftc.ast import AttachPoint
-
 _U64_MAX = (1 << 64) - 1
 MAX_PERIOD_NS = (1 << 63) - 1  # perf_event_attr.sample_period is a u64; keep it a positive i64
 MAX_RATE_HZ = 1_000_000_000  # one run per nanosecond: the CPU clock's resolution
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ProbeTarget:
     provider: str  # canonical provider name
     target: tuple[str, ...]  # the parts after the provider, as bpfrun needs them
@@ -57,7 +55,7 @@ class ProbeTarget:
     rate_unit: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Provider:
     name: str
     aliases: tuple[str, ...]
@@ -132,7 +130,7 @@ def _by_parameter(target: ProbeTarget, unit: str, text: str) -> ProbeTarget:
     """`interval:ms:$1`: bpfrun multiplies the period by $1 (a period per second divides it, a
     profile's frequency becomes it) when it starts: one bundle for every rate."""
     name = target.name.rsplit(":", 1)[0] + ":" + text
-    return dataclasses.replace(target, name=name, rate_parameter=int(text[1:]), rate_unit=unit)
+    return replace(target, name=name, rate_parameter=int(text[1:]), rate_unit=unit)
 
 
 def _rate(text: str) -> int | str:

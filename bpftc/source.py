@@ -6,16 +6,16 @@ bpftrace's `stdin:1:9-15` for a 6-character token starting at column 9.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from common.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Source:
     name: str  # file name, or 'stdin' for -e and standard input (bpftrace's spelling)
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Span:
     line: int
     col: int

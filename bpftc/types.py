@@ -9,16 +9,16 @@ Names (`str(type)`) are bpftrace's, as its messages print them: 'int8', 'uint64'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from common.record import field, record
 
 
 class Type:
-    """Base of every semantic type; instances are frozen dataclasses, compared by value."""
+    """Base of every semantic type; instances are frozen records, compared by value."""
 
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Int(Type):
     bits: int  # 8, 16, 32 or 64
     signed: bool
@@ -39,7 +39,7 @@ class Int(Type):
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Enum(Int):
     """A kernel enum's value (`BPF_PROG_LOAD`, `(enum bpf_cmd)3`): a 64-bit integer, which
     arithmetic makes a plain one, printed as its enumerator's name (a number it has none for, as
@@ -55,13 +55,13 @@ class Enum(Int):
         return next((value for name, value in self.enumerators if name == enumerator), None)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bool(Type):
     def __str__(self) -> str:
         return "bool"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class String(Type):
     size: int  # bytes, NUL included
 
@@ -69,7 +69,7 @@ class String(Type):
         return f"string[{self.size}]"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Tuple(Type):
     elements: tuple[Type, ...]
 
@@ -77,7 +77,7 @@ class Tuple(Type):
         return "(" + ",".join(str(element) for element in self.elements) + ")"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Record(Type):
     names: tuple[str, ...]
     elements: tuple[Type, ...]
@@ -89,7 +89,7 @@ class Record(Type):
         return self.elements[self.names.index(name)] if name in self.names else None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Array(Type):
     element: Type
     length: int
@@ -98,7 +98,7 @@ class Array(Type):
         return f"{self.element}[{self.length}]"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Pointer(Type):
     target: Type
     user: bool = False  # to user memory (a syscall's argument), read with the _user helpers
@@ -107,7 +107,7 @@ class Pointer(Type):
         return f"{self.target} *"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Struct(Type):
     """A C struct or union, known by name; its layout is bpftc/kernel.py's. Fields are read from
     where the struct is (the probe's context, kernel memory); a whole struct stored or printed
@@ -123,7 +123,7 @@ class Struct(Type):
         return f"{self.kind} {self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Stack(Type):
     kind: str  # 'kstack' or 'ustack'
     mode: str  # 'bpftrace', 'perf' or 'raw'
@@ -133,7 +133,7 @@ class Stack(Type):
         return f"{self.kind}_t"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Symbol(Type):
     kind: str  # 'ksym' or 'usym'
 
@@ -141,7 +141,7 @@ class Symbol(Type):
         return f"{self.kind}_t"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Formatted(Type):
     """Bytes bpfrun prints in a format of their own (common/layout.py's `bytes`): buf() as
     "buffer", macaddr(), ntop() as "inet"."""
@@ -153,7 +153,7 @@ class Formatted(Type):
         return {"buffer": "buffer", "macaddr": "macaddr_t", "inet": "inet"}[self.kind]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Lookup(Type):
     """A number bpfrun prints as the name its host gives it (common/layout.py's LOOKUP tables):
     strerror(), signal_name(), syscall_name(), username."""
@@ -164,7 +164,7 @@ class Lookup(Type):
         return {"errno": "strerror_t", "signal": "signal_t", "uid": "username", "syscall": "syscall_t", "cgroup": "cgroup_path_t"}[self.table]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Timestamp(Type):
     """strftime(format, ns): nanoseconds since boot, formatted in user space."""
 
@@ -174,7 +174,7 @@ class Timestamp(Type):
         return "timestamp"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Aggregate(Type):
     """A map value that only an aggregation function writes: count(), sum(), hist()...
 
@@ -197,7 +197,7 @@ class Aggregate(Type):
 AGGREGATES = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Void(Type):
     """The type of a call that has no value (printf, delete...)."""
 
@@ -205,7 +205,7 @@ class Void(Type):
         return "void"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Unknown(Type):
     """Not known (yet): a map read before its first assignment, or an expression in error."""
 

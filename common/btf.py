@@ -11,8 +11,9 @@ name; a type is decoded when asked for.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from functools import lru_cache
+
+from common.record import record
 
 MAGIC = 0xEB9F
 MAX_BYTES = 1 << 28  # vmlinux BTF is a few MiB; refuse anything absurd before reading it
@@ -30,7 +31,7 @@ class BtfError(Exception):
     """The file is not BTF this reader understands."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Member:
     name: str
     type_id: int
@@ -38,7 +39,7 @@ class Member:
     bitfield_size: int  # 0: not a bitfield
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BtfType:
     id: int
     kind: int

@@ -26,13 +26,13 @@ bundle. Imports only the standard library, msgpack and common.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import msgpack
 
 from common import signing
-from common.signing import sha256
+from common.record import record
 from common.schema import MAX_SOURCE_BYTES, Resources, SchemaError, from_dict, to_dict
+from common.signing import sha256
 
 MAGIC = b"BPFB\x89\r\n\x1a"  # the \r\n and \x1a catch text-mode mangling, as PNG's magic does
 FORMAT_VERSION = 3
@@ -55,13 +55,13 @@ class BundleError(ValueError):
     """Not a valid bundle; the message is one line for the user."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bundle:
     resources: Resources
     elf: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Header:
     format: int
     signature_length: int

@@ -34,7 +34,7 @@ Imports only the standard library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from common.record import record
 
 INT = "int"
 UINT = "uint"
@@ -64,14 +64,14 @@ INTEGER_SIZES = (1, 2, 4, 8)
 SLOT = 8  # fields of tuples and records start at multiples of this
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Field:
     name: str  # '' for a tuple element
     offset: int
     layout: Layout
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Layout:
     kind: str  # one of KINDS
     size: int

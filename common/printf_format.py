@@ -8,7 +8,8 @@ conversion is literal text, as in bpftrace.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from common.record import record
 
 INTEGER_CONVERSIONS = "diouxXcp"
 STRING_CONVERSIONS = "sr"  # %r: a buf() value, as text
@@ -24,7 +25,7 @@ _CONVERSION = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Conversion:
     flags: str  # any of '-', '+', ' ', '#', '0'
     width: int | None

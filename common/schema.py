@@ -29,15 +29,13 @@ unknown or missing field or a value of the wrong type raises `SchemaError`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import sys
 import types
-import typing
-from dataclasses import dataclass
-from typing import ClassVar
 
 from common import layout
 from common.layout import U32, U64, Layout
+from common.record import MISSING, fields, is_record, record
 
 # Probe providers the bundle may name (canonical names; aliases are resolved by the compiler; each
 # has its bpftc half in bpftc/probes.py and its bpfrun half in bpfrun/attach.py).
@@ -104,7 +102,7 @@ class SchemaError(ValueError):
     """Metadata that does not match this schema."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ProbeSpec:
     provider: str  # one of PROVIDERS
     target: tuple[str, ...]  # the attach point's parts after the provider: ('syscalls', 'sys_enter_read')
@@ -132,7 +130,7 @@ MAX_SOURCE_BYTES = 1 << 20
 STACK_MAP_ENTRIES = 16384  # distinct stacks a run keeps (as bpftrace); later ones are not taken
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class MapSpec:
     name: str  # as in the script: '@times', '@'
     elf_name: str  # BTF variable in .maps
@@ -147,87 +145,87 @@ class MapSpec:
 # Events: one class per kind, each with only its own fields. `KIND` names it in the bundle.
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PrintfEvent:
-    KIND: ClassVar[str] = "printf"
+    KIND = "printf"
     format: str  # escapes already resolved
     args: Layout  # a tuple: the payload
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ExitEvent:
     """exit(code): the payload is the code, an i64."""
 
-    KIND: ClassVar[str] = "exit"
+    KIND = "exit"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PrintMapEvent:
     """print(@map, top, div): no payload."""
 
-    KIND: ClassVar[str] = "print_map"
+    KIND = "print_map"
     map: str
     top: int = 0
     div: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PrintValueEvent:
     """print(value): the payload is the value."""
 
-    KIND: ClassVar[str] = "print_value"
+    KIND = "print_value"
     value: Layout
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ClearEvent:
     """clear(@map): no payload."""
 
-    KIND: ClassVar[str] = "clear"
+    KIND = "clear"
     map: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ZeroEvent:
     """zero(@map): no payload."""
 
-    KIND: ClassVar[str] = "zero"
+    KIND = "zero"
     map: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class TimeEvent:
     """time(format): the wall-clock time when bpfrun handles it, by strftime(format). No payload."""
 
-    KIND: ClassVar[str] = "time"
+    KIND = "time"
     format: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class SystemEvent:
     """system(format, ...): run the printf-formatted command and print what it prints. Unsafe."""
 
-    KIND: ClassVar[str] = "system"
+    KIND = "system"
     format: str
     args: Layout  # a tuple: the payload, as printf's
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CatEvent:
     """cat(format, ...): print the file the printf-formatted path names."""
 
-    KIND: ClassVar[str] = "cat"
+    KIND = "cat"
     format: str
     args: Layout
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class JoinEvent:
     """join(array[, separator]): the strings an array of pointers points to, up to its first NULL,
     printed on one line with the separator between them. The payload: a u64 count, then `count`
     strings of `size` bytes (at most JOIN_MAX_ARGS), each NUL-terminated."""
 
-    KIND: ClassVar[str] = "join"
+    KIND = "join"
     separator: str
     count: int
     size: int
@@ -237,13 +235,13 @@ JOIN_MAX_ARGS = 16
 JOIN_MAX_SIZE = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class MessageEvent:
     """warnf(format, ...) and errorf(format, ...): a printf-formatted message on stderr, after the
     source location, `stdin:1:9-31: WARNING: message` (ERROR for errorf); JSON gets the file, line
     and column. The payload: the arguments, as printf's."""
 
-    KIND: ClassVar[str] = "message"
+    KIND = "message"
     level: str  # "WARNING" (warnf) or "ERROR" (errorf)
     format: str
     args: Layout
@@ -253,12 +251,12 @@ class MessageEvent:
     end_column: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HelperErrorEvent:
     """A BPF helper call that failed (a map update when the map is full), located in the source
     like a RuntimeErrorEvent. The payload: the helper's return code, an i64 (a negative errno)."""
 
-    KIND: ClassVar[str] = "helper_error"
+    KIND = "helper_error"
     helper: str  # the helper's name, as bpftrace prints it: map_update_elem
     filename: str
     line: int
@@ -271,13 +269,13 @@ HELPER_ERROR_HELPERS = ("map_update_elem",)
 RUNTIME_ERROR_TEXT_MAX = 4096  # the longest message, file name or excerpt line of a RuntimeErrorEvent
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RuntimeErrorEvent:
     """A problem a program met while running (a division by zero): no payload. The location is
     the source's, for the message bpfrun prints: `stdin:1:31-38: WARNING: message`, the source
     line and a marker under the span (`excerpt`); JSON gets the file, line and column."""
 
-    KIND: ClassVar[str] = "runtime_error"
+    KIND = "runtime_error"
     message: str
     filename: str
     line: int
@@ -302,7 +300,7 @@ EventSpec = (
     | MessageEvent
     | HelperErrorEvent
 )
-EVENT_CLASSES = {cls.KIND: cls for cls in typing.get_args(EventSpec)}
+EVENT_CLASSES = {cls.KIND: cls for cls in EventSpec.__args__}
 FORMATTED_EVENTS = (PrintfEvent, SystemEvent, CatEvent, MessageEvent)  # a printf format and its arguments
 
 
@@ -337,7 +335,7 @@ FUNCTION_NAME_KEY = 1 << 63
 OPTION_KINDS = ("int", "string", "bool")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class OptionSpec:
     """A named program option, getopt("NAME", default): given as --NAME=VALUE after `--`."""
 
@@ -360,7 +358,7 @@ BPF_HELPERS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Requirements:
     """What a bundle needs of a host, listed for `bpfrun inspect` and checked by `bpfrun --check`
     (and before load)."""
@@ -378,7 +376,7 @@ class Requirements:
     helpers: tuple[str, ...] = ()  # the BPF helpers its code calls (names of BPF_HELPERS), sorted
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Resources:
     source_name: str  # script file name, or 'stdin'
     probes: tuple[ProbeSpec, ...]
@@ -477,10 +475,10 @@ def histogram_buckets(spec: MapSpec) -> int:
 
 
 def to_dict(value: object) -> object:
-    """A schema dataclass (or tuple of them) as plain dicts, lists, strings and ints; an event
+    """A schema record (or tuple of them) as plain dicts, lists, strings and ints; an event
     also gets its "kind"."""
-    if dataclasses.is_dataclass(value):
-        data = {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if is_record(value):
+        data = {f.name: to_dict(getattr(value, f.name)) for f in fields(value)}
         kind = getattr(type(value), "KIND", None)
         return {"kind": kind, **data} if kind is not None else data
     if isinstance(value, tuple):
@@ -489,13 +487,19 @@ def to_dict(value: object) -> object:
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, typing.Any]:
-    """A schema class's field types, once per class: get_type_hints compiles every annotation
-    string again at each call (most of the time bpfrun spent reading a bundle)."""
-    return typing.get_type_hints(cls)
+def _type_hints(cls: type) -> dict[str, object]:
+    """A schema class's field types, evaluated once per class (typing.get_type_hints would do the
+    same, compiling every annotation string again at each call; importing typing costs bpfrun's
+    start 5 ms)."""
+    hints = {}
+    for klass in reversed(cls.__mro__):
+        names = vars(sys.modules[klass.__module__])
+        for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+            hints[name] = eval(annotation, names) if isinstance(annotation, str) else annotation
+    return hints
 
 
-def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
+def from_dict(cls: type, data: object, where: str = "resources"):
     """Rebuild `cls` from `to_dict` output, checking every field's presence and type."""
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: expected a map, found {type(data).__name__}")
@@ -505,28 +509,27 @@ def from_dict(cls: type, data: object, where: str = "resources") -> typing.Any:
         if data.pop("kind", None) != kind:
             raise SchemaError(f"{where}: not a {kind} event")
     hints = _type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields), key=str)
+    by_name = {item.name: item for item in fields(cls)}
+    unknown = sorted(set(data) - set(by_name), key=str)
     if unknown:
         raise SchemaError(f"{where}: unknown field {unknown[0]!r}")
     values = {}
-    for name, field in fields.items():
+    for name, item in by_name.items():
         if name in data:
             values[name] = _convert(hints[name], data[name], f"{where}.{name}")
-        elif field.default is dataclasses.MISSING:
+        elif item.default is MISSING and item.default_factory is MISSING:
             raise SchemaError(f"{where}: missing field {name!r}")
     return cls(**values)
 
 
 def _convert(hint: object, data: object, where: str) -> object:
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        item_hint = typing.get_args(hint)[0]
+    if isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple:
+        item_hint = hint.__args__[0]
         if not isinstance(data, list):
             raise SchemaError(f"{where}: expected a list, found {type(data).__name__}")
         return tuple(_convert(item_hint, item, f"{where}[{i}]") for i, item in enumerate(data))
-    if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):
+        options = hint.__args__
         if type(None) in options:
             if data is None:
                 return None
@@ -535,7 +538,7 @@ def _convert(hint: object, data: object, where: str) -> object:
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in EVENT_CLASSES:
             raise SchemaError(f"{where}: unknown event kind")
         return from_dict(EVENT_CLASSES[data["kind"]], data, where)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and is_record(hint):
         return from_dict(hint, data, where)
     if hint is int and not (isinstance(data, int) and not isinstance(data, bool)):
         raise SchemaError(f"{where}: expected an integer, found {type(data).__name__}")

@@ -23,7 +23,8 @@ import hashlib
 import json
 import re
 import zlib
-from dataclasses import dataclass
+
+from common.record import record
 
 TARGET_FORMAT = 1
 MAX_TARGET_BYTES = 64 << 20
@@ -38,7 +39,7 @@ class TargetError(Exception):
     """A target description that cannot be read."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     release: str
     machine: str

@@ -7,7 +7,6 @@ stderr, no traceback, exits non-zero, and leaves nothing loaded or attached.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from bpfrun.verify import verify
 from common import bundle, layout
 from common.bundle import Bundle
 from common.layout import I64, U64, Layout
+from common.record import replace
 from common.schema import (
     INTERVAL,
     PERCPU_ARRAY,
@@ -37,10 +37,9 @@ from common.schema import (
     Resources,
     to_dict,
 )
-
 from tests.bpfrun_elf import verifier_rejected_elf
-from tests.bundle_bytes import with_header, with_section
 from tests.bpfrun_run import ROOT, compile_program, needs_bpf, programs_loaded, run_bpfrun, wait_unloaded
+from tests.bundle_bytes import with_header, with_section
 
 FAKE_ELF = b"\x7fELF" + bytes(60)
 
@@ -70,7 +69,7 @@ def resources(**changes: object) -> Resources:
         lost_map="lost_events",
         requirements=Requirements("x86_64"),
     )
-    return dataclasses.replace(base, **changes)
+    return replace(base, **changes)
 
 
 def test_round_trip() -> None:
@@ -309,7 +308,7 @@ def links_attached() -> set[int]:
 
 def rewrite(path: Path, changes: dict, elf: bytes | None = None) -> Path:
     original = bundle.read(path.read_bytes())
-    changed = Bundle(dataclasses.replace(original.resources, **changes), elf or original.elf)
+    changed = Bundle(replace(original.resources, **changes), elf or original.elf)
     path.write_bytes(bundle.write(changed))
     return path
 
@@ -326,7 +325,7 @@ def test_load_and_attach_failures_leave_nothing_behind(
 
     path = compile_program(two_probes, tmp_path / "missing_program.bpfb")
     probes = bundle.read(path.read_bytes()).resources.probes
-    rewrite(path, {"probes": (probes[0], dataclasses.replace(probes[1], program="nothere"))})
+    rewrite(path, {"probes": (probes[0], replace(probes[1], program="nothere"))})
     cases.append(
         (
             path,
@@ -337,7 +336,7 @@ def test_load_and_attach_failures_leave_nothing_behind(
 
     path = compile_program(two_probes, tmp_path / "map_sizes.bpfb")
     maps = bundle.read(path.read_bytes()).resources.maps
-    rewrite(path, {"maps": (dataclasses.replace(maps[0], kernel_type=PERCPU_HASH, key=STRING16), *maps[1:])})
+    rewrite(path, {"maps": (replace(maps[0], kernel_type=PERCPU_HASH, key=STRING16), *maps[1:])})
     cases.append(
         (
             path,
@@ -443,13 +442,13 @@ def test_a_bpf_object_that_does_more_than_its_metadata_says_is_refused(tmp_path:
     requirements = bundle.read(unlisted.read_bytes()).resources.requirements
     assert "get_current_pid_tgid" in requirements.helpers
     helpers = tuple(helper for helper in requirements.helpers if helper != "get_current_pid_tgid")
-    rewrite(unlisted, {"requirements": dataclasses.replace(requirements, helpers=helpers)})
+    rewrite(unlisted, {"requirements": replace(requirements, helpers=helpers)})
     status, stderr = run_in_process(unlisted, capsys)
     assert status == 1 and stderr.endswith("calls get_current_pid_tgid, which its requirements do not list\n"), stderr
 
     huge = compile_program(two_probes, tmp_path / "huge.bpfb")
     maps = bundle.read(huge.read_bytes()).resources.maps
-    rewrite(huge, {"maps": (dataclasses.replace(maps[1], max_entries=1_000_000), *maps[:1])})
+    rewrite(huge, {"maps": (replace(maps[1], max_entries=1_000_000), *maps[:1])})
     status, stderr = run_in_process(huge, capsys)
     assert status == 1 and "has type/key/value sizes/entries" in stderr and stderr.count("\n") == 1, stderr
     assert wait_unloaded(programs) == set()
@@ -463,7 +462,7 @@ def test_a_printf_wider_than_allowed_is_refused_by_both(tmp_path: Path, capsys) 
     )
     path = compile_program('begin { printf("%99d", 1); }', tmp_path / "wide.bpfb")
     events = bundle.read(path.read_bytes()).resources.events
-    rewrite(path, {"events": (dataclasses.replace(events[0], format="%2000000000d"), *events[1:])})
+    rewrite(path, {"events": (replace(events[0], format="%2000000000d"), *events[1:])})
     result = run_bpfrun(path)
     assert result.returncode == 1 and result.stderr.endswith(b"a width or precision above 4096\n"), result.stderr
 
@@ -489,7 +488,7 @@ def test_metadata_of_millions_of_empty_containers_is_refused_quickly(tmp_path: P
 def test_names_that_could_forge_output_are_refused(change: dict, tmp_path: Path) -> None:
     path = compile_program("BEGIN { @x = 1; exit(); }", tmp_path / "n.bpfb")
     maps = bundle.read(path.read_bytes()).resources.maps
-    rewrite(path, {"maps": (dataclasses.replace(maps[0], **change), *maps[1:])})
+    rewrite(path, {"maps": (replace(maps[0], **change), *maps[1:])})
     result = run_bpfrun(path)
     assert result.returncode == 1 and result.stderr.startswith(b"bpfrun: ERROR: bundle has a map named ")
     assert result.stderr.count(b"\n") == 1

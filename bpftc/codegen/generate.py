@@ -14,18 +14,19 @@ key, a ring buffer record), without a copy on the stack first.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 
 from llvmlite import ir
 
-from common import layout, schema
-from common.layout import Layout
-
 from bpftc import ast, storage
 from bpftc.arch import Arch
-from bpftc.builtins import BUILTIN_VARIABLES, COMM_SIZE, REGISTERS, TYPE_PREDICATES, USERMODE_ALWAYS, USERMODE_FROM_REGISTERS
+from bpftc.builtins import (
+    BUILTIN_VARIABLES,
+    COMM_SIZE,
+    REGISTERS,
+    TYPE_PREDICATES,
+    USERMODE_ALWAYS,
+    USERMODE_FROM_REGISTERS,
+)
 from bpftc.codegen import builder as bpf_helpers
 from bpftc.codegen import kernel_data, strings
 from bpftc.codegen.builder import I64, PTR, BpfBuilder, define_license, define_map, describe_map
@@ -45,9 +46,28 @@ from bpftc.passes.resolve import (
     parameter_offset,
     type_of_spec,
 )
-from bpftc.probes import PROVIDERS
 from bpftc.passes.resources import EVENT_MAP, LOST_MAP, PROBE_NAMES_ENTRIES, SCRATCH_MAP, Plan, ProgramPlan
-from bpftc.types import INT8, Array, Enum, Bool, Int, Pointer, Record, Stack, String, Struct, Symbol, Tuple, Type, Unknown
+from bpftc.probes import PROVIDERS
+from bpftc.types import (
+    INT8,
+    Array,
+    Bool,
+    Enum,
+    Int,
+    Pointer,
+    Record,
+    Stack,
+    String,
+    Struct,
+    Symbol,
+    Tuple,
+    Type,
+    Unknown,
+)
+from common import layout, schema
+from common.layout import Layout
+from common.record import field as record_field
+from common.record import record, replace
 
 TARGET_TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -62,7 +82,7 @@ _BUILTIN_HELPERS = {
 }
 
 
-@dataclass
+@record
 class Module:
     """What the program's functions share: the LLVM module and its maps."""
 
@@ -77,7 +97,7 @@ class Module:
     kernel_data: KernelData | None = None
     stacks: ir.GlobalVariable | None = None  # the stack-trace map of kstack and ustack
     usdt_specs: ir.GlobalVariable | None = None  # where each USDT site has its arguments
-    helpers: set[int] = dataclass_field(default_factory=set)  # the BPF helper ids the functions call
+    helpers: set[int] = record_field(default_factory=set)  # the BPF helper ids the functions call
 
     def count_callback(self) -> ir.Function:
         """The callback of len(): it only goes on to the next element."""
@@ -179,7 +199,7 @@ def _array_attributes(value_size: int) -> dict[str, int]:
     return {"type": bpf_helpers.MAP_TYPE_PERCPU_ARRAY, "max_entries": 1, "key_size": 4, "value_size": value_size}
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Callback:
     """A for-map body's function, what it shares with the probe, and where its scratch starts."""
 
@@ -993,10 +1013,10 @@ class _ProbeGenerator(ast.Visitor):
             base, space, outer, outer_field = self._field_access(node.operand)
             if outer.btf_id and not outer_field.bitfield:
                 path = outer_field.core_path + field.core_path
-                return base, space, outer, dataclasses.replace(field, offset=outer_field.offset + field.offset, core_path=path)
+                return base, space, outer, replace(field, offset=outer_field.offset + field.offset, core_path=path)
         base, space = self._struct_base(node.operand)
         if self._unnamed(layout):
-            layout = dataclasses.replace(layout, btf_id=0)
+            layout = replace(layout, btf_id=0)
         return base, space, layout, field
 
     def _unnamed(self, layout) -> bool:

@@ -20,11 +20,11 @@ except from a program that interrupts it on the same CPU (NMI-driven perf events
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from llvmlite import ir
 
 from bpftc.codegen.builder import I8, I32, I64, MAP_LOOKUP_ELEM, PTR, BpfBuilder
+from common.record import record
 
 STACK_BUDGET = 256
 # A for-map body runs as a callback whose stack adds to the probe's, within the same 512 bytes.
@@ -36,7 +36,7 @@ class OutOfMemory(Exception):
     """A statement needs more than SCRATCH_LIMIT bytes of live values."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Mark:
     slots_in_use: int
     scratch_offset: int

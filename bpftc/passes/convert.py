@@ -16,16 +16,15 @@ A Cast node made here has `type=None`; its target is its entry in the TypeMap. R
 
 from __future__ import annotations
 
-import dataclasses
-
 from bpftc import ast
 from bpftc.builtins import FUNCTIONS
 from bpftc.passes.resolve import COMPARISONS, LOGICAL, Resolution, arithmetic_signed
 from bpftc.types import INT64, Aggregate, Bool, Int, Record, Tuple, Type, unify
+from common.record import replace
 
 
 def convert(program: ast.Program, resolution: Resolution) -> tuple[ast.Program, Resolution]:
-    converted = dataclasses.replace(resolution, types=dict(resolution.types), probe_names={}, wildcard_probes=set())
+    converted = replace(resolution, types=dict(resolution.types), probe_names={}, wildcard_probes=set())
     converter = _Converter(converted)
     new_program = converter.visit(program)
     for old, new in zip(program.probes, new_program.probes):

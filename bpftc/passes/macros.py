@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
 
 from bpftc import ast
 from bpftc.diagnostics import Diagnostics
+from common.record import record
 
 MAX_DEPTH = 64  # macros calling macros deeper than this are taken for a recursion
 # Arguments are copied where the body uses them, so nested calls can grow the program
@@ -47,7 +47,7 @@ def expand_macros(program: ast.Program, diagnostics: Diagnostics) -> ast.Program
     return ast.Program(program.span, program.config, probes, [])
 
 
-@dataclass
+@record
 class _Shared:
     counter: itertools.count
     budget: list[int]

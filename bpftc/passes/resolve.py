@@ -21,10 +21,6 @@ block is not visible after it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
-from common.layout import MAX_STACK_DEPTH, STACK_MODES
-from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE, OptionSpec
 
 from bpftc import ast
 from bpftc.builtins import ARGS_PROVIDERS_MESSAGE, BUILTIN_VARIABLES, FUNCTIONS, STRING_READ_SIZE
@@ -32,18 +28,18 @@ from bpftc.kernel import Field, KernelTypes, StructLayout
 from bpftc.passes.probes import ProbeTargets
 from bpftc.types import (
     BOOL,
-    INT64,
     C_INT_NAMES,
-    INT_NAMES,
     INT8,
+    INT64,
+    INT_NAMES,
     UINT8,
     UINT64,
     UNKNOWN,
     VOID,
     Aggregate,
     Array,
-    Enum,
     Bool,
+    Enum,
     Formatted,
     Int,
     Pointer,
@@ -60,6 +56,9 @@ from bpftc.types import (
     literal_type,
     unify,
 )
+from common.layout import MAX_STACK_DEPTH, STACK_MODES
+from common.record import field, record
+from common.schema import PARAMETER_STRING_SIZE, PROBE_NAME_SIZE, OptionSpec
 
 TypeMap = dict[ast.Node, Type]
 
@@ -70,7 +69,7 @@ _U64_MASK = (1 << 64) - 1
 _MAX_ROUNDS = 1000  # types only grow, so the worklist empties long before this; a guard against bugs
 
 
-@dataclass
+@record
 class Literals:
     """What the non-negative integer literals assigned to a variable or map need (see _join)."""
 
@@ -78,7 +77,7 @@ class Literals:
     largest: int = 0
 
 
-@dataclass
+@record
 class MapInfo:
     name: str
     keyed: bool | None  # its first access had keys; None while only named whole (print(@m))
@@ -89,7 +88,7 @@ class MapInfo:
     joined: Literals = field(default_factory=lambda: Literals())  # see _join
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Binding:
     """One scratch variable: where it is declared and the type of everything assigned to it."""
 
@@ -100,7 +99,7 @@ class Binding:
     joined: Literals = field(default_factory=lambda: Literals())  # see _join
 
 
-@dataclass
+@record
 class Resolution:
     types: TypeMap = field(default_factory=dict)
     maps: dict[str, MapInfo] = field(default_factory=dict)

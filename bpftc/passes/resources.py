@@ -12,31 +12,6 @@ then has one array slot per bucket), unless the program deletes from it, else a 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
-from common import layout, schema
-from common.layout import Layout
-from common.schema import (
-    ClearEvent,
-    EventSpec,
-    ExitEvent,
-    JoinEvent,
-    MapSpec,
-    OptionSpec,
-    PrintfEvent,
-    PrintMapEvent,
-    PrintValueEvent,
-    ProbeSpec,
-    Requirements,
-    CatEvent,
-    Resources,
-    HelperErrorEvent,
-    MessageEvent,
-    RuntimeErrorEvent,
-    SystemEvent,
-    TimeEvent,
-    ZeroEvent,
-)
 
 from bpftc import VERSION, ast, storage
 from bpftc.arch import Arch
@@ -46,6 +21,30 @@ from bpftc.passes.resolve import Resolution, constant_value, option_of, paramete
 from bpftc.probes import ProbeTarget
 from bpftc.source import Source, Span, excerpt
 from bpftc.types import INT64, UINT64, Aggregate, Int, Stack, Struct, Type, Unknown
+from common import layout, schema
+from common.layout import Layout
+from common.record import field, record
+from common.schema import (
+    CatEvent,
+    ClearEvent,
+    EventSpec,
+    ExitEvent,
+    HelperErrorEvent,
+    JoinEvent,
+    MapSpec,
+    MessageEvent,
+    OptionSpec,
+    PrintfEvent,
+    PrintMapEvent,
+    PrintValueEvent,
+    ProbeSpec,
+    Requirements,
+    Resources,
+    RuntimeErrorEvent,
+    SystemEvent,
+    TimeEvent,
+    ZeroEvent,
+)
 
 MAX_MAP_ENTRIES = 4096  # bpftrace's default for max_map_keys (config = { max_map_keys = N })
 EVENT_MAP = "events"
@@ -57,14 +56,14 @@ STACK_MAP = "stacks"
 USDT_SPEC_MAP = "usdt_specs"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ProgramPlan:
     probe: ast.Probe
     target: ProbeTarget
     spec: ProbeSpec
 
 
-@dataclass
+@record
 class Plan:
     resources: Resources
     programs: list[ProgramPlan]
