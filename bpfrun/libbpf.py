@@ -6,8 +6,8 @@ failures into errors (the one exception: a missing libbpf.so.1 is a `UserError` 
 so that bpfrun reports it in one line). Error convention of libbpf 1.x: functions returning a pointer return NULL
 and set errno; functions returning int return a negative errno.
 
-The libbpf log is captured by `capture_log()`: every message is kept (load.py summarises the
-verifier's complaint from them) and, with -v, also written to the `bpfrun.libbpf` logger.
+The libbpf log is captured by `capture_log()`: its warnings are kept (load.py summarises the
+verifier's complaint from them); with -v every message is kept and written to the `bpfrun.libbpf` logger.
 """
 
 from __future__ import annotations
@@ -171,8 +171,11 @@ _prototype(libc, "mount", c_int, c_char_p, c_char_p, c_char_p, c_ulong, c_void_p
 _prototype(libc, "syscall", c_long, c_long, POINTER(perf_event_attr), c_int, c_int, c_int, c_uint)
 
 
+LIBBPF_DEBUG = 2  # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
+
+
 class LogCapture:
-    """Owns the libbpf print callback: keeps every message, echoes them with -v.
+    """Owns the libbpf print callback: keeps its warnings (all its messages with -v), echoes them with -v.
 
     The ctypes callback object must outlive every libbpf call, so this object holds it and is
     kept alive by the caller for the whole run.
@@ -188,6 +191,8 @@ class LogCapture:
         self.lines.clear()
 
     def _print(self, level: int, fmt: bytes, args: int) -> int:
+        if level == LIBBPF_DEBUG and not self._verbose:
+            return 0  # a load's ~10 debug lines per program (9 ms for 20); failures come as warnings
         # The first vsnprintf only measures; it consumes its va_list, so it gets a copy. On x86_64
         # va_list is one 24-byte struct and va_copy is a plain copy of it.
         args_copy = ctypes.create_string_buffer(_VA_LIST_SIZE)

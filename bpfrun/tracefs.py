@@ -29,10 +29,16 @@ def root() -> str:
     return TRACEFS
 
 
+_mounted: str | None = None  # found (or mounted) once per run: attaching asks for each tracepoint
+
+
 def ensure_mounted() -> str:
-    if not os.path.isdir(f"{root()}/events"):
-        _mount_tracefs()
-    return root()
+    global _mounted
+    if _mounted is None:
+        if not os.path.isdir(f"{root()}/events"):
+            _mount_tracefs()
+        _mounted = root()
+    return _mounted
 
 
 def events_directory() -> str:

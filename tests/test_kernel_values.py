@@ -37,8 +37,22 @@ def ring(*records: tuple[int, bytes]) -> bytes:
 
 def test_records_are_read_up_to_a_busy_one_skipping_discarded_ones() -> None:
     data = ring((3, b"abc"), (DISCARD | 2, b"xy"), (5, b"hello"), (BUSY | 1, b"z"))
-    records, position = read_records(data, 0, RING, RING)
-    assert (records, position) == ([b"abc", b"hello"], 48)  # the busy record is read next time
+    records, position, needed = read_records(data, 0, RING, RING)
+    assert (records, position, needed) == ([b"abc", b"hello"], 48, 0)  # the busy record is read next time
+
+
+def test_records_past_the_mapped_window_are_asked_for() -> None:
+    data = ring((3, b"abc"), (13, b"hello, world!"), (2, b"ok"))
+    assert read_records(data[:28], 0, 56, RING) == ([b"abc"], 16, 8 + 13)  # the second one's header, not its bytes
+    assert read_records(data[:20], 0, 56, RING) == ([b"abc"], 16, 8)  # not even its header
+    window = data[16:56]  # a window mapped from offset 16 reads on
+    assert read_records(window, 16, 56, RING, origin=16) == ([b"hello, world!", b"ok"], 56, 0)
+
+
+def test_a_window_mapped_before_the_wrap_reads_on_in_the_second_copy() -> None:
+    first_lap = struct.pack("<II", 4, 0) + b"wrap".ljust(8, b"\0")
+    area = (first_lap + bytes(32) + struct.pack("<II", 5, 0) + b"hello".ljust(8, b"\0")) * 2
+    assert read_records(area[48:80], 48, 80, RING, origin=48) == ([b"hello", b"wrap"], 80, 0)
 
 
 def test_a_record_longer_than_the_ring_buffer_is_one_line() -> None:
