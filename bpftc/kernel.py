@@ -24,6 +24,7 @@ import json
 import pathlib
 import re
 
+from bpftc import cache
 from bpftc.types import INT8, UINT8, Array, Bool, Enum, Int, Pointer, String, Struct, Type
 from common import btf as btf_format
 from common import layout
@@ -89,10 +90,17 @@ class KernelTypes:
     def btf(self) -> btf_format.Btf | None:
         try:
             if self.target is not None:
-                return btf_format.Btf(self.target.btf)
-            return btf_format.Btf.from_file(self.btf_path)
+                data = self.target.btf
+            else:
+                with open(self.btf_path, "rb") as file:
+                    data = file.read(btf_format.MAX_BYTES + 1)
+            saved = cache.btf_starts(data)
+            found = btf_format.Btf(data, saved)
         except (OSError, btf_format.BtfError):
             return None
+        if found.record_starts is not saved:
+            cache.save_btf_starts(data, found.record_starts)
+        return found
 
     def btf_struct_name(self, btf_id: int) -> str:
         """'struct task_struct', as the BTF that bpftc compiles against names it."""

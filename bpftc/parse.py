@@ -9,7 +9,6 @@ decoded is a diagnostic too. No semantics: what a name means is for the passes.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from bpftc import ast
+from bpftc import ast, cache
 from bpftc.diagnostics import Diagnostics
 from bpftc.source import Source, Span
 
@@ -75,16 +74,9 @@ class _BlockExpressions:
 
 
 def _cache_file() -> str | None:
-    """Where lark keeps the parse tables it built (building them is half of a compile's CPU time):
-    a directory of the user's own, since lark unpickles the file; None when there is none."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    directory = base / "bpftc"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        status = directory.stat()
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        return None
-    if status.st_uid != os.getuid() or status.st_mode & 0o022:
+    """Where lark keeps the parse tables it built (building them is half of a compile's CPU time)."""
+    directory = cache.directory()
+    if directory is None:
         return None
     # lark checks the grammar's hash stored in the file; the version keeps lark upgrades apart.
     return str(directory / f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")

@@ -4,13 +4,16 @@ has the fields a bundle reads. Pure Python, standard library only.
 
 The format is include/uapi/linux/btf.h: a header, then a run of type records (each a 12-byte
 `btf_type` and kind-specific data after it; type ids count from 1 in file order), then the
-strings. One pass records where each type starts and indexes structs, unions and typedefs by
-name; a type is decoded when asked for.
+strings. One pass records where each type starts (or its result is given back, from bpftc's
+cache); a name is found when asked for, through the strings; a type is decoded when asked for.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+from array import array
+from bisect import bisect_left
 from functools import lru_cache
 
 from common.record import record
@@ -25,6 +28,9 @@ QUALIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)  # kinds that only n
 # Bytes after the 12-byte header of a type record: a fixed part, plus this many per member (vlen).
 _EXTRA = {INT: (4, 0), ARRAY: (12, 0), STRUCT: (0, 12), UNION: (0, 12), ENUM: (0, 8), FUNC_PROTO: (0, 8),
           VAR: (4, 0), DATASEC: (0, 12), DECL_TAG: (4, 0), ENUM64: (0, 12)}  # fmt: skip
+# The same in 4-byte words, header included, for each of the 32 kinds the info word can name.
+_FIXED_WORDS = [3 + _EXTRA.get(kind, (0, 0))[0] // 4 for kind in range(32)]
+_WORDS_PER_MEMBER = [_EXTRA.get(kind, (0, 0))[1] // 4 for kind in range(32)]
 
 
 class BtfError(Exception):
@@ -54,61 +60,115 @@ class BtfType:
 
 
 class Btf:
-    def __init__(self, data: bytes) -> None:
+    """`starts`, when given, is `record_starts` of an earlier Btf of the same bytes (bpftc caches
+    it: finding where each of vmlinux's ~130,000 records starts is most of the time reading it)."""
+
+    def __init__(self, data: bytes, starts: array | None = None) -> None:
         if len(data) < 24 or len(data) > MAX_BYTES:
             raise BtfError("not a BTF file (size)")
         magic, _version, _flags, header_length = struct.unpack_from("<HBBI", data, 0)
         if magic != MAGIC:
             raise BtfError("not a BTF file (magic)")
         type_offset, type_length, string_offset, string_length = struct.unpack_from("<IIII", data, 8)
-        types_start = header_length + type_offset
         self._data = data
-        self._types_end = types_start + type_length
+        self._types_start = header_length + type_offset
+        self._types_end = self._types_start + type_length
         self._strings = data[header_length + string_offset : header_length + string_offset + string_length]
         if self._types_end > len(data) or len(self._strings) != string_length:
             raise BtfError("truncated BTF")
-        self._starts = [0]  # type id → offset of its record (id 0 is void)
-        self._by_name: dict[tuple[int, str], int] = {}
+        if type_length % 4:
+            raise BtfError("malformed BTF types")
+        self._words = memoryview(data)[self._types_start : self._types_end].cast("I")
+        # type id → where its record starts, in 4-byte words from the first (id 0 is void)
+        self._starts = starts if starts is not None and self._fits(starts) else self._walk()
         self._enumerators: dict[str, tuple[int, int]] | None = None
-        try:
-            self._index(types_start)
-        except struct.error:
-            raise BtfError("truncated BTF types") from None
 
     @classmethod
     def from_file(cls, path: str) -> Btf:
         with open(path, "rb") as file:
             return cls(file.read(MAX_BYTES + 1))
 
-    def _index(self, offset: int) -> None:
-        data, end = self._data, self._types_end
-        named = (STRUCT, UNION, TYPEDEF, ENUM, ENUM64, FUNC)
-        while offset < end:
-            name_offset, info = struct.unpack_from("<II", data, offset)
-            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            fixed, each = _EXTRA.get(kind, (0, 0))
-            self._starts.append(offset)
-            if kind in named and name_offset:
-                self._by_name.setdefault((kind, self._string(name_offset)), len(self._starts) - 1)
-            offset += 12 + fixed + each * vlen
-        if offset != end:
+    @property
+    def record_starts(self) -> array:
+        return self._starts
+
+    def _walk(self) -> array:
+        """Where each record starts: a walk from record to record, in words, since each kind's
+        record has its own length (a plain loop over a word view: the walk is ~50 ms for vmlinux)."""
+        words, end = self._words, len(self._words)
+        starts = [0]
+        append = starts.append
+        fixed, each = _FIXED_WORDS, _WORDS_PER_MEMBER
+        position = 0
+        while position < end:
+            append(position)
+            info = words[position + 1] if position + 1 < end else 0
+            kind = info >> 24 & 0x1F
+            position += fixed[kind] + each[kind] * (info & 0xFFFF)
+        if position != end:
             raise BtfError("malformed BTF types")
+        return array("I", starts)
+
+    def _fits(self, starts: array) -> bool:
+        """A cheap check that `starts` belongs to these bytes: its ends line up."""
+        if starts.typecode != "I" or not starts or starts[0] != 0:
+            return False
+        if len(starts) == 1:
+            return not len(self._words)
+        last = starts[-1]
+        if last + 1 >= len(self._words):
+            return False
+        info = self._words[last + 1]
+        kind = info >> 24 & 0x1F
+        return last + _FIXED_WORDS[kind] + _WORDS_PER_MEMBER[kind] * (info & 0xFFFF) == len(self._words)
 
     def _string(self, offset: int) -> str:
         end = self._strings.find(b"\0", offset)
         return self._strings[offset : end if end >= 0 else None].decode("utf-8", "replace")
 
     def find(self, kind: int, name: str) -> BtfType | None:
-        type_id = self._by_name.get((kind, name))
+        """The first type of `kind` named `name`, found without an index of all names: the name's
+        place in the strings, then the records that start with that place (a search in C)."""
+        type_id = self._find_id(kind, name)
         return None if type_id is None else self.type(type_id)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 (one Btf per compile; the cache dies with it)
+    def _find_id(self, kind: int, name: str) -> int | None:
+        found = []
+        for name_offset in self._string_offsets(name.encode()):
+            # A record's first two words: the name's offset, then an info word whose top byte is
+            # the kind (and the kind flag, bit 7) and whose third byte is zero.
+            kinds = re.escape(bytes([kind])) + b"|" + re.escape(bytes([kind | 0x80]))
+            record = re.compile(re.escape(struct.pack("<I", name_offset)) + b"..\\x00(?:" + kinds + b")", re.S)
+            match = record.search(self._data, self._types_start, self._types_end)
+            while match:  # searched again from the next byte: an unaligned match may hide an aligned one
+                if not (match.start() - self._types_start) % 4:
+                    found += self._record_at((match.start() - self._types_start) // 4)
+                match = record.search(self._data, match.start() + 1, self._types_end)
+        return min(found, default=None)
+
+    def _string_offsets(self, name: bytes) -> list[int]:
+        if not name or b"\0" in name:
+            return []
+        offsets, needle = [], b"\0" + name + b"\0"
+        at = self._strings.find(needle)
+        while at >= 0:
+            offsets.append(at + 1)
+            at = self._strings.find(needle, at + 1)
+        return offsets
+
+    def _record_at(self, word: int) -> list[int]:
+        """[the id of the record starting at `word`], or [] when no record starts there."""
+        type_id = bisect_left(self._starts, word, 1)
+        return [type_id] if type_id < len(self._starts) and self._starts[type_id] == word else []
 
     def enumerator(self, name: str) -> tuple[BtfType, int] | None:
         """The enum that has an enumerator `name`, and its value: the first such enum (the index
         of every enumerator is built on first use)."""
         if self._enumerators is None:
             self._enumerators = {}
-            for type_id, offset in enumerate(self._starts):
-                if type_id and (struct.unpack_from("<I", self._data, offset + 4)[0] >> 24) & 0x1F in (ENUM, ENUM64):
+            for type_id, word in enumerate(self._starts):
+                if type_id and self._words[word + 1] >> 24 & 0x1F in (ENUM, ENUM64):
                     for enumerator, value in self.type(type_id).enumerators:
                         self._enumerators.setdefault(enumerator, (type_id, value))
         found = self._enumerators.get(name)
@@ -118,7 +178,7 @@ class Btf:
     def type(self, type_id: int) -> BtfType:
         if type_id == 0 or type_id >= len(self._starts):
             return BtfType(0, 0, "void", 0, 0)
-        offset = self._starts[type_id]
+        offset = self._types_start + 4 * self._starts[type_id]
         name_offset, info, size_or_type = struct.unpack_from("<III", self._data, offset)
         kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
         name = self._string(name_offset) if name_offset else ""

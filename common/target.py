@@ -19,12 +19,12 @@ Also here: parsing tracefs format files, which bpftc does for tracepoints too.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import zlib
 
 from common.record import record
+from common.signing import sha256  # CPython's own: hashlib loads OpenSSL (5 ms)
 
 TARGET_FORMAT = 1
 MAX_TARGET_BYTES = 64 << 20
@@ -71,7 +71,7 @@ def to_json(target: Target) -> str:
             "release": target.release,
             "machine": target.machine,
             "btf": base64.b64encode(zlib.compress(target.btf, 9)).decode("ascii"),
-            "btf_sha256": hashlib.sha256(target.btf).hexdigest(),
+            "btf_sha256": sha256(target.btf).hexdigest(),
             "tracepoints": target.tracepoints,
             "probe_kinds": list(target.probe_kinds),
         },
@@ -88,7 +88,7 @@ def from_json(text: str) -> Target:
             raise TargetError(f"format {data.get('format')!r}, expected {TARGET_FORMAT}")
         decompressor = zlib.decompressobj()
         btf = decompressor.decompress(base64.b64decode(data["btf"], validate=True), MAX_BTF_BYTES)
-        if decompressor.unconsumed_tail or hashlib.sha256(btf).hexdigest() != data["btf_sha256"]:
+        if decompressor.unconsumed_tail or sha256(btf).hexdigest() != data["btf_sha256"]:
             raise TargetError("its BTF does not match its digest")
         tracepoints = {
             str(name): [(str(f[0]), str(f[1]), int(f[2]), int(f[3]), int(f[4])) for f in fields]
