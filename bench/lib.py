@@ -341,9 +341,9 @@ class Tools:
         """bpfrun installed as Dockerfile.run installs it on a production host: its package alone
         (bpfrun/ and common/, packaging/bpfrun/pyproject.toml) with pip into a fresh virtualenv of
         Debian's python3, from this checkout's files. The checkout's own .venv is an editable
-        install of both programs, whose import hook (and what it imports: pathlib, importlib.util...)
-        runs at every start of every Python program of that venv; this one has none. Built once per
-        run; BenchError when pip cannot build it (no msgpack or click to be had)."""
+        install of both programs (the checkout's path in a .pth file), beside the compiler's
+        dependencies; this one has bpfrun's alone. Built once per run; BenchError when pip cannot
+        build it (no msgpack or click to be had)."""
         if self._installed is None:
             base = self.directory / "loader"
             source = base / "src"

@@ -92,6 +92,10 @@ class Btf:
     def record_starts(self) -> array:
         return self._starts
 
+    def record_offset(self, type_id: int) -> int:
+        """Where type `type_id`'s record starts in the bytes."""
+        return self._types_start + 4 * self._starts[type_id]
+
     def _walk(self) -> array:
         """Where each record starts: a walk from record to record, in words, since each kind's
         record has its own length (a plain loop over a word view: the walk is ~50 ms for vmlinux)."""
@@ -178,7 +182,7 @@ class Btf:
     def type(self, type_id: int) -> BtfType:
         if type_id == 0 or type_id >= len(self._starts):
             return BtfType(0, 0, "void", 0, 0)
-        offset = self._types_start + 4 * self._starts[type_id]
+        offset = self.record_offset(type_id)
         name_offset, info, size_or_type = struct.unpack_from("<III", self._data, offset)
         kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
         name = self._string(name_offset) if name_offset else ""

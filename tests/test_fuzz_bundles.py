@@ -376,9 +376,9 @@ def test_an_object_that_crashes_libbpfs_parser_is_one_line(tmp_path: Path) -> No
     btf_section = next(s for s in Elf(original.elf).sections if s.name == ".BTF")
     types = btf.Btf(bytes(elf[btf_section.offset : btf_section.offset + btf_section.size]))
     struct_id = next(
-        i for i in range(1, len(types._starts)) if types.type(i).kind == btf.STRUCT and types.type(i).members
+        i for i in range(1, len(types.record_starts)) if types.type(i).kind == btf.STRUCT and types.type(i).members
     )
-    member_type = btf_section.offset + types._starts[struct_id] + 12 + 4  # the first member's type id
+    member_type = btf_section.offset + types.record_offset(struct_id) + 12 + 4  # the first member's type id
     elf[member_type : member_type + 4] = (0x7FFFFFFF).to_bytes(4, "little")
     path = tmp_path / "crash.bpfb"
     path.write_bytes(bundle.write(Bundle(original.resources, bytes(elf))))
