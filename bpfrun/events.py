@@ -229,9 +229,10 @@ def _compile_printf(event) -> Callable[[bytes], bytes]:
     kind: this is the path every printf record takes."""
     from bpfrun import printf  # only for bundles that format text
 
-    decode_arguments = values.tuple_decoder(event.args)
+    pieces = printf.parse(event.format)
+    decode_arguments, exact = values.tuple_decoder(event.args, printf.readings(pieces))
     kinds = [_ARGUMENT_KINDS.get(field.layout.kind, "other") for field in event.args.fields]
-    formatter = printf.compile_format(printf.parse(event.format), kinds)
+    formatter = printf.compile_format(pieces, kinds, exact)
     if all(field.layout.kind in _FAST_KINDS for field in event.args.fields):
         return lambda payload: formatter(decode_arguments(payload))
     return lambda payload: formatter([_printf_argument(arg) for arg in decode_arguments(payload)])

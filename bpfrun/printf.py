@@ -60,11 +60,14 @@ def format(pieces: Sequence[Piece], args: Sequence[int | bytes]) -> bytes:  # no
 _PYTHON_CONVERSIONS = {"d": "d", "i": "d", "u": "d", "x": "x", "X": "X", "o": "o", "c": "c", "s": "s"}
 
 
-def compile_format(pieces: Sequence[Piece], kinds: Sequence[str]) -> Callable[[Sequence[int | bytes]], bytes]:
+def compile_format(
+    pieces: Sequence[Piece], kinds: Sequence[str], exact: Sequence[int] = ()
+) -> Callable[[Sequence[int | bytes]], bytes]:
     """A formatter for one format whose arguments are of `kinds`: 'number', 'string' or 'other'.
     Python's own %-formatting, which is C's for these conversions, once each argument is cut to the
-    width its length modifier gives; the general `format` where a conversion needs C's special
-    cases (the '#' flag, %p, a number or a bool printed with %s)."""
+    width its length modifier gives (unless its index is in `exact`: the decoder read it as
+    `readings` asks); the general `format` where a conversion needs C's special cases (the '#'
+    flag, %p, a number or a bool printed with %s)."""
     python_format = []
     converters: list[Callable[[int | bytes], int | bytes] | None] = []
     conversion_number = 0
@@ -81,11 +84,28 @@ def compile_format(pieces: Sequence[Piece], kinds: Sequence[str]) -> Callable[[S
         precision = "" if piece.precision is None else f".{piece.precision}"
         width = "" if piece.width is None else str(piece.width)
         python_format.append(f"%{piece.flags}{width}{precision}{_PYTHON_CONVERSIONS[piece.conversion]}".encode())
-        converters.append(_integer_converter(piece) if is_number else None)
+        converters.append(_integer_converter(piece) if is_number and len(converters) not in exact else None)
     template = b"".join(python_format)
     if not any(converters):
         return lambda args: template % tuple(args)
     return lambda args: template % tuple(convert(arg) if convert else arg for convert, arg in zip(converters, args))
+
+
+def readings(pieces: Sequence[Piece]) -> list[tuple[int, bool] | None]:
+    """For each conversion, the (bits, signed) of the C value it prints, which a decoder can read
+    as such from the record instead of cutting a wider value afterwards; None where the general
+    path formats it."""
+    found: list[tuple[int, bool] | None] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            continue
+        if "#" in piece.flags or piece.conversion not in _PYTHON_CONVERSIONS or piece.conversion == "s":
+            found.append(None)
+        elif piece.conversion == "c":
+            found.append((8, False))
+        else:
+            found.append((_LENGTH_BITS[piece.length], piece.conversion in _SIGNED))
+    return found
 
 
 def _integer_converter(spec: Conversion) -> Callable[[int], int]:

@@ -78,7 +78,9 @@ class MappedRingBuffer:
         batch: list[bytes] = []
         needed = _HEADER
         while consumer < producer and needed:
-            start = _window_offset(consumer, self._size, self._origin)
+            start = consumer % self._size - self._origin
+            if start < 0:
+                start += self._size  # in the window's second copy of the data area
             if start + needed > len(self._data):
                 self._map_window(consumer % self._size, needed)
             records, consumer, needed = read_records(self._data, consumer, producer, self._size, self._origin)
@@ -121,8 +123,10 @@ def read_records(data: memoryview | bytes, consumer: int, producer: int, size: i
         raise UserError(f"the event ring buffer's positions are {producer - consumer} bytes apart, in {size} bytes")
     batch = []
     end = len(data)
+    start = consumer % size - origin  # where the record at `consumer` is in `data`
+    if start < 0:
+        start += size  # past the data area's end, in its second copy: the window began before the wrap
     while consumer < producer:
-        start = _window_offset(consumer, size, origin)
         if start + _HEADER > end:
             return batch, consumer, _HEADER
         (length,) = _LENGTH.unpack_from(data, start)
@@ -131,16 +135,13 @@ def read_records(data: memoryview | bytes, consumer: int, producer: int, size: i
         record_size = length & ~(_BUSY | _DISCARD)
         if record_size > size - _HEADER:
             raise UserError(f"the event ring buffer holds a record of {record_size} bytes, in {size} bytes")
-        if start + _HEADER + record_size > end:
+        stop = start + _HEADER + record_size
+        if stop > end:
             return batch, consumer, _HEADER + record_size
         if not length & _DISCARD:
-            batch.append(bytes(data[start + _HEADER : start + _HEADER + record_size]))
-        consumer += (record_size + _HEADER + 7) & ~7
+            batch.append(bytes(data[start + _HEADER : stop]))
+        step = (record_size + _HEADER + 7) & ~7
+        consumer += step
+        start += step
     return batch, consumer, 0
 
-
-def _window_offset(position: int, size: int, origin: int) -> int:
-    """Where ring position `position` is in a window mapped from data-area offset `origin`: past
-    the data area's end, in its second copy, when the window started before the wrap."""
-    offset = position % size - origin
-    return offset + size if offset < 0 else offset

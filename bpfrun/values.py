@@ -24,7 +24,7 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bpfrun import stacks
 from common import layout
@@ -209,28 +209,43 @@ _STRUCT_CODES |= {(layout.UINT, 1): "B", (layout.UINT, 2): "H", (layout.UINT, 4)
 _STRUCT_CODES[layout.POINTER, 8] = "Q"  # printf's argument: a number
 
 
-def tuple_decoder(spec: Layout) -> Callable[[bytes], tuple[int | bool | bytes, ...]]:
+def tuple_decoder(
+    spec: Layout, readings: Sequence[tuple[int, bool] | None] = ()
+) -> tuple[Callable[[bytes], tuple[int | bool | bytes, ...]], list[int]]:
     """A fast decoder of a tuple of integers, bools and strings (printf's arguments): one
     struct.unpack_from for the whole record; strings come back as bytes cut at their NUL (with
-    the ".." trailer when they fill their buffer). Other tuples decode field by field."""
-    codes, cursor, strings, bools = ["<"], 0, [], []
+    the ".." trailer when they fill their buffer). Other tuples decode field by field.
+    An integer field with a reading (bits, signed) is read as that C value where the struct code
+    can do it exactly (the low bytes of a wider little-endian field; a field extended as its sign
+    says); the indexes of those fields are returned beside the decoder."""
+    codes, cursor, strings, bools, exact = ["<"], 0, [], [], []
     for index, field in enumerate(spec.fields):
-        code = _STRUCT_CODES.get((field.layout.kind, field.layout.size))
+        size = field.layout.size
+        code = _STRUCT_CODES.get((field.layout.kind, size))
+        reading = readings[index] if index < len(readings) else None
+        if code is not None and reading is not None:
+            code, size = _exact_code(field.layout.kind, size, code, *reading)
+            if size:
+                exact.append(index)
+            else:
+                size = field.layout.size
         if field.layout.kind == layout.STRING:
-            code = f"{field.layout.size}s"
+            code = f"{size}s"
             strings.append(index)
         elif field.layout.kind == layout.BOOL:
-            code = f"{field.layout.size}s"
+            code = f"{size}s"
             bools.append(index)
         if code is None:
-            return lambda data: tuple(_printf_value(item) for item in decode(spec, data).items)
+            return (lambda data: tuple(_printf_value(item) for item in decode(spec, data).items)), []
         codes.append(f"{field.offset - cursor}x{code}")
-        cursor = field.offset + field.layout.size
+        cursor = field.offset + size
     unpack = struct.Struct("".join(codes)).unpack_from
 
     def decoder(data: bytes) -> tuple[int | bool | bytes, ...]:
         if len(data) < spec.size:
             raise ValueError(f"tuple of {spec.size} bytes in {len(data)} bytes")
+        if not strings and not bools:
+            return unpack(data)
         values = list(unpack(data))
         for index in strings:
             value = values[index]
@@ -240,7 +255,17 @@ def tuple_decoder(spec: Layout) -> Callable[[bytes], tuple[int | bool | bytes, .
             values[index] = any(values[index])
         return tuple(values)
 
-    return decoder
+    return decoder, exact
+
+
+def _exact_code(kind: int, size: int, code: str, bits: int, signed: bool) -> tuple[str, int]:
+    """The struct code and byte count that read an integer field of `kind` and `size` bytes as the
+    C value of `bits` bits and that signedness; (code, 0) when no code reads it exactly."""
+    if bits <= 8 * size:  # its low bytes, which little-endian puts first
+        return _STRUCT_CODES[layout.INT if signed else layout.UINT, bits // 8], bits // 8
+    if kind != layout.INT or signed:  # zero-extended, or sign-extended and read as signed: itself
+        return code, size
+    return code, 0
 
 
 def _printf_value(value: Primitive) -> int | bool | bytes | Primitive:

@@ -11,7 +11,8 @@ import itertools
 
 import pytest
 
-from bpfrun import printf
+from bpfrun import printf, values
+from common import layout
 
 
 def sprintf(fmt: str, *args: int | bytes) -> bytes:
@@ -145,3 +146,23 @@ def test_matches_glibc(conversion: str) -> None:
 def test_the_compiled_fast_path_prints_what_the_general_one_prints(fmt: str, kinds: str, args: list) -> None:
     pieces = printf.parse(fmt)
     assert printf.compile_format(pieces, kinds.split())(args) == printf.format(pieces, args)
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+@pytest.mark.parametrize("size", layout.INTEGER_SIZES)
+def test_fields_read_as_their_conversion_asks_print_what_cutting_them_prints(size: int, signed: bool) -> None:
+    """A field read straight as the C value a conversion prints (its low bytes, or itself when
+    extending it is exact) prints what decoding it whole and then cutting it prints."""
+    conversions = [f"%{length}{conversion}" for length in ("hh", "h", "", "l") for conversion in "diuxc"]
+    fields = tuple(layout.Field("", 8 * index, layout.integer(size, signed)) for index in range(len(conversions)))
+    spec = layout.Layout(layout.TUPLE, 8 * len(fields), fields)
+    pieces = printf.parse("|".join(conversions))
+    kinds = ["number"] * len(fields)
+    fused, exact = values.tuple_decoder(spec, printf.readings(pieces))
+    plain, none = values.tuple_decoder(spec)
+    assert none == [] and len(exact) >= len(fields) - 6  # only %u, %x of a narrower signed field are cut
+    bits = 8 * size
+    for value in (0, 1, -1, 65, 127, -128, 200, 40000, -40000, 3_000_000_000, -(2**40), 2**63 - 1, -(2**63)):
+        stored = (value & ((1 << bits) - 1)).to_bytes(size, "little").ljust(8, b"\0") * len(fields)
+        expected = printf.compile_format(pieces, kinds)(plain(stored))
+        assert printf.compile_format(pieces, kinds, exact)(fused(stored)) == expected, (value, expected)
