@@ -40,7 +40,7 @@ MAX_NESTING = 1000
 
 @functools.cache
 def _parser() -> Lark:
-    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True, postlex=_BlockExpressions())
+    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True, postlex=_POSTLEX)
     cache = _cache_file()
     return Lark(_GRAMMAR.read_text(), **options, **({"cache": cache} if cache else {}))
 
@@ -60,18 +60,59 @@ class _BlockExpressions:
         "+= -= *= /= %= &= |= ^= <<= >>= return".split()
     )
 
+    casts: frozenset[int] = frozenset()  # offsets of macro parameters cast to: parse() sets them
+
     def process(self, stream):
         before, previous = None, None
         for token in stream:
             if token.type == "LBRACE" and previous in self._BEFORE_EXPRESSION and before != "config":
                 token = Token.new_borrow_pos("_LBRACE_EXPR", token.value, token)
-            elif token.type == "IDENTIFIER" and previous == "(" and _C_TYPE_NAME.fullmatch(token.value):
-                # `(u32)x`, `(pid_t)x`: a C type name (a BTF typedef, `int`...) where a cast's type goes
+            elif token.type == "IDENTIFIER" and previous == "(" and (
+                _C_TYPE_NAME.fullmatch(token.value) or token.start_pos in self.casts
+            ):
+                # `(u32)x`, `(pid_t)x`: a C type name (a BTF typedef, `int`...) where a cast's type
+                # goes; `(a)x` in a macro whose parameter `a` is given a type
                 token = Token.new_borrow_pos("TYPE_NAME", token.value, token)
             # A predicate's closing '/' is ENDPRED: not an operator.
             before, previous = previous, token.value if token.type != "ENDPRED" else None
             yield token
 
+
+
+_POSTLEX = _BlockExpressions()  # one per process, as the parser it belongs to
+
+_MACRO_HEAD = re.compile(r"\bmacro\s+[A-Za-z_]\w*\s*\(([^)]*)\)\s*\{")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _casts_to_macro_parameters(text: str) -> frozenset[int]:
+    """Where a macro's body casts to one of its plain parameters, `(a)b`: the offsets of those
+    names, which the lexer then takes for type names (the call passes `typeof(...)` for `a`).
+    LALR cannot tell the cast from a parenthesised `a`, and the postlexer cannot look past the `)`
+    (lark lexes each token in the parser state the previous one left), so the text is searched
+    first: a `(name)` followed by the start of an operand, not by an operator (`(a) - 1` stays a
+    subtraction). A match inside a string or a comment is never an identifier token: no harm."""
+    if "macro" not in text:
+        return frozenset()
+    found = set()
+    for head in _MACRO_HEAD.finditer(text):
+        names = [name.strip() for name in head.group(1).split(",") if _NAME.fullmatch(name.strip())]
+        if not names:
+            continue
+        body = text[head.end() : _block_end(text, head.end())]
+        cast = re.compile(r"\(\s*(" + "|".join(names) + r")\s*\)\s*(?=[A-Za-z0-9_$@\"(!~])")
+        found.update(head.end() + match.start(1) for match in cast.finditer(body))
+    return frozenset(found)
+
+
+def _block_end(text: str, start: int) -> int:
+    """The offset of the '}' closing the block whose body starts at `start` (braces counted)."""
+    depth = 1
+    for match in re.finditer(r"[{}]", text[start:]):
+        depth += 1 if match.group() == "{" else -1
+        if not depth:
+            return start + match.start()
+    return len(text)
 
 def _cache_file() -> str | None:
     """Where lark keeps the parse tables it built (building them is half of a compile's CPU time)."""
@@ -83,8 +124,10 @@ def _cache_file() -> str | None:
 
 
 def parse(source: Source, diagnostics: Diagnostics) -> ast.Program | None:
+    parser = _parser()
+    _POSTLEX.casts = _casts_to_macro_parameters(source.text)
     try:
-        tree = _parser().parse(source.text)
+        tree = parser.parse(source.text)
     except UnexpectedInput as error:
         diagnostics.error(_error_span(source, error), _syntax_message(source, error))
         return None

@@ -36,15 +36,26 @@ def expand_macros(program: ast.Program, diagnostics: Diagnostics) -> ast.Program
         if macro.name in macros:
             diagnostics.error(macro.span, f"Redefinition of macro: {macro.name}")
         macros[macro.name] = macro
-    if not macros:
-        return program
-    expander = _Expander(macros, diagnostics)
-    try:
-        probes = [expander.visit(probe) for probe in program.probes]
-    except _TooLarge as error:
-        diagnostics.error(error.call.span, f"Macro expansion too large (more than {MAX_COPIED_NODES} nodes)")
-        return program
-    return ast.Program(program.span, program.config, probes, [])
+    if macros:
+        expander = _Expander(macros, diagnostics)
+        try:
+            probes = [expander.visit(probe) for probe in program.probes]
+        except _TooLarge as error:
+            diagnostics.error(error.call.span, f"Macro expansion too large (more than {MAX_COPIED_NODES} nodes)")
+            return program
+        program = ast.Program(program.span, program.config, probes, [])
+    _report_types_passed_as_values(program, diagnostics)
+    return program
+
+
+def _report_types_passed_as_values(program: ast.Program, diagnostics: Diagnostics) -> None:
+    """typeof(...) is an argument for a macro's plain parameter, used in the body as a cast's type:
+    anywhere else it is not a value."""
+    for node in ast.walk(program):
+        if isinstance(node, ast.Call):
+            for argument in node.args:
+                if isinstance(argument, ast.TypeSpec):
+                    diagnostics.error(argument.span, f"{node.name}() takes values, not a type")
 
 
 @record
@@ -86,7 +97,7 @@ class _Expander(ast.Transformer):
         if bindings is None:
             return call
         prefix = f"$__{macro.name}_{next(self.shared.counter)}_"
-        body = _Substitute(bindings, prefix, self.shared.budget, call).visit(macro.body)
+        body = _Substitute(bindings, prefix, self.shared.budget, call, self.diagnostics).visit(macro.body)
         body = _Expander(self.macros, self.diagnostics, self.depth + 1, self.shared).visit(body)
         *statements, last = body.statements or [None]
         if isinstance(last, ast.ExprStatement):
@@ -109,20 +120,42 @@ class _Expander(ast.Transformer):
 class _Substitute(ast.Transformer):
     """The body with its parameters replaced and its own variables renamed."""
 
-    def __init__(self, bindings: dict[str, ast.Node], prefix: str, budget: list[int], call: ast.Node) -> None:
+    def __init__(
+        self, bindings: dict[str, ast.Node], prefix: str, budget: list[int], call: ast.Node, diagnostics: Diagnostics
+    ) -> None:
         self.bindings = bindings
         self.prefix = prefix
         self.budget = budget  # [nodes still allowed to be copied]
         self.call = call
+        self.diagnostics = diagnostics
 
     def visit_Builtin(self, node: ast.Builtin) -> ast.Node:
         if node.name in self.bindings:
             bound = self.bindings[node.name]
-            self.budget[0] -= sum(1 for _ in ast.walk(bound))
-            if self.budget[0] < 0:
-                raise _TooLarge(self.call)
-            return copy.deepcopy(bound)  # each use is a node of its own
+            if isinstance(bound, ast.TypeSpec):
+                self.diagnostics.error(node.span, f"Macro parameter {node.name} is given a type: it can only be cast to")
+                return node
+            return self._copy(bound)
         return node
+
+    def visit_TypeSpec(self, node: ast.TypeSpec) -> ast.Node:
+        """`(a)x` where the call passed `typeof(...)` for `a`: a cast to that type."""
+        bound = self.bindings.get(node.name)
+        if bound is None or node.struct_kind:
+            return self.generic_visit(node)
+        if not isinstance(bound, ast.TypeSpec):
+            self.diagnostics.error(node.span, f"Macro parameter {node.name} is cast to: pass it a type, typeof(...)")
+            return node
+        if node.pointer_depth or node.array_length is not None:
+            self.diagnostics.error(node.span, f"Macro parameter {node.name} is a type: it is cast to as it is")
+            return node
+        return self._copy(bound)
+
+    def _copy(self, bound: ast.Node) -> ast.Node:
+        self.budget[0] -= sum(1 for _ in ast.walk(bound))
+        if self.budget[0] < 0:
+            raise _TooLarge(self.call)
+        return copy.deepcopy(bound)  # each use is a node of its own
 
     def visit_Variable(self, node: ast.Variable) -> ast.Node:
         bound = self.bindings.get(node.name)

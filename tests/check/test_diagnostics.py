@@ -438,3 +438,20 @@ def test_a_cast_to_an_enum_value_it_lacks():
         begin { $z = (enum bpf_cmd)1000; }
                      ~~~~~~~~~~~~~~
     """)
+
+
+def test_macro_type_parameters_are_only_cast_to():
+    """bpftc's own wording: `(a)x` in a macro is a cast to the type its call passes for `a` with
+    typeof(...); a type where a value goes, or a value where a type goes, is an error."""
+    def first_line(program: str) -> str:
+        return diagnostics_text(program).splitlines()[0]
+
+    assert diagnostics_text("macro p(a, b) { (a)b } BEGIN { print(p(typeof(uint8), -1)); }") == ""
+    assert diagnostics_text("macro p(a, b) { (a) - b } BEGIN { $a = 5; print(p($a, 1)); }") == ""  # a subtraction
+    assert first_line("macro p(a) { a + 1 } BEGIN { print(p(typeof(uint8))); }") == (
+        "stdin:1:14-15: ERROR: Macro parameter a is given a type: it can only be cast to"
+    )
+    assert first_line("macro p(a, b) { (a)b } BEGIN { print(p(5, 1)); }") == (
+        "stdin:1:18-19: ERROR: Macro parameter a is cast to: pass it a type, typeof(...)"
+    )
+    assert first_line("BEGIN { print(typeof(uint8)); }") == "stdin:1:15-28: ERROR: print() takes values, not a type"
