@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import operator
 import os
 import struct
 
@@ -148,6 +149,8 @@ def build(spec: MapSpec, entries: Entries, ncpus: int, top: int = 0, div: int = 
     if fast is not None:
         values = fast
         values.sort(key=_integer_order(spec))
+        if div in (0, 1):  # integers as they are: no per-entry finishing
+            return MapValue(spec.name, True, tuple(values[-top:] if 0 < top < len(values) else values), False)
     else:
         if schema.is_histogram(spec):
             values = _histograms(spec, entries, ncpus)
@@ -193,7 +196,7 @@ def _integer_rows(spec: MapSpec, entries: Entries, ncpus: int) -> list[tuple[int
 def _integer_order(spec: MapSpec):
     """_value_order and _key_order for _integer_rows: by value, then by key read as signed."""
     if spec.key.kind == layout.INT:
-        return lambda item: (item[1], item[0])
+        return operator.itemgetter(1, 0)
     bits = 8 * spec.key.size
     top, wrap = 1 << (bits - 1), 1 << bits
     return lambda item: (item[1], item[0] - wrap if item[0] >= top else item[0])

@@ -322,8 +322,12 @@ def _json_row(low: int | None, high: int | None, count: int) -> str:
 def json_int(value: int) -> str:
     """A number, or a string when a double cannot hold it exactly (RFC 8259), as bpftrace."""
     text = str(value)
+    if -_EXACT_IN_DOUBLE <= value <= _EXACT_IN_DOUBLE:
+        return text
     return text if float(value) == value else f'"{text}"'
 
+
+_EXACT_IN_DOUBLE = 1 << 53  # every integer up to this holds in a double exactly
 
 _JSON_ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
