@@ -76,15 +76,12 @@ class MappedRingBuffer:
         (consumer,) = _POSITION.unpack_from(self._consumer, 0)
         (producer,) = _POSITION.unpack_from(self._producer, 0)
         batch: list[bytes] = []
-        needed = _HEADER
-        while consumer < producer and needed:
-            start = consumer % self._size - self._origin
-            if start < 0:
-                start += self._size  # in the window's second copy of the data area
-            if start + needed > len(self._data):
-                self._map_window(consumer % self._size, needed)
+        while True:  # read_records says when the next record lies past the window (none at first)
             records, consumer, needed = read_records(self._data, consumer, producer, self._size, self._origin)
             batch += records
+            if not needed:
+                break
+            self._map_window(consumer % self._size, needed)
         _POSITION.pack_into(self._consumer, 0, consumer)
         return batch
 
